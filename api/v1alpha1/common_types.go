@@ -1,0 +1,70 @@
+/*
+Copyright 2026 The chatgateway-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// USD is an amount of money in US dollars written as a decimal string, such as
+// "0.30" or "15". Money is never a float: the gateway does exact decimal
+// arithmetic on these values.
+// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]{0,8})(\.[0-9]{1,6})?$`
+// +kubebuilder:validation:MaxLength=16
+type USD string
+
+// SecretKeyRef points at one key of a Secret in the resource's namespace.
+type SecretKeyRef struct {
+	// name of the Secret, in the same namespace as the resource.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key within the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// LocalRef names another resource in the same namespace.
+type LocalRef struct {
+	// name of the resource.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// DailyQuota is a per-day spend limit in USD. Spend above the soft limit
+// notifies; spend at the hard limit is refused until the day ends.
+// +kubebuilder:validation:XValidation:rule="!has(self.dailySoftUSD) || !has(self.dailyHardUSD) || double(self.dailySoftUSD) <= double(self.dailyHardUSD)",message="dailySoftUSD must not be above dailyHardUSD"
+type DailyQuota struct {
+	// dailySoftUSD is the spend per day after which the user (and the admins)
+	// are notified. Requests still go through.
+	// +optional
+	DailySoftUSD *USD `json:"dailySoftUSD,omitempty"`
+
+	// dailyHardUSD is the spend per day at which further requests are refused
+	// with HTTP 429 until the day ends.
+	// +optional
+	DailyHardUSD *USD `json:"dailyHardUSD,omitempty"`
+}
+
+// Condition types shared by the three kinds.
+const (
+	// ConditionReady summarises the other conditions.
+	ConditionReady = "Ready"
+)

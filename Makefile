@@ -5,11 +5,11 @@ K8S_VERSION ?= 1.37.2
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 PROMTOOL_VERSION ?= v0.316.0
-KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 PROMTOOL ?= $(LOCALBIN)/promtool
-KUSTOMIZE ?= $(LOCALBIN)/kustomize
+# kubectl is built from source with the envtest binaries; its built-in kustomize renders config/.
 KUBECTL ?= $(LOCALBIN)/k8s/$(K8S_VERSION)-linux-amd64/kubectl
+KUSTOMIZE ?= $(KUBECTL) kustomize
 GO_TEST_FLAGS ?= -count=1
 export GOTOOLCHAIN = local
 
@@ -82,29 +82,28 @@ docker-build: ## Build the image (needs a Docker engine).
 	docker build -t $(IMG) .
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Write dist/install.yaml (CRDs, RBAC, manager).
+build-installer: manifests generate envtest ## Write dist/install.yaml (CRDs, RBAC, manager) for kubectl apply or GitOps.
 	mkdir -p dist
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default > dist/install.yaml
+	$(KUSTOMIZE) config/default | sed 's|controller:latest|$(IMG)|g' > dist/install.yaml
+	@echo "Wrote dist/install.yaml for image $(IMG)"
 
 ##@ Deployment
 
 .PHONY: install
-install: manifests kustomize ## Install the CRDs into the cluster in ~/.kube/config.
-	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+install: manifests envtest ## Install the CRDs into the cluster in ~/.kube/config.
+	$(KUSTOMIZE) config/crd | $(KUBECTL) apply --server-side -f -
 
 .PHONY: uninstall
-uninstall: manifests kustomize ## Remove the CRDs from the cluster.
-	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+uninstall: manifests envtest ## Remove the CRDs from the cluster.
+	$(KUSTOMIZE) config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the operator into the cluster.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+deploy: build-installer ## Deploy the operator into the cluster in ~/.kube/config.
+	$(KUBECTL) apply --server-side -f dist/install.yaml
 
 .PHONY: undeploy
-undeploy: kustomize ## Remove the operator from the cluster.
-	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+undeploy: envtest ## Remove the operator from the cluster.
+	$(KUSTOMIZE) config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
 
@@ -117,8 +116,3 @@ $(CONTROLLER_GEN):
 promtool: $(PROMTOOL) ## Build promtool into bin/ (about 90 s cold).
 $(PROMTOOL):
 	GOBIN=$(LOCALBIN) go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
-
-.PHONY: kustomize
-kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
-$(KUSTOMIZE):
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

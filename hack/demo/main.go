@@ -1,0 +1,162 @@
+// Command demo runs the operator on a local control plane: kube-apiserver
+// and etcd from the envtest binaries, the CRDs, the manager as its own
+// process, and the samples in config/samples. It prints what the operator
+// made of them and keeps running until Ctrl-C. No cluster and no API key are
+// needed. Run it with `make demo`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+func main() {
+	exitWhenReady := flag.Bool("exit-when-ready", false, "Stop once the samples are Ready (for a smoke test).")
+	timeout := flag.Duration("ready-timeout", 2*time.Minute, "How long to wait for the samples to become Ready.")
+	flag.Parse()
+	if err := run(*exitWhenReady, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(exitWhenReady bool, timeout time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return errors.New("KUBEBUILDER_ASSETS is not set: run `make demo`, which builds the control plane binaries")
+	}
+	workDir := filepath.Join(root, "bin", "demo")
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+
+	step("Starting a local control plane (kube-apiserver and etcd)")
+	env := &envtest.Environment{
+		CRDDirectoryPaths: []string{
+			filepath.Join(root, "config", "crd", "bases"),
+			filepath.Join(root, "test", "crds", "monitoring"),
+		},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	defer func() {
+		step("Stopping the control plane")
+		_ = env.Stop()
+	}()
+	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	kubeconfigPath := filepath.Join(workDir, "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	kubectl := func(args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kubeconfigPath}, args...)...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd
+	}
+
+	step("Building and starting the manager")
+	manager := filepath.Join(root, "bin", "manager")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", manager, "./cmd/manager").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the manager: %w\n%s", err, out)
+	}
+	logFile, err := os.Create(filepath.Join(workDir, "manager.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	mgr := exec.Command(manager, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+	mgr.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
+	mgr.Stdout, mgr.Stderr = logFile, logFile
+	if err := mgr.Start(); err != nil {
+		return fmt.Errorf("starting the manager: %w", err)
+	}
+	defer func() {
+		_ = mgr.Process.Signal(os.Interrupt)
+		_, _ = mgr.Process.Wait()
+	}()
+
+	step("Creating the Secrets the samples reference (placeholder values)")
+	for _, s := range [][]string{
+		{"anthropic-api-key", "api-key=" + envOr("ANTHROPIC_API_KEY", "demo-placeholder-key")},
+		{"litellm-master-key", "api-key=demo-placeholder-key"},
+		{"oauth2-proxy", "client-secret=demo-placeholder", "cookie-secret=0123456789abcdef0123456789abcdef"},
+	} {
+		args := []string{"create", "secret", "generic", s[0]}
+		for _, kv := range s[1:] {
+			args = append(args, "--from-literal="+kv)
+		}
+		if err := quiet(kubectl(args...)).Run(); err != nil {
+			return fmt.Errorf("creating Secret %s: %w", s[0], err)
+		}
+	}
+
+	step("Applying config/samples")
+	if err := kubectl("apply", "--server-side", "-k", filepath.Join(root, "config", "samples")).Run(); err != nil {
+		return fmt.Errorf("applying the samples: %w", err)
+	}
+
+	step("Waiting for the samples to become Ready")
+	start := time.Now()
+	if err := kubectl("wait", "--for=condition=Ready", "--timeout="+timeout.String(),
+		"modelprovider/anthropic", "modelprovider/litellm-bedrock", "userallowlist/family", "chatgateway/family").Run(); err != nil {
+		_ = kubectl("get", "chatgateway,modelprovider,userallowlist", "-o", "yaml").Run()
+		return fmt.Errorf("the samples did not become Ready (manager log: %s): %w", logFile.Name(), err)
+	}
+	fmt.Printf("Ready after %s\n", time.Since(start).Round(time.Millisecond))
+
+	step("The resources")
+	_ = kubectl("get", "chatgateway,modelprovider,userallowlist", "-o", "wide").Run()
+	step("Conditions of chatgateway/family")
+	_ = kubectl("get", "chatgateway/family", "-o",
+		`jsonpath={range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}`).Run()
+
+	if exitWhenReady {
+		return nil
+	}
+	fmt.Printf("\nThe control plane keeps running. Try:\n  %s --kubeconfig %s get chatgateway,modelprovider,userallowlist\n"+
+		"Manager log: %s\nPress Ctrl-C to stop everything.\n", filepath.Join(assets, "kubectl"), kubeconfigPath, logFile.Name())
+	<-ctx.Done()
+	return nil
+}
+
+func step(msg string) { fmt.Printf("\n==> %s\n", msg) }
+
+func envOr(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func quiet(cmd *exec.Cmd) *exec.Cmd {
+	cmd.Stdout = nil
+	return cmd
+}

@@ -1,0 +1,192 @@
+/*
+Copyright 2026 The chatgateway-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package render
+
+import (
+	"fmt"
+	"time"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+// Alert names.
+const (
+	AlertUserDailySpendHigh  = "ChatGatewayUserDailySpendHigh"
+	AlertProviderFailingOver = "ChatGatewayProviderFailingOver"
+	AlertUserOverSoftQuota   = "ChatGatewayUserOverSoftQuota"
+	metricSpend              = "chatgateway_spend_usd_total"
+	metricFailovers          = "chatgateway_failovers_total"
+	metricRequests           = "chatgateway_requests_total"
+	metricRequestDuration    = "chatgateway_request_duration_seconds"
+	metricTimeToFirstToken   = "chatgateway_time_to_first_token_seconds"
+	MetricQuotaUsedRatio     = "chatgateway_quota_used_ratio"
+	failoverWindow           = "15m"
+	spendAlertFor            = "5m"
+	quotaAlertFor            = "5m"
+	severityLabel            = "severity"
+	severityWarning          = "warning"
+	severityInfo             = "info"
+)
+
+// ServiceMonitor makes Prometheus Operator scrape the gateway's /metrics
+// through the Service port "metrics" every monitoring.serviceMonitor.interval.
+func ServiceMonitor(in Inputs) (*monitoringv1.ServiceMonitor, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	gw := in.Gateway
+	interval := durationOr(gw.Spec.Monitoring.ServiceMonitor.Interval, defaultScrapeInterval)
+	return &monitoringv1.ServiceMonitor{
+		TypeMeta:   metav1.TypeMeta{APIVersion: monitoringv1.SchemeGroupVersion.String(), Kind: monitoringv1.ServiceMonitorsKind},
+		ObjectMeta: objectMeta(gw, ServiceMonitorName(gw), ComponentMonitoring),
+		Spec: monitoringv1.ServiceMonitorSpec{
+			Selector: metav1.LabelSelector{MatchLabels: SelectorLabels(gw)},
+			Endpoints: []monitoringv1.Endpoint{{
+				Port:     MetricsPortName,
+				Path:     "/metrics",
+				Interval: monitoringv1.Duration(promDuration(interval)),
+			}},
+		},
+	}, nil
+}
+
+// PrometheusRule holds the alert rules for one gateway (see ruleGroups).
+func PrometheusRule(in Inputs) (*monitoringv1.PrometheusRule, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	groups, err := ruleGroups(in.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	return &monitoringv1.PrometheusRule{
+		TypeMeta:   metav1.TypeMeta{APIVersion: monitoringv1.SchemeGroupVersion.String(), Kind: monitoringv1.PrometheusRuleKind},
+		ObjectMeta: objectMeta(in.Gateway, PrometheusRuleName(in.Gateway), ComponentMonitoring),
+		Spec:       monitoringv1.PrometheusRuleSpec{Groups: groups},
+	}, nil
+}
+
+// PrometheusRuleYAML is the same rules as a plain Prometheus rules file, the
+// format promtool checks and tests.
+func PrometheusRuleYAML(in Inputs) ([]byte, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	groups, err := ruleGroups(in.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	b, err := marshalYAML(struct {
+		Groups []monitoringv1.RuleGroup `json:"groups"`
+	}{groups})
+	if err != nil {
+		return nil, fmt.Errorf("marshalling rules: %w", err)
+	}
+	return b, nil
+}
+
+// ruleGroups are the alerts, scoped to this gateway's series by the
+// namespace and service labels Prometheus Operator attaches:
+//   - AlertUserDailySpendHigh: a user's spend over 24 hours is above
+//     monitoring.alerts.dailySpendUSD;
+//   - AlertProviderFailingOver: requests keep failing over from a provider,
+//     at least once in every 15-minute window for 15 minutes;
+//   - AlertUserOverSoftQuota: a user's spend today reached their soft quota.
+//     It reads the gauge chatgateway_quota_used_ratio{end_user,limit}
+//     (today's spend over the limit), which the gateway exports; a day's
+//     spend cannot be read from a counter in PromQL with the day starting
+//     in the quota's time zone.
+//
+// Annotations name users, models and providers only, never content.
+func ruleGroups(gw *v1alpha1.ChatGateway) ([]monitoringv1.RuleGroup, error) {
+	threshold := usdOr(gw.Spec.Monitoring.Alerts.DailySpendUSD, defaultDailySpendUSD)
+	if _, err := gc.ParseUSD(threshold); err != nil {
+		return nil, fmt.Errorf("monitoring.alerts.dailySpendUSD: %w", err)
+	}
+	sel := seriesSelector(gw)
+	where := "chat gateway {{ $labels.namespace }}/{{ $labels.service }}"
+	return []monitoringv1.RuleGroup{{
+		Name: "chatgateway-" + gw.Name,
+		Rules: []monitoringv1.Rule{
+			{
+				Alert: AlertUserDailySpendHigh,
+				Expr: intstr.FromString(fmt.Sprintf(
+					"sum by (namespace, service, end_user) (increase(%s{%s}[24h])) > %s", metricSpend, sel, threshold)),
+				For:    ptr.To(monitoringv1.Duration(spendAlertFor)),
+				Labels: map[string]string{severityLabel: severityWarning},
+				Annotations: map[string]string{
+					"summary": fmt.Sprintf("A user spent more than $%s in 24 hours.", threshold),
+					"description": fmt.Sprintf(`{{ $labels.end_user }} spent ${{ printf "%%.2f" $value }} in the last 24 hours on %s, above the alert threshold of $%s.`,
+						where, threshold),
+				},
+			},
+			{
+				Alert: AlertProviderFailingOver,
+				Expr: intstr.FromString(fmt.Sprintf(
+					"sum by (namespace, service, from) (rate(%s{%s}[%s])) > 0", metricFailovers, sel, failoverWindow)),
+				For:    ptr.To(monitoringv1.Duration(failoverWindow)),
+				Labels: map[string]string{severityLabel: severityWarning},
+				Annotations: map[string]string{
+					"summary": "Requests keep failing over from provider {{ $labels.from }}.",
+					"description": fmt.Sprintf(`Requests to provider {{ $labels.from }} have failed over to the next provider for %s on %s ({{ printf "%%.3f" $value }} failovers a second). Check the provider's status, rate limits and API key.`,
+						failoverWindow, where),
+				},
+			},
+			{
+				Alert: AlertUserOverSoftQuota,
+				Expr: intstr.FromString(fmt.Sprintf(
+					`max by (namespace, service, end_user) (%s{%s,limit="soft"}) >= 1`, MetricQuotaUsedRatio, sel)),
+				For:    ptr.To(monitoringv1.Duration(quotaAlertFor)),
+				Labels: map[string]string{severityLabel: severityInfo},
+				Annotations: map[string]string{
+					"summary": "{{ $labels.end_user }} is over their daily soft quota.",
+					"description": fmt.Sprintf(`{{ $labels.end_user }} has spent {{ humanizePercentage $value }} of their daily soft quota on %s. Requests still go through until the hard quota.`,
+						where),
+				},
+			},
+		},
+	}}, nil
+}
+
+// seriesSelector matches this gateway's series.
+func seriesSelector(gw *v1alpha1.ChatGateway) string {
+	return fmt.Sprintf("namespace=%q,service=%q", gw.Namespace, ServiceName(gw))
+}
+
+// promDuration writes d as Prometheus does ("30s", "1m", "1h30m").
+func promDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	out := ""
+	for _, u := range []struct {
+		unit string
+		d    time.Duration
+	}{{"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+		if n := d / u.d; n > 0 {
+			out += fmt.Sprintf("%d%s", n, u.unit)
+			d -= n * u.d
+		}
+	}
+	return out
+}

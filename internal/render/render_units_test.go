@@ -1,0 +1,447 @@
+/*
+Copyright 2026 The chatgateway-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package render
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+
+	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+// TestGatewayConfigParses feeds every variant's gateway.yaml to the
+// gateway's own parser.
+func TestGatewayConfigParses(t *testing.T) {
+	for name := range variants {
+		t.Run(name, func(t *testing.T) {
+			in := variant(t, name)
+			b, err := GatewayConfigYAML(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := gc.Parse(b)
+			if err != nil {
+				t.Fatalf("the gateway rejects the rendered config: %v\n%s", err, b)
+			}
+			if c.Providers[0].Name != "anthropic" || c.Providers[1].Name != "litellm-bedrock" {
+				t.Errorf("providers out of spec order: %s, %s", c.Providers[0].Name, c.Providers[1].Name)
+			}
+			if got := c.Providers[0].APIKeyFile; got != "/etc/chatgateway/providers/anthropic/api-key" {
+				t.Errorf("anthropic key file = %s", got)
+			}
+			if c.Users[0].Email != "alice@example.com" || c.Users[0].Role != gc.RoleAdmin || c.Users[0].DailySoftUSD != "2" {
+				t.Errorf("first user = %+v", c.Users[0])
+			}
+			if c.Auth.TokenFile != "/etc/chatgateway/token/token" || c.Keys.MasterKeyFile != "/etc/chatgateway/keys/master-key" {
+				t.Errorf("token/key files = %s, %s", c.Auth.TokenFile, c.Keys.MasterKeyFile)
+			}
+			switch name {
+			case "postgres-oauth2":
+				if c.Sessions.Store != (gc.Store{Type: gc.StorePostgres, DSNFile: "/etc/chatgateway/store/dsn"}) {
+					t.Errorf("store = %+v", c.Sessions.Store)
+				}
+			default:
+				if c.Sessions.Store != (gc.Store{Type: gc.StoreEmbedded, Path: "/var/lib/chatgateway/store.db"}) {
+					t.Errorf("store = %+v", c.Sessions.Store)
+				}
+			}
+		})
+	}
+}
+
+// TestZeroValues renders a ChatGateway as a client could build it in Go,
+// without the defaults the API server would add, and expects the CRD's
+// defaults in gateway.yaml.
+func TestZeroValues(t *testing.T) {
+	gw := &v1alpha1.ChatGateway{
+		ObjectMeta: metav1.ObjectMeta{Name: "bare", Namespace: "ns"},
+		Spec: v1alpha1.ChatGatewaySpec{
+			Providers:    []v1alpha1.LocalRef{{Name: "claude"}},
+			DefaultModel: "sonnet",
+			Auth:         v1alpha1.AuthSpec{AllowlistRef: v1alpha1.LocalRef{Name: "people"}},
+		},
+	}
+	mp := v1alpha1.ModelProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: "claude", Namespace: "ns"},
+		Spec: v1alpha1.ModelProviderSpec{
+			Type:   v1alpha1.ProviderAnthropic,
+			Models: []v1alpha1.ModelSpec{{Name: "sonnet", ID: "claude-sonnet-4-5", Pricing: v1alpha1.ModelPricing{InputPerMTok: "3", OutputPerMTok: "15"}}},
+		},
+	}
+	in := Inputs{Gateway: gw, Providers: []v1alpha1.ModelProvider{mp}, Image: "img"}
+	c, err := GatewayConfig(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]any{
+		"baseURL":          {c.Providers[0].BaseURL, "https://api.anthropic.com"},
+		"apiKeyFile":       {c.Providers[0].APIKeyFile, ""},
+		"connect":          {c.Providers[0].Timeouts.Connect.Duration, 5 * time.Second},
+		"firstByte":        {c.Providers[0].Timeouts.FirstByte.Duration, 30 * time.Second},
+		"cacheRead":        {c.Providers[0].Models[0].Pricing.CacheReadPerMTok, "3"},
+		"contextWindow":    {c.Providers[0].Models[0].ContextWindow, int32(200000)},
+		"maxOutputTokens":  {c.Providers[0].Models[0].MaxOutputTokens, int32(8192)},
+		"retryOn":          {len(c.Failover.RetryOn), 5},
+		"cooldown":         {c.Failover.Cooldown.Duration, time.Minute},
+		"failureThreshold": {c.Failover.FailureThreshold, int32(3)},
+		"requestTimeout":   {c.Failover.RequestTimeout.Duration, 5 * time.Minute},
+		"emailHeader":      {c.Auth.EmailHeader, "X-Forwarded-Email"},
+		"upstream":         {c.Identity.Upstream, "Email"},
+		"metricsEndUser":   {c.Identity.MetricsEndUser, "Email"},
+		"scope":            {c.Sessions.Scope, "PerSender"},
+		"idleTimeout":      {c.Sessions.IdleTimeout.Duration, 2 * time.Hour},
+		"retention":        {c.Sessions.Retention.Duration, 90 * 24 * time.Hour},
+		"store":            {c.Sessions.Store.Type, "Embedded"},
+		"timeZone":         {c.Quotas.TimeZone, "UTC"},
+		"users":            {len(c.Users), 0},
+		"slack":            {c.Quotas.SlackWebhookFile, ""},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s = %v, want %v", name, c[0], c[1])
+		}
+	}
+	// Every other renderer copes with the zero values too.
+	d, err := Deployment(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 1 || len(d.Spec.Template.Spec.Containers) != 1 {
+		t.Errorf("replicas %d, containers %d", *d.Spec.Replicas, len(d.Spec.Template.Spec.Containers))
+	}
+	svc, err := Service(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Ports[0].Port != 80 || svc.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("service port %d type %s", svc.Spec.Ports[0].Port, svc.Spec.Type)
+	}
+	pvc, err := PVC(in)
+	if err != nil || pvc.Spec.Resources.Requests.Storage().String() != "1Gi" {
+		t.Errorf("pvc = %v, %v", pvc, err)
+	}
+	for name, f := range map[string]func(Inputs) ([]byte, error){
+		"rules": PrometheusRuleYAML, "dashboard": GrafanaDashboardJSON,
+	} {
+		if _, err := f(in); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if sm, err := ServiceMonitor(in); err != nil || sm.Spec.Endpoints[0].Interval != "30s" {
+		t.Errorf("servicemonitor: %v %v", sm, err)
+	}
+}
+
+func TestGatewayConfigErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit func(*Inputs)
+		want string
+	}{
+		"missing provider":      {func(in *Inputs) { in.Providers = in.Providers[:1] }, "ModelProvider litellm-bedrock not given"},
+		"unknown default model": {func(in *Inputs) { in.Gateway.Spec.DefaultModel = "gpt-9" }, `defaultModel: "gpt-9" is not a model`},
+		"unknown fallback": {func(in *Inputs) {
+			in.Gateway.Spec.Fallbacks = []v1alpha1.Fallback{{Model: "sonnet", To: []string{"nope"}}}
+		}, `fallbacks[0].to[0]: "nope"`},
+		"no gateway": {func(in *Inputs) { in.Gateway = nil }, "no ChatGateway"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := family(t)
+			tc.edit(&in)
+			_, err := GatewayConfigYAML(in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			}
+			if in.Gateway != nil {
+				if _, err := Deployment(in); err == nil {
+					t.Error("Deployment renders from inputs whose config is invalid")
+				}
+			}
+		})
+	}
+}
+
+func TestDeployment(t *testing.T) {
+	in := family(t)
+	d, err := Deployment(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("Embedded store: strategy %s, want Recreate", d.Spec.Strategy.Type)
+	}
+	if sc := pod.SecurityContext; !*sc.RunAsNonRoot || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod security context %+v", sc)
+	}
+	for _, c := range pod.Containers {
+		sc := c.SecurityContext
+		if *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || !*sc.RunAsNonRoot ||
+			len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("container %s is not restricted: %+v", c.Name, sc)
+		}
+	}
+	// Each provider's Secret is mounted with only its key, as api-key.
+	vols := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		vols[v.Name] = v
+		if errs := validation.IsDNS1123Label(v.Name); len(errs) > 0 {
+			t.Errorf("volume name %q: %v", v.Name, errs)
+		}
+	}
+	if s := vols["provider-litellm-bedrock"].Secret; s == nil || s.SecretName != "litellm-master-key" ||
+		len(s.Items) != 1 || s.Items[0] != (corev1.KeyToPath{Key: "master-key", Path: "api-key"}) {
+		t.Errorf("litellm-bedrock key volume = %+v", vols["provider-litellm-bedrock"])
+	}
+	if pod.Containers[1].Name != OAuth2ProxyContainerName {
+		t.Errorf("second container = %s", pod.Containers[1].Name)
+	}
+
+	// The pods roll when the allowlist or the token generation changes,
+	// and only then.
+	hash := d.Spec.Template.Annotations[AnnotationConfigHash]
+	again, _ := Deployment(family(t))
+	if again.Spec.Template.Annotations[AnnotationConfigHash] != hash {
+		t.Error("an unchanged render changes the config hash")
+	}
+	in2 := family(t)
+	in2.Allowlist.Spec.Users = in2.Allowlist.Spec.Users[:2]
+	d2, _ := Deployment(in2)
+	if d2.Spec.Template.Annotations[AnnotationConfigHash] == hash {
+		t.Error("removing a user does not change the config hash")
+	}
+	in3 := family(t)
+	in3.TokenGeneration = "4"
+	d3, _ := Deployment(in3)
+	if d3.Spec.Template.Annotations[AnnotationTokenGeneration] != "4" || d3.Spec.Template.Annotations[AnnotationConfigHash] != hash {
+		t.Errorf("token generation annotations = %v", d3.Spec.Template.Annotations)
+	}
+
+	in4 := family(t)
+	in4.Image, in4.Gateway.Spec.Image = "", ""
+	if _, err := Deployment(in4); err == nil {
+		t.Error("no error without an image")
+	}
+}
+
+func TestServicePorts(t *testing.T) {
+	in := family(t)
+	in.Gateway.Spec.Service.Port = GatewayPort
+	svc, err := Service(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Ports[0].Port == svc.Spec.Ports[1].Port {
+		t.Errorf("two Service ports share %d", svc.Spec.Ports[0].Port)
+	}
+	if svc.Spec.Ports[1].Name != MetricsPortName || svc.Spec.Ports[1].TargetPort.StrVal != GatewayPortName {
+		t.Errorf("metrics port = %+v", svc.Spec.Ports[1])
+	}
+}
+
+func TestPVCOnlyForEmbedded(t *testing.T) {
+	in := variant(t, "postgres-oauth2")
+	pvc, err := PVC(in)
+	if err != nil || pvc != nil {
+		t.Errorf("Postgres store renders a PVC: %v, %v", pvc, err)
+	}
+	d, _ := Deployment(in)
+	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		t.Errorf("Postgres store: strategy %s, want RollingUpdate", d.Spec.Strategy.Type)
+	}
+}
+
+func TestLiteLLM(t *testing.T) {
+	in := family(t)
+	mp := &in.Providers[1]
+	b, err := LiteLLMConfigYAML(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ModelList []struct {
+			ModelName     string         `json:"model_name"`
+			LiteLLMParams map[string]any `json:"litellm_params"`
+		} `json:"model_list"`
+		LiteLLMSettings map[string]any `json:"litellm_settings"`
+	}
+	if err := yaml.UnmarshalStrict(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.ModelList) != 5 || got.ModelList[2].ModelName != "nova-micro" ||
+		got.ModelList[2].LiteLLMParams["model"] != "bedrock/us.amazon.nova-micro-v1:0" || got.ModelList[2].LiteLLMParams["rpm"] != float64(60) {
+		t.Errorf("model_list = %+v", got.ModelList)
+	}
+	if got.LiteLLMSettings["drop_params"] != true || got.LiteLLMSettings["telemetry"] != false {
+		t.Errorf("litellm_settings = %v", got.LiteLLMSettings)
+	}
+	if name := LiteLLMConfigMapName(mp); name != "litellm-config" {
+		t.Errorf("ConfigMap name = %s", name)
+	}
+	mp.Spec.LiteLLM.ConfigMapName = ""
+	if name := LiteLLMConfigMapName(mp); name != "litellm-bedrock-litellm" {
+		t.Errorf("default ConfigMap name = %s", name)
+	}
+	if _, err := LiteLLMConfigYAML(&in.Providers[0]); err == nil {
+		t.Error("an Anthropic provider without liteLLM renders a LiteLLM config")
+	}
+}
+
+// TestYAMLScalars checks that every LiteLLM param reads back as what was
+// meant: strings that YAML 1.1 would turn into bools, nulls or numbers are
+// quoted; numbers and true/false are typed.
+func TestYAMLScalars(t *testing.T) {
+	for in, want := range map[string]any{
+		"us-east-1":                         "us-east-1",
+		"bedrock/us.amazon.nova-micro-v1:0": "bedrock/us.amazon.nova-micro-v1:0",
+		"os.environ/AWS_ACCESS_KEY_ID":      "os.environ/AWS_ACCESS_KEY_ID",
+		"no":                                "no",
+		"Yes":                               "Yes",
+		"null":                              "null",
+		"~":                                 "~",
+		"1:30":                              "1:30",
+		"key: value":                        "key: value",
+		"# not a comment":                   "# not a comment",
+		"trailing:":                         "trailing:",
+		`quote"d`:                           `quote"d`,
+		"":                                  "",
+		"60":                                float64(60),
+		"0.5":                               0.5,
+		"true":                              true,
+		"false":                             false,
+		"007":                               "007",
+	} {
+		var got map[string]any
+		if err := yaml.Unmarshal([]byte("v: "+yamlParam(in)), &got); err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got["v"] != want {
+			t.Errorf("param %q reads back as %#v (%s), want %#v", in, got["v"], yamlParam(in), want)
+		}
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	in := family(t)
+	b, err := GrafanaDashboardJSON(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		UID           string `json:"uid"`
+		Templating    struct {
+			List []struct {
+				Name, Type string
+			} `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			Title      string               `json:"title"`
+			Datasource struct{ UID string } `json:"datasource"`
+			Targets    []struct {
+				Expr       string `json:"expr"`
+				Datasource struct{ UID string }
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.SchemaVersion != 39 || len(d.UID) > 40 {
+		t.Errorf("schemaVersion %d uid %q", d.SchemaVersion, d.UID)
+	}
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Type
+	}
+	if vars["datasource"] != "datasource" || vars["end_user"] != "query" {
+		t.Errorf("template variables = %v", vars)
+	}
+	all := ""
+	for _, p := range d.Panels {
+		if p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q does not use the datasource variable", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if tg.Datasource.UID != "${datasource}" {
+				t.Errorf("a target of %q does not use the datasource variable", p.Title)
+			}
+			all += tg.Expr + "\n"
+		}
+	}
+	for _, want := range []string{
+		"chatgateway_spend_usd_total", "chatgateway_requests_total", "histogram_quantile(0.99",
+		"chatgateway_request_duration_seconds_bucket", "chatgateway_time_to_first_token_seconds_bucket",
+		"chatgateway_failovers_total", "chatgateway_quota_used_ratio", "vector(60)", `end_user=~"$end_user"`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no panel queries %s", want)
+		}
+	}
+	cm, err := GrafanaDashboard(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Labels[LabelGrafanaDashboard] != "1" || cm.Data["chatgateway-family-family.json"] == "" {
+		t.Errorf("dashboard ConfigMap labels %v keys %d", cm.Labels, len(cm.Data))
+	}
+}
+
+func TestTokenSecret(t *testing.T) {
+	gw := family(t).Gateway
+	s := TokenSecret(gw, TokenState{Current: "new", RotatedAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.FixedZone("CET", 3600))})
+	if len(s.Data) != 2 || string(s.Data["rotated-at"]) != "2026-03-01T09:00:00Z" {
+		t.Errorf("after a kill switch the Secret holds %v", s.Data)
+	}
+	if s.Name != "family-gateway-token" || s.Namespace != "family" {
+		t.Errorf("name %s/%s", s.Namespace, s.Name)
+	}
+}
+
+func TestVolumeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"anthropic":             "provider-anthropic",
+		"bedrock.us":            "provider-",
+		strings.Repeat("a", 60): "provider-",
+	} {
+		got := volumeName("provider", in)
+		if !strings.HasPrefix(got, want) || len(validation.IsDNS1123Label(got)) > 0 {
+			t.Errorf("volumeName(%q) = %q", in, got)
+		}
+	}
+	if volumeName("provider", "a.b") == volumeName("provider", "a.c") {
+		t.Error("volume names collide")
+	}
+}
+
+func TestHash(t *testing.T) {
+	if Hash([]byte("ab"), []byte("c")) == Hash([]byte("a"), []byte("bc")) {
+		t.Error("moving a byte between parts keeps the hash")
+	}
+	if len(Hash()) != 64 {
+		t.Error("not a hex SHA-256")
+	}
+}

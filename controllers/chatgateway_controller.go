@@ -5,8 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,24 +32,39 @@ import (
 const (
 	gatewayProviderIndex  = "spec.providers.name"
 	gatewayAllowlistIndex = "spec.auth.allowlistRef.name"
+	gatewaySecretIndex    = "spec.secretRefs.name"
 )
 
 // ChatGatewayReconciler turns a ChatGateway into the gateway deployment.
 type ChatGatewayReconciler struct {
 	client.Client
+	// APIReader reads Secrets directly, so no Secret content is cached.
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// GatewayImage runs the gateway when a ChatGateway names no image.
+	GatewayImage string
 }
 
 // gatewayState is what the sub-reconcilers share during one reconcile.
 type gatewayState struct {
-	gw        *v1alpha1.ChatGateway
-	providers []v1alpha1.ModelProvider // in spec order; only those found
-	allowlist *v1alpha1.UserAllowlist
+	gw              *v1alpha1.ChatGateway
+	providers       []v1alpha1.ModelProvider // in spec order; only those found
+	allowlist       *v1alpha1.UserAllowlist
+	tokenGeneration string
+	renderErr       error
+	requeueAfter    time.Duration
 }
 
 // +kubebuilder:rbac:groups=chatgateway.dev,resources=chatgateways,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chatgateway.dev,resources=chatgateways/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile runs the sub-reconcilers in order, then writes status if it changed.
 func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -53,16 +76,29 @@ func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	st := &gatewayState{gw: gw}
 
 	var errs []error
+	// In order: what the gateway references, then each child it owns.
 	for _, sub := range []func(context.Context, *gatewayState) error{
 		r.reconcileProviders,
 		r.reconcileAllowlist,
+		r.reconcileSecretRefs,
+		r.reconcileToken,
+		r.reconcileKeys,
+		r.reconcileGatewayConfig,
+		r.reconcileEmails,
+		r.reconcilePVC,
+		r.reconcileDeployment,
+		r.reconcileService,
+		r.reconcileNetworkPolicy,
+		r.reconcileMonitoring,
+		r.reconcileDashboard,
 	} {
 		if err := sub(ctx, st); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	summarizeReady(&gw.Status.Conditions, gw.Generation,
-		v1alpha1.ConditionProvidersReady, v1alpha1.ConditionAllowlistReady)
+		v1alpha1.ConditionProvidersReady, v1alpha1.ConditionAllowlistReady, ConditionSecretsResolved,
+		v1alpha1.ConditionTokenReady, v1alpha1.ConditionMonitoringReady)
 	if len(errs) == 0 {
 		gw.Status.ObservedGeneration = gw.Generation
 	}
@@ -71,7 +107,10 @@ func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			errs = append(errs, fmt.Errorf("updating ChatGateway status: %w", err))
 		}
 	}
-	return ctrl.Result{}, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: st.requeueAfter}, nil
 }
 
 // reconcileProviders loads the referenced ModelProviders and sets ProvidersReady.
@@ -167,12 +206,59 @@ func (r *ChatGatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("indexing ChatGateways by allowlist: %w", err)
 	}
+	if err := idx.IndexField(context.Background(), &v1alpha1.ChatGateway{}, gatewaySecretIndex, func(o client.Object) []string {
+		var names []string
+		for _, ref := range gatewaySecretRefs(o.(*v1alpha1.ChatGateway)) {
+			names = append(names, ref.Name)
+		}
+		return names
+	}); err != nil {
+		return fmt.Errorf("indexing ChatGateways by Secret: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.ChatGateway{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Generation changes, plus the rotate-token annotation (the kill switch).
+		For(&v1alpha1.ChatGateway{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&v1alpha1.ModelProvider{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysFor(gatewayProviderIndex))).
 		Watches(&v1alpha1.UserAllowlist{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysFor(gatewayAllowlistIndex))).
+		// Secrets metadata-only: owned ones (token, keys) and the ones the spec names.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForSecret), builder.OnlyMetadata).
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForCRD),
+			builder.OnlyMetadata).
 		Named("chatgateway").
 		Complete(r)
+}
+
+// gatewaysForSecret maps a Secret to its owning ChatGateway and to those that name it.
+func (r *ChatGatewayReconciler) gatewaysForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := r.gatewaysFor(gatewaySecretIndex)(ctx, o)
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "ChatGateway" && ref.APIVersion == v1alpha1.GroupVersion.String() {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}})
+	}
+	return reqs
+}
+
+// gatewaysForCRD brings every ChatGateway back when Prometheus Operator's
+// CRDs come or go, so monitoring appears without a restart.
+func (r *ChatGatewayReconciler) gatewaysForCRD(ctx context.Context, o client.Object) []reconcile.Request {
+	if !monitoringCRDs[o.GetName()] {
+		return nil
+	}
+	list := &v1alpha1.ChatGatewayList{}
+	if err := r.List(ctx, list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Failed to list ChatGateways")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, gw := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gw)})
+	}
+	return reqs
 }
 
 // gatewaysFor maps a referenced object to the ChatGateways that name it.

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	"github.com/chatgateway/chatgateway-operator/internal/render"
 )
 
 // providerSecretIndex indexes ModelProviders by the name of their API-key Secret.
@@ -35,6 +37,7 @@ type ModelProviderReconciler struct {
 // +kubebuilder:rbac:groups=chatgateway.dev,resources=modelproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups=chatgateway.dev,resources=modelproviders/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile resolves the Secret, then writes status if it changed.
 func (r *ModelProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -45,6 +48,9 @@ func (r *ModelProviderReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	before := mp.Status.DeepCopy()
 
 	if err := r.reconcileSecret(ctx, mp); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileLiteLLM(ctx, mp); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.reconcileModels(mp)
@@ -87,6 +93,31 @@ func (r *ModelProviderReconciler) reconcileSecret(ctx context.Context, mp *v1alp
 	return nil
 }
 
+// reconcileLiteLLM applies the LiteLLM config.yaml ConfigMap for a provider
+// with spec.liteLLM, and removes the one it made when liteLLM goes away.
+func (r *ModelProviderReconciler) reconcileLiteLLM(ctx context.Context, mp *v1alpha1.ModelProvider) error {
+	if mp.Spec.LiteLLM == nil {
+		if mp.Status.LiteLLMConfigMap == "" {
+			return nil
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: mp.Namespace, Name: mp.Status.LiteLLMConfigMap}}
+		if err := deleteIfExists(ctx, r.Client, cm); err != nil {
+			return err
+		}
+		mp.Status.LiteLLMConfigMap = ""
+		return nil
+	}
+	cm, err := render.LiteLLMConfigMap(mp)
+	if err != nil {
+		return fmt.Errorf("rendering the LiteLLM config: %w", err)
+	}
+	if err := applyOwned(ctx, r.Client, r.Scheme, mp, cm); err != nil {
+		return err
+	}
+	mp.Status.LiteLLMConfigMap = cm.Name
+	return nil
+}
+
 func (r *ModelProviderReconciler) reconcileModels(mp *v1alpha1.ModelProvider) {
 	names := make([]string, 0, len(mp.Spec.Models))
 	for _, m := range mp.Spec.Models {
@@ -123,6 +154,7 @@ func (r *ModelProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ModelProvider{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.ConfigMap{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret), builder.OnlyMetadata).
 		Named("modelprovider").
 		Complete(r)

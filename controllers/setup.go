@@ -1,19 +1,33 @@
 package controllers
 
 import (
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // Options configure the controllers.
-type Options struct{}
+type Options struct {
+	// GatewayImage runs the gateway when a ChatGateway names no image.
+	GatewayImage string
+	// Clock tells the time for token rotation; the real clock when nil.
+	Clock clock.PassiveClock
+}
 
 // SetupWithManager registers every reconciler with the manager.
-func SetupWithManager(mgr ctrl.Manager, _ Options) error {
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	if err := (&ModelProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&UserAllowlistReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&ChatGatewayReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr)
+	return (&ChatGatewayReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder:     mgr.GetEventRecorder("chatgateway-operator"),
+		Clock:        opts.Clock,
+		GatewayImage: opts.GatewayImage,
+	}).SetupWithManager(mgr)
 }

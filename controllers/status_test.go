@@ -43,6 +43,12 @@ func anthropicProvider(ns, name string, secret *v1alpha1.SecretKeyRef) *v1alpha1
 	}
 }
 
+// noPrometheusOperator turns off the children that need Prometheus
+// Operator's CRDs, which only the monitoring spec installs.
+func noPrometheusOperator() v1alpha1.MonitoringSpec {
+	return v1alpha1.MonitoringSpec{GrafanaDashboard: v1alpha1.GrafanaDashboardSpec{Enabled: true}}
+}
+
 var _ = Describe("ModelProvider status", func() {
 	It("reports a missing Secret by name and key, and resolves it when the Secret appears", func() {
 		ns := newNamespace()
@@ -105,6 +111,7 @@ var _ = Describe("ChatGateway status", func() {
 				Providers:    []v1alpha1.LocalRef{{Name: "anthropic"}},
 				DefaultModel: "sonnet",
 				Auth:         v1alpha1.AuthSpec{AllowlistRef: v1alpha1.LocalRef{Name: "family"}},
+				Monitoring:   noPrometheusOperator(),
 			},
 		}
 		Expect(k8sClient.Create(ctx, gw)).To(Succeed())

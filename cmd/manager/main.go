@@ -6,17 +6,16 @@ import (
 	"flag"
 	"os"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	"github.com/chatgateway/chatgateway-operator/controllers"
 )
+
+// defaultGatewayImage is used when neither --gateway-image nor GATEWAY_IMAGE is set.
+const defaultGatewayImage = "ghcr.io/chatgateway/chatgateway-operator:latest"
 
 func main() {
 	var (
@@ -24,10 +23,13 @@ func main() {
 		probeAddr   string
 		leaderElect bool
 		secureMeta  bool
+		image       string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; \"0\" disables it.")
 	flag.BoolVar(&secureMeta, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.StringVar(&image, "gateway-image", os.Getenv("GATEWAY_IMAGE"),
+		"Image that runs the gateway when a ChatGateway names none (the operator's own image holds both binaries).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one manager replica reconciles.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -35,9 +37,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	scheme := controllers.NewScheme()
 
 	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMeta}
 	if secureMeta {
@@ -54,7 +54,10 @@ func main() {
 		log.Error(err, "Failed to create the manager")
 		os.Exit(1)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{}); err != nil {
+	if image == "" {
+		image = defaultGatewayImage
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{GatewayImage: image}); err != nil {
 		log.Error(err, "Failed to set up the controllers")
 		os.Exit(1)
 	}

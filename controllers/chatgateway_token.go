@@ -1,0 +1,186 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/render"
+)
+
+// handledRotationAnnotation on the token Secret records the value of the
+// ChatGateway's rotate-token annotation that was last acted on, so that a
+// value triggers exactly one rotation, across manager restarts too.
+const handledRotationAnnotation = "chatgateway.dev/rotate-token-handled"
+
+const (
+	defaultRotationInterval = 720 * time.Hour
+	defaultGracePeriod      = 10 * time.Minute
+)
+
+// tokenPlan is the decision about the gateway token at one point in time.
+type tokenPlan struct {
+	state   render.TokenState
+	handled string // rotate-token value acted on
+	rotated string // "", "scheduled", "requested" or "created"
+}
+
+// planToken decides, from the current Secret content and the clock, whether
+// to mint a token. Pure: the token minter and the time are passed in.
+func planToken(cur render.TokenState, handled, requested string, interval, grace time.Duration,
+	now time.Time, mint func() string) tokenPlan {
+	p := tokenPlan{state: cur, handled: handled}
+	switch {
+	case cur.Current == "" || cur.RotatedAt.IsZero():
+		p.state = render.TokenState{Current: mint(), RotatedAt: now}
+		p.handled, p.rotated = requested, "created"
+	case requested != "" && requested != handled:
+		// The kill switch: a new token, and the old one stops working at once.
+		p.state = render.TokenState{Current: mint(), RotatedAt: now}
+		p.handled, p.rotated = requested, "requested"
+	case !now.Before(cur.RotatedAt.Add(interval)):
+		p.state = render.TokenState{Current: mint(), RotatedAt: now, Previous: cur.Current, PreviousExpiresAt: now.Add(grace)}
+		p.rotated = "scheduled"
+	case cur.Previous != "" && !now.Before(cur.PreviousExpiresAt):
+		// The grace period is over: forget the previous token.
+		p.state.Previous, p.state.PreviousExpiresAt = "", time.Time{}
+	}
+	return p
+}
+
+// nextWake is when the token needs attention again: the next rotation or
+// the end of the previous token's grace period, whichever comes first.
+func (p tokenPlan) nextWake(interval time.Duration, now time.Time) time.Duration {
+	next := p.state.RotatedAt.Add(interval)
+	if p.state.Previous != "" && p.state.PreviousExpiresAt.Before(next) {
+		next = p.state.PreviousExpiresAt
+	}
+	if d := next.Sub(now); d > time.Second {
+		return d
+	}
+	return time.Second
+}
+
+func mintToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // never happens on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// reconcileToken keeps the gateway-token Secret and sets TokenReady. It
+// reads the Secret directly (not from a cache of every Secret).
+func (r *ChatGatewayReconciler) reconcileToken(ctx context.Context, st *gatewayState) error {
+	gw := st.gw
+	interval := durationOr(gw.Spec.Auth.GatewayToken.RotationInterval, defaultRotationInterval)
+	grace := durationOr(gw.Spec.Auth.GatewayToken.GracePeriod, defaultGracePeriod)
+	now := r.Clock.Now().UTC().Truncate(time.Second)
+
+	cur, handled, err := r.readToken(ctx, gw)
+	if err != nil {
+		return err
+	}
+	p := planToken(cur, handled, gw.Annotations[v1alpha1.RotateTokenAnnotation], interval, grace, now, mintToken)
+
+	secret := render.TokenSecret(gw, p.state)
+	if p.handled != "" {
+		secret.Annotations = map[string]string{handledRotationAnnotation: p.handled}
+	}
+	if err := applyOwned(ctx, r.Client, r.Scheme, gw, secret); err != nil {
+		setCondition(&gw.Status.Conditions, gw.Generation, v1alpha1.ConditionTokenReady, false, ReasonApplyFailed,
+			"Could not write the gateway-token Secret: "+apiReason(err))
+		return err
+	}
+	switch p.rotated {
+	case "scheduled":
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TokenRotated", "RotateToken",
+			"Rotated the gateway token on schedule; the previous token is accepted until %s", p.state.PreviousExpiresAt.Format(time.RFC3339))
+	case "requested":
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TokenRotated", "RotateToken",
+			"Rotated the gateway token on request (%s); the previous token is revoked", v1alpha1.RotateTokenAnnotation)
+	case "created":
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeNormal, "TokenCreated", "CreateToken", "Created the gateway token")
+	}
+
+	st.tokenGeneration = strconv.FormatInt(p.state.RotatedAt.Unix(), 10)
+	st.requeueAfter = minPositive(st.requeueAfter, p.nextWake(interval, now))
+	gw.Status.TokenSecretName = secret.Name
+	gw.Status.TokenRotatedAt = &metav1.Time{Time: p.state.RotatedAt}
+	gw.Status.NextTokenRotation = &metav1.Time{Time: p.state.RotatedAt.Add(interval)}
+	setCondition(&gw.Status.Conditions, gw.Generation, v1alpha1.ConditionTokenReady, true, ReasonReady,
+		fmt.Sprintf("Token in Secret %q; next rotation at %s", secret.Name, gw.Status.NextTokenRotation.UTC().Format(time.RFC3339)))
+	return nil
+}
+
+func (r *ChatGatewayReconciler) readToken(ctx context.Context, gw *v1alpha1.ChatGateway) (render.TokenState, string, error) {
+	s := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: render.TokenSecretName(gw)}, s)
+	if apierrors.IsNotFound(err) {
+		return render.TokenState{}, "", nil
+	}
+	if err != nil {
+		return render.TokenState{}, "", fmt.Errorf("reading the gateway-token Secret: %w", err)
+	}
+	parse := func(key string) time.Time {
+		t, _ := time.Parse(time.RFC3339, string(s.Data[key]))
+		return t
+	}
+	return render.TokenState{
+		Current:           string(s.Data[gc.TokenKey]),
+		Previous:          string(s.Data[gc.PreviousTokenKey]),
+		RotatedAt:         parse(gc.TokenRotatedAtKey),
+		PreviousExpiresAt: parse(gc.PreviousExpiresAtKey),
+	}, s.Annotations[handledRotationAnnotation], nil
+}
+
+// reconcileKeys creates the master-key Secret once. It is never rotated:
+// the keys that encrypt stored conversations derive from it.
+func (r *ChatGatewayReconciler) reconcileKeys(ctx context.Context, st *gatewayState) error {
+	gw := st.gw
+	s := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: render.KeysSecretName(gw)}, s)
+	if err == nil && len(s.Data[gc.MasterKeyKey]) == 32 {
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading the keys Secret: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generating the master key: %w", err)
+	}
+	return applyOwned(ctx, r.Client, r.Scheme, gw, render.KeysSecret(gw, key))
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// apiReason gives an API error's reason without echoing request content.
+func apiReason(err error) string {
+	if s, ok := err.(apierrors.APIStatus); ok {
+		return string(s.Status().Reason) + ": " + s.Status().Message
+	}
+	return err.Error()
+}

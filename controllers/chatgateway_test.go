@@ -346,7 +346,9 @@ var _ = Describe("ChatGateway children", func() {
 		}
 		Expect(k8sClient.Create(ctx, mp)).To(Succeed())
 		cm := &corev1.ConfigMap{}
-		Eventually(func() error { return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "litellm-config"}, cm) }).Should(Succeed())
+		Eventually(func() error {
+			return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "litellm-config"}, cm)
+		}).Should(Succeed())
 		Expect(cm.Data[render.LiteLLMConfigKey]).To(ContainSubstring("model_name: nova-micro"))
 		Expect(metav1.GetControllerOf(cm).Name).To(Equal("litellm-bedrock"))
 	})

@@ -138,6 +138,12 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 	_ = kubectl("get", "chatgateway/family", "-o",
 		`jsonpath={range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}`).Run()
 
+	step("What the operator made (kubectl get ... -l app.kubernetes.io/managed-by=chatgateway-operator)")
+	_ = kubectl("get", "secret,configmap,persistentvolumeclaim,deployment,service,networkpolicy,servicemonitor,prometheusrule",
+		"-l", "app.kubernetes.io/managed-by=chatgateway-operator").Run()
+	step("gateway.yaml, as the gateway will read it (no secret in it: keys are mounted files)")
+	_ = kubectl("get", "configmap/family-gateway-config", "-o", `jsonpath={.data.gateway\.yaml}`).Run()
+
 	if exitWhenReady {
 		return nil
 	}

@@ -584,6 +584,7 @@ type ChatGatewayStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 55",message="a ChatGateway name may be at most 55 characters: its children's names add a suffix and must fit in 63"
 
 // ChatGateway is one private, multi-user chat gateway: its providers and
 // failover, who may sign in, how sessions are kept, what is private, and how

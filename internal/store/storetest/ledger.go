@@ -1,0 +1,142 @@
+package storetest
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/store"
+)
+
+func spend(id, user, model string, at time.Time, cost int64) store.SpendEntry {
+	return store.SpendEntry{
+		RequestID: id, User: user, Model: model, RequestedModel: "auto", Provider: "anthropic",
+		InputTokens: 100, OutputTokens: 10, CacheReadTokens: 5, CacheWriteTokens: 1,
+		CostPicodollars: cost, Status: "200", Time: at,
+	}
+}
+
+func testLedgerByDay(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := open(t, h)
+	ny, err := time.LoadLocation("America/New_York")
+	noErr(t, err)
+	// 2025-03-09 is the day New York moves to daylight time: 23 hours long.
+	// Midnight EST on the 9th is 05:00 UTC; midnight EDT on the 10th is 04:00 UTC.
+	at := func(s string) time.Time { return r(time.Parse(time.RFC3339Nano, s)).must(t) }
+	entries := []store.SpendEntry{
+		spend("r1", alice, "sonnet", at("2025-03-09T04:59:59.999999Z"), 1),                 // Mar 8 23:59:59 EST
+		spend("r2", alice, "sonnet", at("2025-03-09T05:00:00Z"), 2),                        // Mar 9 00:00 EST
+		spend("r3", alice, "haiku", at("2025-03-09T12:00:00Z"), 4_000_000_000_000_001),     // Mar 9
+		spend("r4", alice, "sonnet", at("2025-03-10T03:59:59Z"), 5_000_000_000_000_003),    // Mar 9 23:59:59 EDT
+		spend("r5", alice, "sonnet", at("2025-03-10T04:00:00Z"), 16),                       // Mar 10 00:00 EDT
+		spend("r6", bob, "sonnet", at("2025-03-09T12:00:00Z"), 32),                         // not alice's
+		spend("r7", alice, "sonnet", at("2025-03-11T04:00:00Z"), 64),                       // outside [from, to)
+		spend("r8", alice, "sonnet", at("2025-03-08T04:59:59Z"), 128),                      // before from
+		spend("r2", alice, "sonnet", at("2025-03-09T06:00:00Z"), 1_000_000_000_000_000_00), // duplicate id: ignored
+	}
+	for _, e := range entries {
+		noErr(t, s.RecordSpend(ctx, e))
+	}
+	from := time.Date(2025, 3, 8, 0, 0, 0, 0, ny)
+	to := time.Date(2025, 3, 11, 0, 0, 0, 0, ny)
+	got := r(s.UsageByDay(ctx, alice, from, to, ny)).must(t)
+	tok := func(n int64) store.Tokens {
+		return store.Tokens{Input: 100 * n, Output: 10 * n, CacheRead: 5 * n, CacheWrite: n}
+	}
+	want := []store.DayUsage{
+		{Day: "2025-03-08", Model: "sonnet", Requests: 1, Tokens: tok(1), CostPicodollars: 1},
+		{Day: "2025-03-09", Model: "haiku", Requests: 1, Tokens: tok(1), CostPicodollars: 4_000_000_000_000_001},
+		// 2 + 5_000_000_000_000_003 is not representable as a float64: a
+		// float anywhere on the way would show here.
+		{Day: "2025-03-09", Model: "sonnet", Requests: 2, Tokens: tok(2), CostPicodollars: 5_000_000_000_000_005},
+		{Day: "2025-03-10", Model: "sonnet", Requests: 1, Tokens: tok(1), CostPicodollars: 16},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("usage by day:\n got %+v\nwant %+v", got, want)
+	}
+	// The same rows in UTC fall on other days.
+	utc := r(s.UsageByDay(ctx, alice, from, to, time.UTC)).must(t)
+	days := map[string]int64{}
+	for _, d := range utc {
+		days[d.Day] += d.Requests
+	}
+	if !reflect.DeepEqual(days, map[string]int64{"2025-03-09": 3, "2025-03-10": 2}) {
+		t.Fatalf("utc days %v", days)
+	}
+	if empty := r(s.UsageByDay(ctx, "nobody@example.com", from, to, ny)).must(t); len(empty) != 0 {
+		t.Fatalf("usage for unknown user: %+v", empty)
+	}
+}
+
+func testLedgerTotals(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := open(t, h)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	big := int64(1<<53 + 1) // odd and above 2^53: lost by any float64 sum
+	for i, e := range []store.SpendEntry{
+		spend("a1", alice, "sonnet", base, big),
+		spend("a2", alice, "haiku", base.Add(time.Hour), 2),
+		spend("a3", alice, "sonnet", base.Add(48*time.Hour), 7),
+		spend("b1", bob, "sonnet", base.Add(time.Hour), 1_000_000),
+		spend("c1", "carol@example.com", "sonnet", base.Add(-time.Hour), 5), // before the window
+	} {
+		if i == 3 {
+			e.Status = "upstream_error"
+		}
+		noErr(t, s.RecordSpend(ctx, e))
+	}
+	if got := r(s.SpendSince(ctx, alice, base)).must(t); got != big+9 {
+		t.Fatalf("alice since base = %d, want %d", got, big+9)
+	}
+	if got := r(s.SpendSince(ctx, alice, base.Add(time.Hour))).must(t); got != 9 {
+		t.Fatalf("alice since base+1h = %d, want 9 (since is inclusive)", got)
+	}
+	if got := r(s.SpendSince(ctx, "nobody@example.com", base)).must(t); got != 0 {
+		t.Fatalf("unknown user spend = %d", got)
+	}
+	got := r(s.UsageByUser(ctx, base, base.Add(24*time.Hour))).must(t)
+	want := []store.UserUsage{
+		{User: alice, Requests: 2, Tokens: store.Tokens{Input: 200, Output: 20, CacheRead: 10, CacheWrite: 2}, CostPicodollars: big + 2},
+		{User: bob, Requests: 1, Tokens: store.Tokens{Input: 100, Output: 10, CacheRead: 5, CacheWrite: 1}, CostPicodollars: 1_000_000},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("usage by user:\n got %+v\nwant %+v", got, want)
+	}
+	if none := r(s.UsageByUser(ctx, base.Add(-48*time.Hour), base.Add(-24*time.Hour))).must(t); len(none) != 0 {
+		t.Fatalf("empty window: %+v", none)
+	}
+	wantErr(t, s.RecordSpend(ctx, store.SpendEntry{User: alice}), store.ErrInvalid, "spend without request id")
+	wantErr(t, s.RecordSpend(ctx, store.SpendEntry{RequestID: "x"}), store.ErrInvalid, "spend without user")
+}
+
+func testAudit(t *testing.T, h Harness) {
+	ctx := context.Background()
+	clk := newClock()
+	s := open(t, h, store.WithClock(clk.Now))
+	const admin = "admin@example.com"
+	t0 := clk.Now()
+	noErr(t, s.RecordAudit(ctx, store.AuditEvent{Actor: admin, Action: "session.list", Subject: bob}))
+	clk.Advance(time.Minute)
+	noErr(t, s.RecordAudit(ctx, store.AuditEvent{Actor: admin, Action: "session.read", Subject: bob, SessionID: "s1"}))
+	noErr(t, s.RecordAudit(ctx, store.AuditEvent{Actor: admin, Action: "export", Subject: alice}))
+	noErr(t, s.RecordAudit(ctx, store.AuditEvent{Actor: admin, Action: "export", Subject: bob, Time: t0.Add(time.Hour)}))
+
+	got := r(s.AuditFor(ctx, bob, 0)).must(t)
+	want := []store.AuditEvent{
+		{Time: t0.Add(time.Hour), Actor: admin, Action: "export", Subject: bob},
+		{Time: t0.Add(time.Minute), Actor: admin, Action: "session.read", Subject: bob, SessionID: "s1"},
+		{Time: t0, Actor: admin, Action: "session.list", Subject: bob},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("audit for bob:\n got %+v\nwant %+v", got, want)
+	}
+	if got := r(s.AuditFor(ctx, bob, 2)).must(t); len(got) != 2 || got[0].Action != "export" {
+		t.Fatalf("limited audit: %+v", got)
+	}
+	if got := r(s.AuditFor(ctx, "carol@example.com", 0)).must(t); len(got) != 0 {
+		t.Fatalf("audit for carol: %+v", got)
+	}
+	wantErr(t, s.RecordAudit(ctx, store.AuditEvent{Actor: admin, Subject: bob}), store.ErrInvalid, "audit without action")
+}

@@ -1,0 +1,82 @@
+package controllers
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/render"
+)
+
+var _ = Describe("The session store", func() {
+	It("gives the Embedded store a claim, the master key and a Recreate strategy", func() {
+		f := newFamily(noPrometheusOperator())
+		f.waitReady()
+		pvc := &corev1.PersistentVolumeClaim{}
+		Expect(k8sClient.Get(ctx, f.key(render.PVCName(f.gw)), pvc)).To(Succeed())
+		Expect(pvc.Spec.Resources.Requests.Storage().String()).To(Equal("1Gi"))
+		d := &appsv1.Deployment{}
+		Expect(k8sClient.Get(ctx, f.key(render.DeploymentName(f.gw)), d)).To(Succeed())
+		Expect(d.Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType),
+			"two pods must never write one SQLite file")
+		Expect(mountPaths(d)).To(ContainElements(gc.StoreDataDir, gc.KeysDir))
+	})
+
+	It("wires the Postgres DSN Secret into the pods, with no claim, for several replicas", func() {
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, anthropicProvider(ns, "anthropic", nil))).To(Succeed())
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat-db"},
+			StringData: map[string]string{"dsn": "postgres://chat:canary-password@db/chat"}})).To(Succeed())
+		gw := &v1alpha1.ChatGateway{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "team"},
+			Spec: v1alpha1.ChatGatewaySpec{
+				Replicas:  ptr.To[int32](3),
+				Providers: []v1alpha1.LocalRef{{Name: "anthropic"}}, DefaultModel: "sonnet",
+				Auth: v1alpha1.AuthSpec{AllowlistRef: v1alpha1.LocalRef{Name: "team"}},
+				Sessions: v1alpha1.SessionsSpec{Store: v1alpha1.StoreSpec{
+					Type: v1alpha1.StorePostgres, DSNSecretRef: &v1alpha1.SecretKeyRef{Name: "chat-db", Key: "dsn"}}},
+				Monitoring: noPrometheusOperator(),
+			},
+		}
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		d := &appsv1.Deployment{}
+		Eventually(func() error { return k8sClient.Get(ctx, nsName(ns, render.DeploymentName(gw)), d) }).Should(Succeed())
+		Expect(*d.Spec.Replicas).To(BeEquivalentTo(3))
+		Expect(d.Spec.Strategy.Type).To(Equal(appsv1.RollingUpdateDeploymentStrategyType))
+		Expect(mountPaths(d)).To(ContainElement(gc.StoreSecretDir))
+		Expect(mountPaths(d)).NotTo(ContainElement(gc.StoreDataDir))
+
+		var dsnVolume *corev1.Volume
+		for i, v := range d.Spec.Template.Spec.Volumes {
+			if v.Secret != nil && v.Secret.SecretName == "chat-db" {
+				dsnVolume = &d.Spec.Template.Spec.Volumes[i]
+			}
+		}
+		Expect(dsnVolume).NotTo(BeNil())
+		Expect(dsnVolume.Secret.Items).To(ConsistOf(corev1.KeyToPath{Key: "dsn", Path: gc.StoreDSNFileName, Mode: dsnVolume.Secret.Items[0].Mode}))
+
+		cm := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, nsName(ns, render.ConfigMapName(gw)), cm)).To(Succeed())
+		conf, err := gc.Parse([]byte(cm.Data[gc.ConfigFileName]))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(conf.Sessions.Store.DSNFile).To(Equal(gc.StoreSecretDir + "/" + gc.StoreDSNFileName))
+		Expect(cm.Data[gc.ConfigFileName]).NotTo(ContainSubstring("canary-password"))
+
+		err = k8sClient.Get(ctx, nsName(ns, render.PVCName(gw)), &corev1.PersistentVolumeClaim{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "a Postgres gateway needs no claim")
+	})
+})
+
+func mountPaths(d *appsv1.Deployment) []string {
+	var paths []string
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		paths = append(paths, m.MountPath)
+	}
+	return paths
+}

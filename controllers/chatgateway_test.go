@@ -403,4 +403,6 @@ func mapValues(m map[string]string) []string {
 	return out
 }
 
-func nsName(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+func nsName(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}

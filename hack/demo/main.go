@@ -144,11 +144,37 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 	step("gateway.yaml, as the gateway will read it (no secret in it: keys are mounted files)")
 	_ = kubectl("get", "configmap/family-gateway-config", "-o", `jsonpath={.data.gateway\.yaml}`).Run()
 
+	step("Starting the gateway as the pod would run it, with the provider simulator behind it")
+	procLog, err := os.Create(filepath.Join(workDir, "processes.log"))
+	if err != nil {
+		return err
+	}
+	defer procLog.Close()
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	addr, token, err := runGateway(ctx, cfg, root, workDir, procLog, &stops)
+	if err != nil {
+		return err
+	}
+	reply, err := chatOnce(addr, token)
+	if err != nil {
+		return fmt.Errorf("a chat request through the gateway failed: %w: %s", err, reply)
+	}
+	fmt.Printf("POST %s/v1/chat/completions as alice@example.com answered:\n%s\n", addr, reply)
+	fmt.Printf("\nTry it yourself (streaming):\n  curl -N %s/v1/chat/completions -H 'Authorization: Bearer %s' \\\n"+
+		"    -H 'X-Forwarded-Email: alice@example.com' -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"model\":\"sonnet\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, token)
+	fmt.Printf("  curl -s %s/metrics | grep chatgateway_spend_usd_total\n", addr)
+
 	if exitWhenReady {
 		return nil
 	}
 	fmt.Printf("\nThe control plane keeps running. Try:\n  %s --kubeconfig %s get chatgateway,modelprovider,userallowlist\n"+
-		"Manager log: %s\nPress Ctrl-C to stop everything.\n", filepath.Join(assets, "kubectl"), kubeconfigPath, logFile.Name())
+		"Manager log: %s; gateway and simulator log: bin/demo/processes.log\nPress Ctrl-C to stop everything.\n", filepath.Join(assets, "kubectl"), kubeconfigPath, logFile.Name())
 	<-ctx.Done()
 	return nil
 }

@@ -1,0 +1,104 @@
+// Command gateway serves the chat traffic of one ChatGateway: it loads the
+// config the operator renders and proxies model requests to the providers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway"
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		configPath = flag.String("config", filepath.Join(gatewayconfig.ConfigDir, gatewayconfig.ConfigFileName), "path of the rendered gateway.yaml")
+		listen     = flag.String("listen", "", "address to serve on (default: the config's listen)")
+		drain      = flag.Duration("shutdown-timeout", 25*time.Second, "how long in-flight requests and streams may run after SIGTERM")
+		poll       = flag.Duration("reload-interval", time.Second, "how often to check the config and its files for changes")
+		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
+	)
+	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	g, err := gateway.New(gateway.Options{ConfigPath: *configPath, Logger: log})
+	if err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	addr := *listen
+	if addr == "" {
+		addr = g.ListenAddr()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go g.Watch(ctx, *poll)
+	// SIGHUP reloads at once, for people who do not want to wait a poll.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_, _ = g.Reload() // logged and counted inside
+		}
+	}()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: a streamed reply may legitimately run for minutes;
+		// the config's failover.requestTimeout bounds every model request.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("Serving", slog.String("addr", ln.Addr().String()))
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process the default way
+
+	// Fail readiness first so new requests go elsewhere, then let the ones
+	// in flight (streams included) finish within the bound.
+	g.Drain()
+	log.Info("Shutting down", slog.Duration("timeout", *drain))
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("Cut off requests still running at the shutdown timeout", slog.String("error", err.Error()))
+		_ = srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

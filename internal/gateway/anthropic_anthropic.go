@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// anthropicAnthropic serves the Anthropic front from an Anthropic provider:
+// the caller's body is rebuilt with the provider's model id and the caller's
+// identity; responses and events pass through, read only for usage.
+type anthropicAnthropic struct{}
+
+func (anthropicAnthropic) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
+	meta, _ := json.Marshal(anthropicMetadata{UserID: t.user})
+	set := []rawField{{"model", jsonString(t.modelID)}, {"metadata", meta}}
+	if _, ok := in.raw["max_tokens"]; !ok {
+		set = append(set, rawField{"max_tokens", itoa(t.maxTokens)})
+	}
+	writeObject(out, in.raw, set...)
+	return nil
+}
+
+func (anthropicAnthropic) response(body []byte, out *bytes.Buffer) (Usage, error) {
+	var m struct {
+		Type  string         `json:"type"`
+		Usage anthropicUsage `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Usage{}, err
+	}
+	if m.Type != "message" {
+		return Usage{}, errors.New(`the response is not a "message"`)
+	}
+	out.Write(body)
+	return m.Usage.usage(), nil
+}
+
+func (anthropicAnthropic) stream(*clientRequest) streamTranslator { return &anthropicPassStream{} }
+
+type anthropicPassStream struct {
+	u        Usage
+	finished bool
+}
+
+func (s *anthropicPassStream) event(ev *sseEvent, out *sseWriter) error {
+	if !json.Valid(ev.Data) {
+		return malformedEvent(errors.New("invalid JSON"))
+	}
+	// Only three event types matter for metering and errors; the rest are
+	// forwarded without decoding.
+	typ := eventType(ev)
+	switch string(typ) {
+	case "message_start", "message_delta":
+		var e anthropicEvent
+		if err := json.Unmarshal(ev.Data, &e); err != nil {
+			return malformedEvent(err)
+		}
+		if e.Message != nil {
+			s.u = e.Message.Usage.usage()
+		} else if e.Usage != nil {
+			e.Usage.applyTo(&s.u)
+		}
+	case "error":
+		var e anthropicEvent
+		_ = json.Unmarshal(ev.Data, &e)
+		return anthropicStreamFault(e.Error)
+	case "message_stop":
+		s.finished = true
+	}
+	out.forward(typ, ev.Data) // named even if the provider left names out
+	return nil
+}
+
+func (s *anthropicPassStream) eof(*sseWriter) error {
+	if !s.finished {
+		return errTruncated
+	}
+	return nil
+}
+
+func (s *anthropicPassStream) usage() Usage { return s.u }
+
+func anthropicStreamFault(e *anthropicError) *streamFault {
+	if e == nil {
+		return &streamFault{class: classServerError, msg: "the provider sent an error event"}
+	}
+	return &streamFault{class: classifyStreamError(e.Type), msg: e.Message}
+}

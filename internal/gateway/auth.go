@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+// caller is an authenticated, allowlisted person.
+type caller struct {
+	email string
+	user  *gatewayconfig.User
+	// hash names the caller in logs (never the email).
+	hash string
+}
+
+// Reasons for refusing a caller, the values of chatgateway_auth_failures_total.
+const (
+	refusedNoToken        = "no_token"
+	refusedBadToken       = "bad_token"
+	refusedExpiredToken   = "expired_token"
+	refusedNoEmail        = "no_email"
+	refusedDuplicateEmail = "duplicate_email"
+	refusedNotAllowed     = "not_allowed"
+)
+
+// identify checks the gateway token first and only then believes the email
+// header: OAuth2 Proxy sets that header, and the token proves the request
+// came through it (or from someone an admin gave the token).
+func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (caller, string, *apiError) {
+	toks, malformed := presentedTokens(r.Header, front == dialectAnthropic)
+	if malformed != "" {
+		return caller{}, refusedBadToken, errorf(http.StatusUnauthorized, malformed)
+	}
+	if len(toks) == 0 {
+		how := "Authorization: Bearer <token> or X-Gateway-Token: <token>"
+		if front == dialectAnthropic {
+			how += " (or x-api-key: <token>)"
+		}
+		return caller{}, refusedNoToken, errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
+	}
+	status := tokenInvalid
+	for _, tok := range toks {
+		status = max(status, s.tokens.check(tok, now))
+	}
+	switch status {
+	case tokenExpired:
+		return caller{}, refusedExpiredToken, errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
+	case tokenInvalid:
+		return caller{}, refusedBadToken, errorf(http.StatusUnauthorized, "invalid gateway token")
+	}
+
+	// Header lookup is by canonical name, so "X_Forwarded_Email" (which
+	// net/http keeps as a distinct header) can never stand in for
+	// "X-Forwarded-Email".
+	values := r.Header.Values(s.emailHeader)
+	switch len(values) {
+	case 0:
+		return caller{}, refusedNoEmail, errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
+	case 1:
+	default:
+		return caller{}, refusedDuplicateEmail, errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
+	}
+	email := strings.ToLower(strings.TrimSpace(values[0]))
+	u, ok := s.users[email]
+	if !ok {
+		return caller{}, refusedNotAllowed, errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
+	}
+	return caller{email: email, user: u, hash: s.hashes[email]}, "", nil
+}
+
+// presentedTokens collects the credentials that may be the gateway token:
+// X-Gateway-Token, an Authorization bearer token, and (Anthropic front
+// only, so that tools configured with an Anthropic key work unchanged)
+// x-api-key. One valid candidate is enough: behind OAuth2 Proxy the
+// Authorization header may carry the proxy's own ID token while the gateway
+// token travels in another header. A header sent twice is refused rather
+// than guessed at.
+func presentedTokens(h http.Header, allowAPIKey bool) (toks []string, malformed string) {
+	one := func(name string) (string, bool) {
+		v := h.Values(name)
+		if len(v) > 1 {
+			malformed = "more than one " + name + " header"
+		}
+		if len(v) != 1 {
+			return "", false
+		}
+		return strings.TrimSpace(v[0]), true
+	}
+	if t, ok := one("X-Gateway-Token"); ok {
+		toks = append(toks, t)
+	}
+	if a, ok := one("Authorization"); ok {
+		if scheme, t, found := strings.Cut(a, " "); found && strings.EqualFold(scheme, "Bearer") {
+			toks = append(toks, strings.TrimSpace(t))
+		}
+	}
+	if allowAPIKey {
+		if t, ok := one("X-Api-Key"); ok {
+			toks = append(toks, t)
+		}
+	}
+	return toks, malformed
+}
+
+// tokenStatus values are ordered: the best of several candidates wins.
+type tokenStatus int
+
+const (
+	tokenInvalid tokenStatus = iota
+	tokenExpired             // the previous token, after its grace period
+	tokenValid
+)
+
+// check compares in constant time against both tokens, always both, so
+// timing reveals neither which token matched nor how much of it.
+func (t *tokens) check(presented string, now time.Time) tokenStatus {
+	if presented == "" {
+		return tokenInvalid
+	}
+	p := sha256.Sum256([]byte(presented))
+	cur := subtle.ConstantTimeCompare(p[:], t.current[:])
+	prev := subtle.ConstantTimeCompare(p[:], t.previous[:])
+	switch {
+	case cur == 1:
+		return tokenValid
+	case prev == 1 && t.hasPrevious && now.Before(t.previousExpires):
+		return tokenValid
+	case prev == 1 && t.hasPrevious:
+		return tokenExpired
+	}
+	return tokenInvalid
+}

@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// serveModels lists the aliases (GET /v1/models) or one of them (GET
+// /v1/models/{id}) in the caller's dialect: OpenAI's list, or Anthropic's
+// when the caller sent anthropic-version.
+func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
+	created := c.snap.loadedAt.UTC()
+	object := func(alias string) any {
+		if c.front == dialectAnthropic {
+			return map[string]string{"type": "model", "id": alias, "display_name": alias, "created_at": created.Format(time.RFC3339)}
+		}
+		return map[string]any{"id": alias, "object": "model", "created": created.Unix(), "owned_by": "chatgateway"}
+	}
+	var v any
+	if id := r.PathValue("id"); id != "" {
+		if _, ok := c.snap.routes[id]; !ok {
+			writeError(w, c.front, &apiError{status: http.StatusNotFound, code: "model_not_found", msg: fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the ones that are", id)})
+			return
+		}
+		v = object(id)
+	} else {
+		data := make([]any, 0, len(c.snap.aliases))
+		for _, a := range c.snap.aliases {
+			data = append(data, object(a))
+		}
+		if c.front == dialectAnthropic {
+			first, last := "", ""
+			if n := len(c.snap.aliases); n > 0 {
+				first, last = c.snap.aliases[0], c.snap.aliases[n-1]
+			}
+			v = map[string]any{"data": data, "has_more": false, "first_id": first, "last_id": last}
+		} else {
+			v = map[string]any{"object": "list", "data": data}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

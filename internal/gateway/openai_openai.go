@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// openaiOpenAI serves the OpenAI front from an OpenAI-compatible provider.
+// Streams always ask the provider for usage (stream_options.include_usage),
+// since that is the only place a stream reports it; the extra chunk is
+// dropped when the caller did not ask for it.
+type openaiOpenAI struct{}
+
+func (openaiOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
+	set := []rawField{{"model", jsonString(t.modelID)}, {"user", jsonString(t.user)}}
+	if in.stream {
+		opts := map[string]json.RawMessage{}
+		_ = decodeField(in.raw, "stream_options", &opts) // validated in parseClientRequest
+		opts["include_usage"] = json.RawMessage("true")
+		var b bytes.Buffer
+		writeObject(&b, opts)
+		set = append(set, rawField{"stream_options", b.Bytes()})
+	}
+	writeObject(out, in.raw, set...)
+	return nil
+}
+
+func (openaiOpenAI) response(body []byte, out *bytes.Buffer) (Usage, error) {
+	// []struct{} checks that choices is there without copying it.
+	var c struct {
+		Choices []struct{}   `json:"choices"`
+		Usage   *openaiUsage `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &c); err != nil {
+		return Usage{}, err
+	}
+	if c.Choices == nil {
+		return Usage{}, errors.New("the response has no choices")
+	}
+	out.Write(body)
+	if c.Usage == nil {
+		return Usage{}, nil
+	}
+	return c.Usage.usage(), nil
+}
+
+func (openaiOpenAI) stream(in *clientRequest) streamTranslator {
+	return &openaiPassStream{includeUsage: in.includeUsage}
+}
+
+type openaiPassStream struct {
+	includeUsage bool
+	u            Usage
+	finished     bool
+}
+
+var (
+	errorKey  = []byte(`"error"`)
+	promptKey = []byte(`"prompt_tokens"`)
+)
+
+func (s *openaiPassStream) event(ev *sseEvent, out *sseWriter) error {
+	if isDone(ev.Data) {
+		s.finished = true
+		out.forward(nil, ev.Data)
+		return nil
+	}
+	if !json.Valid(ev.Data) {
+		return malformedEvent(errors.New("invalid JSON"))
+	}
+	// Most chunks carry neither an error nor usage; skip decoding those. The
+	// keys could also appear inside generated text, so a hit is confirmed
+	// by decoding.
+	if bytes.Contains(ev.Data, errorKey) || bytes.Contains(ev.Data, promptKey) {
+		var c struct {
+			Choices []struct{}      `json:"choices"`
+			Usage   *openaiUsage    `json:"usage"`
+			Error   json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(ev.Data, &c); err != nil {
+			return malformedEvent(err)
+		}
+		if len(c.Error) > 0 && string(c.Error) != "null" {
+			return openaiStreamFault(c.Error)
+		}
+		if c.Usage != nil {
+			s.u = c.Usage.usage()
+			if len(c.Choices) == 0 && !s.includeUsage {
+				return nil
+			}
+		}
+	}
+	out.forward(nil, ev.Data)
+	return nil
+}
+
+func (s *openaiPassStream) eof(*sseWriter) error {
+	if !s.finished {
+		return errTruncated
+	}
+	return nil
+}
+
+func (s *openaiPassStream) usage() Usage { return s.u }
+
+func openaiStreamFault(raw json.RawMessage) *streamFault {
+	msg, _ := upstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)
+	return &streamFault{class: classServerError, msg: msg}
+}

@@ -1,0 +1,201 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway"
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+// volume imitates how the kubelet updates a mounted ConfigMap or Secret:
+// files live in a timestamped directory, "..data" points at it, and each
+// visible name is a symlink through "..data". An update writes a new
+// directory and renames a new "..data" symlink over the old one, so readers
+// see either the old set or the new one.
+type volume struct {
+	t   *testing.T
+	dir string
+	gen int
+}
+
+func newVolume(t *testing.T, dir string, files map[string]string) *volume {
+	v := &volume{t: t, dir: dir}
+	v.publish(files)
+	return v
+}
+
+func (v *volume) path(name string) string { return filepath.Join(v.dir, name) }
+
+func (v *volume) publish(files map[string]string) {
+	v.t.Helper()
+	v.gen++
+	ts := fmt.Sprintf("..2026_01_02_03_04_%02d.%d", v.gen, v.gen)
+	for name, content := range files {
+		writeFile(v.t, filepath.Join(v.dir, ts, name), content)
+	}
+	tmp := filepath.Join(v.dir, "..data_tmp")
+	must(v.t, os.Symlink(ts, tmp))
+	must(v.t, os.Rename(tmp, filepath.Join(v.dir, "..data")))
+	for name := range files {
+		link := filepath.Join(v.dir, name)
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			must(v.t, os.Symlink(filepath.Join("..data", name), link))
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestReloadThroughSymlinkSwap(t *testing.T) {
+	sims := newEnv(t)
+	root := t.TempDir()
+	tokens := newVolume(t, filepath.Join(root, "token"), map[string]string{"token": currentToken})
+	cfg := baseConfig(root, sims.anthURL, sims.oaiURL)
+	cfg.Auth.TokenFile = tokens.path("token")
+	cfg.Auth.PreviousTokenFile = tokens.path("previous")
+	cfg.Auth.PreviousTokenExpiresAtFile = tokens.path("previous-expires-at")
+	writeFile(t, cfg.Providers[0].APIKeyFile, anthKey)
+	writeFile(t, cfg.Providers[1].APIKeyFile, oaiKey)
+	writeFile(t, cfg.Keys.MasterKeyFile, strings.Repeat("m", 32))
+	render := func(c *gatewayconfig.Config) string {
+		b, err := gatewayconfig.Marshal(c)
+		must(t, err)
+		return string(b)
+	}
+	config := newVolume(t, filepath.Join(root, "config"), map[string]string{"gateway.yaml": render(cfg)})
+
+	gw, err := gateway.New(gateway.Options{ConfigPath: config.path("gateway.yaml"), Logger: testLogger(t)})
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go gw.Watch(ctx, 10*time.Millisecond)
+	srv := httptest.NewServer(gw.Handler())
+	defer srv.Close()
+	e := &env{t: t, url: srv.URL}
+
+	status := func(token, who string) int {
+		h := authHeader(who)
+		h.Set("Authorization", "Bearer "+token)
+		resp, _ := e.do("POST", "/v1/chat/completions", h, `{"model":"gpt","messages":[{"role":"user","content":"hi"}]}`)
+		return resp.StatusCode
+	}
+	if s := status(currentToken, bob); s != 200 {
+		t.Fatalf("before any change: %d", s)
+	}
+
+	// Token rotation: the old token becomes "previous" with a grace period.
+	tokens.publish(map[string]string{
+		"token": "rotated-token", "previous": currentToken,
+		"previous-expires-at": time.Now().Add(time.Hour).Format(time.RFC3339),
+	})
+	waitFor(t, "the rotated token", func() bool { return status("rotated-token", bob) == 200 })
+	if s := status(currentToken, bob); s != 200 {
+		t.Errorf("previous token within its grace: %d", s)
+	}
+	// Kill switch: the previous token is revoked at once.
+	tokens.publish(map[string]string{"token": "rotated-token"})
+	waitFor(t, "the revoked token", func() bool { return status(currentToken, bob) == 401 })
+
+	// A config change: bob leaves the allowlist.
+	cfg.Users = cfg.Users[:1]
+	config.publish(map[string]string{"gateway.yaml": render(cfg)})
+	waitFor(t, "bob's removal", func() bool { return status("rotated-token", bob) == 403 })
+
+	// A broken config is refused; the last good one stays in force.
+	bad := *cfg
+	bad.Providers = nil
+	config.publish(map[string]string{"gateway.yaml": render(&bad)})
+	waitFor(t, "the reload error", func() bool {
+		return len(e.metric("chatgateway_config_reload_errors_total 1")) == 1
+	})
+	if s := status("rotated-token", alice); s != 200 {
+		t.Errorf("after a bad reload: %d, want the last good config to serve", s)
+	}
+	if got := e.metric("chatgateway_config_reloads_total"); len(got) != 1 || got[0] != "chatgateway_config_reloads_total 4" {
+		t.Errorf("reloads: %q", got)
+	}
+}
+
+// TestReloadKeepsInFlightRequests: a request finishes on the snapshot it
+// started with, even when its model disappears meanwhile.
+func TestReloadKeepsInFlightRequests(t *testing.T) {
+	e := newEnv(t)
+	done := make(chan error, 1)
+	go func() {
+		got, err := e.chat("gpt", "hi [[fault:delay=300ms]]", true)
+		if err == nil && got != simReply(gptID, 2) {
+			err = fmt.Errorf("reply %q", got)
+		}
+		done <- err
+	}()
+	waitFor(t, "the request to reach the provider", func() bool { return e.oai.Served() == 1 })
+	cfg := *e.cfg
+	cfg.Providers = cfg.Providers[:1]
+	cfg.Fallbacks = nil
+	e.writeConfig(&cfg)
+	if changed, err := e.gw.Reload(); !changed || err != nil {
+		t.Fatalf("reload: %v %v", changed, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.do("POST", "/v1/chat/completions", authHeader(alice), `{"model":"gpt","messages":[]}`); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("after the reload gpt should be gone: %d", resp.StatusCode)
+	}
+}
+
+func TestStartupRefusesBadConfig(t *testing.T) {
+	sims := newEnv(t)
+	cases := []struct {
+		name   string
+		mutate func(*gatewayconfig.Config)
+		want   string
+	}{
+		{"invalid field", func(c *gatewayconfig.Config) { c.Providers[0].BaseURL = "ftp://x" }, "providers[0].baseURL"},
+		{"missing token file", func(c *gatewayconfig.Config) { c.Auth.TokenFile = "/nonexistent/token" }, "auth.tokenFile"},
+		{"missing provider key", func(c *gatewayconfig.Config) { c.Providers[1].APIKeyFile = "/nonexistent/key" }, "providers[1].apiKeyFile"},
+		{"short master key", func(c *gatewayconfig.Config) {
+			c.Identity.Upstream = gatewayconfig.IdentityHash
+			c.Keys.MasterKeyFile = c.Providers[1].APIKeyFile
+		}, "keys.masterKeyFile"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig(sims.dir, sims.anthURL, sims.oaiURL)
+			c.mutate(cfg)
+			path := filepath.Join(t.TempDir(), "gateway.yaml")
+			b, err := gatewayconfig.Marshal(cfg)
+			must(t, err)
+			writeFile(t, path, string(b))
+			_, err = gateway.New(gateway.Options{ConfigPath: path})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want one naming %s", err, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,231 @@
+package gateway
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// ConfigPath is the rendered gateway.yaml.
+	ConfigPath string
+	// Logger receives structured logs; the default discards them.
+	Logger *slog.Logger
+	// Ledger records spend; the default is a MemoryLedger.
+	Ledger Ledger
+	// Now is the clock, for tests of the token grace period.
+	Now func() time.Time
+}
+
+// Gateway is the HTTP server's handler and its config holder.
+type Gateway struct {
+	configPath string
+	log        *slog.Logger
+	ledger     Ledger
+	now        func() time.Time
+
+	snap       atomic.Pointer[snapshot]
+	reloadMu   sync.Mutex
+	lastInputs *inputs
+	transports *transports
+	health     *health
+	metrics    *metrics
+	draining   atomic.Bool
+	mux        *http.ServeMux
+}
+
+// New loads the config and the files it names. It fails, naming the field
+// or file at fault, when they are not usable: a gateway that cannot
+// authenticate or reach a provider must not start.
+func New(opts Options) (*Gateway, error) {
+	g := &Gateway{
+		configPath: opts.ConfigPath,
+		log:        opts.Logger,
+		ledger:     opts.Ledger,
+		now:        opts.Now,
+		transports: &transports{},
+		health:     newHealth(),
+		metrics:    newMetrics(),
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.ledger == nil {
+		g.ledger = &MemoryLedger{}
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if _, err := g.Reload(); err != nil {
+		return nil, err
+	}
+	g.routes()
+	return g, nil
+}
+
+func (g *Gateway) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	m.HandleFunc("GET /readyz", g.serveReady)
+	m.Handle("GET /metrics", g.metrics.handler())
+	m.HandleFunc("POST /v1/messages", g.authed(dialectAnthropic, g.serveCompletion))
+	m.HandleFunc("POST /v1/chat/completions", g.authed(dialectOpenAI, g.serveCompletion))
+	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
+	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
+	m.HandleFunc("/", g.serveNotFound)
+	g.mux = m
+}
+
+// Handler serves every route.
+func (g *Gateway) Handler() http.Handler { return g.mux }
+
+// ListenAddr is the address from the config (a restart applies a change).
+func (g *Gateway) ListenAddr() string { return g.snap.Load().cfg.Listen }
+
+// Drain makes /readyz fail so that load balancers stop sending new requests
+// while the server finishes the ones in flight.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if g.draining.Load() || g.snap.Load() == nil {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// call is one authenticated API request.
+type call struct {
+	id    string
+	start time.Time
+	front dialect
+	snap  *snapshot
+	who   caller
+}
+
+type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
+
+// authed wraps an API route: request id, the snapshot the request keeps,
+// and identity.
+func (g *Gateway) authed(front dialect, h callHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
+		w.Header().Set("X-Request-Id", c.id)
+		if front == dialectAnthropic {
+			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
+		}
+		who, reason, aerr := identify(r, c.snap, front, g.now())
+		if aerr != nil {
+			g.metrics.authFails.WithLabelValues(reason).Inc()
+			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
+				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("path", r.URL.Path))
+			writeError(w, front, aerr)
+			return
+		}
+		c.who = who
+		h(w, r, c)
+	}
+}
+
+// authedModels picks the dialect from the request: Anthropic's SDKs send
+// anthropic-version, and both APIs list models at GET /v1/models.
+func (g *Gateway) authedModels(h callHandler) http.HandlerFunc {
+	anth, oai := g.authed(dialectAnthropic, h), g.authed(dialectOpenAI, h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Anthropic-Version") != "" {
+			anth(w, r)
+			return
+		}
+		oai(w, r)
+	}
+}
+
+func (g *Gateway) serveNotFound(w http.ResponseWriter, r *http.Request) {
+	d := dialectOpenAI
+	if r.Header.Get("Anthropic-Version") != "" || r.URL.Path == "/v1/messages" {
+		d = dialectAnthropic
+	}
+	writeError(w, d, errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
+}
+
+// requestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an ingress
+// may set one) so logs correlate across hops; otherwise it makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && isIDSafe(id) {
+		return id
+	}
+	var b [8]byte
+	n := rand.Uint64()
+	for i := range b {
+		b[i] = byte(n >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func isIDSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Reload re-reads the config and the files it names, and swaps in a new
+// snapshot when they changed and load cleanly. A bad change keeps the last
+// good snapshot, is logged and counted; changed reports whether anything
+// differed from the last attempt.
+func (g *Gateway) Reload() (changed bool, err error) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	in := readInputs(g.configPath, g.lastInputs)
+	if g.lastInputs != nil && in.digest == g.lastInputs.digest {
+		return false, nil
+	}
+	g.lastInputs = in
+	s, err := buildSnapshot(in, g.transports, g.now())
+	if err != nil {
+		if g.snap.Load() != nil {
+			g.metrics.reloadErrors.Inc()
+			g.log.Error("Kept the last good config: the changed config does not load", slog.String("error", err.Error()))
+		}
+		return true, err
+	}
+	if prev := g.snap.Load(); prev != nil && prev.cfg.Listen != s.cfg.Listen {
+		g.log.Warn("Ignored the changed listen address until the next restart", slog.String("listen", prev.cfg.Listen))
+	}
+	g.snap.Store(s)
+	g.transports.retain(s.cfg.Providers)
+	g.metrics.reloads.Inc()
+	g.metrics.lastReload.Set(float64(s.loadedAt.UnixNano()) / 1e9)
+	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
+		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.aliases)), slog.Int("users", len(s.users)))
+	return true, nil
+}
+
+// Watch polls the config and its files every interval until ctx ends.
+// Polling content rather than watching inotify events follows Kubernetes'
+// atomic volume updates (a "..data" symlink swap) without special cases.
+func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = g.Reload() // logged and counted inside
+		}
+	}
+}
+
+// Ledger returns the spend ledger.
+func (g *Gateway) Ledger() Ledger { return g.ledger }

@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+// snapshot is everything a request needs from the config and the files it
+// names, resolved once per load. A request keeps the snapshot it started
+// with, so a reload never changes a request halfway.
+type snapshot struct {
+	cfg         *gatewayconfig.Config
+	tokens      tokens
+	emailHeader string // canonical form
+	users       map[string]*gatewayconfig.User
+	// hashes holds each user's pseudonym (see logHash), computed once per
+	// load rather than once per request.
+	hashes map[string]string
+	// routes lists, per alias, the providers serving it in failover order.
+	routes    map[string][]*route
+	byModelID map[string]string // provider model id → alias, for tools that send real ids
+	aliases   []string          // sorted, for errors and GET /v1/models
+	fallbacks map[string][]string
+	retryOn   map[failureClass]bool
+	hasher    *identityHasher // nil without a master key
+	loadedAt  time.Time
+}
+
+// route is one provider serving one alias.
+type route struct {
+	alias     string
+	provider  Provider
+	modelID   string
+	maxTokens int64
+	firstByte time.Duration
+	prices    prices
+}
+
+// tokens holds SHA-256 digests of the gateway tokens, so comparisons run
+// over fixed-length values (no length leak) and the tokens themselves are
+// not kept in memory longer than loading takes.
+type tokens struct {
+	current         [32]byte
+	previous        [32]byte
+	hasPrevious     bool
+	previousExpires time.Time
+}
+
+// inputs are the bytes a snapshot is built from: the config file and every
+// file it names, each read once per poll.
+type inputs struct {
+	configRaw []byte
+	cfg       *gatewayconfig.Config
+	cfgErr    error
+	files     map[string][]byte
+	fileErrs  map[string]error
+	digest    [32]byte
+}
+
+// readInputs reads the config and the files it names. prev lets an
+// unchanged config skip parsing.
+func readInputs(path string, prev *inputs) *inputs {
+	in := &inputs{files: map[string][]byte{}, fileErrs: map[string]error{}}
+	h := sha256.New()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		in.cfgErr = fmt.Errorf("reading gateway config: %w", err)
+		fmt.Fprintf(h, "config error %v\x00", err)
+		h.Sum(in.digest[:0])
+		return in
+	}
+	in.configRaw = raw
+	h.Write(raw)
+	if prev != nil && prev.configRaw != nil && bytes.Equal(prev.configRaw, raw) {
+		in.cfg, in.cfgErr = prev.cfg, prev.cfgErr
+	} else {
+		in.cfg, in.cfgErr = gatewayconfig.Parse(raw)
+		if in.cfgErr != nil {
+			in.cfgErr = fmt.Errorf("%s: %w", path, in.cfgErr)
+		}
+	}
+	if in.cfg != nil {
+		for _, f := range referencedFiles(in.cfg) {
+			b, err := os.ReadFile(f)
+			fmt.Fprintf(h, "\x00%s\x00", f)
+			if err != nil {
+				in.fileErrs[f] = err
+				fmt.Fprintf(h, "error %v", err)
+				continue
+			}
+			in.files[f] = b
+			h.Write(b)
+		}
+	}
+	h.Sum(in.digest[:0])
+	return in
+}
+
+func referencedFiles(c *gatewayconfig.Config) []string {
+	files := []string{c.Auth.TokenFile, c.Auth.PreviousTokenFile, c.Auth.PreviousTokenExpiresAtFile, c.Keys.MasterKeyFile}
+	for _, p := range c.Providers {
+		files = append(files, p.APIKeyFile)
+	}
+	files = slices.DeleteFunc(files, func(f string) bool { return f == "" })
+	slices.Sort(files)
+	return slices.Compact(files)
+}
+
+// buildSnapshot validates inputs beyond the schema (files present, keys
+// usable) and resolves them. Errors name the field or file at fault.
+func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error) {
+	if in.cfgErr != nil {
+		return nil, in.cfgErr
+	}
+	c := in.cfg
+	var errs []error
+	file := func(field, path string, required bool) []byte {
+		if path == "" {
+			return nil
+		}
+		if err := in.fileErrs[path]; err != nil {
+			if required || !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			}
+			return nil
+		}
+		return in.files[path]
+	}
+	s := &snapshot{
+		cfg:         c,
+		emailHeader: http.CanonicalHeaderKey(c.Auth.EmailHeader),
+		users:       map[string]*gatewayconfig.User{},
+		hashes:      map[string]string{},
+		routes:      map[string][]*route{},
+		byModelID:   map[string]string{},
+		fallbacks:   map[string][]string{},
+		retryOn:     map[failureClass]bool{},
+		loadedAt:    now,
+	}
+
+	tok := strings.TrimSpace(string(file("auth.tokenFile", c.Auth.TokenFile, true)))
+	if tok == "" && in.fileErrs[c.Auth.TokenFile] == nil {
+		errs = append(errs, fmt.Errorf("auth.tokenFile: %s is empty", c.Auth.TokenFile))
+	}
+	s.tokens.current = sha256.Sum256([]byte(tok))
+	// The previous token and its expiry are optional: a fresh gateway has
+	// never rotated. A previous token without a readable expiry is not
+	// accepted, since "valid forever" is the wrong failure mode.
+	if prev := strings.TrimSpace(string(file("auth.previousTokenFile", c.Auth.PreviousTokenFile, false))); prev != "" {
+		exp := strings.TrimSpace(string(file("auth.previousTokenExpiresAtFile", c.Auth.PreviousTokenExpiresAtFile, false)))
+		if exp != "" {
+			t, err := time.Parse(time.RFC3339, exp)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("auth.previousTokenExpiresAtFile: %q is not an RFC 3339 time", exp))
+			}
+			s.tokens.previous, s.tokens.hasPrevious, s.tokens.previousExpires = sha256.Sum256([]byte(prev)), true, t
+		}
+	}
+	if c.Keys.MasterKeyFile != "" {
+		required := c.Identity.Upstream == gatewayconfig.IdentityHash || c.Identity.MetricsEndUser == gatewayconfig.IdentityHash
+		if key := file("keys.masterKeyFile", c.Keys.MasterKeyFile, required); key != nil {
+			h, err := newIdentityHasher(key)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("keys.masterKeyFile: %w", err))
+			}
+			s.hasher = h
+		}
+	}
+
+	for i := range c.Users {
+		s.users[c.Users[i].Email] = &c.Users[i]
+		s.hashes[c.Users[i].Email] = logHash(s.hasher, c.Users[i].Email)
+	}
+	for _, r := range c.Failover.RetryOn {
+		s.retryOn[failureClass(r)] = true
+	}
+	for _, f := range c.Fallbacks {
+		s.fallbacks[f.Model] = append(s.fallbacks[f.Model], f.To...)
+	}
+	for i, p := range c.Providers {
+		var key string
+		if p.APIKeyFile != "" {
+			key = strings.TrimSpace(string(file(fmt.Sprintf("providers[%d].apiKeyFile", i), p.APIKeyFile, true)))
+		}
+		prov := newProvider(p, key, tr.get(p))
+		for j, m := range p.Models {
+			pr, err := parsePrices(m.Pricing)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
+			}
+			s.routes[m.Name] = append(s.routes[m.Name], &route{
+				alias:     m.Name,
+				provider:  prov,
+				modelID:   m.ID,
+				maxTokens: int64(m.MaxOutputTokens),
+				firstByte: p.Timeouts.FirstByte.Duration,
+				prices:    pr,
+			})
+			if _, taken := s.byModelID[m.ID]; !taken {
+				s.byModelID[m.ID] = m.Name
+			}
+		}
+	}
+	for alias := range s.routes {
+		s.aliases = append(s.aliases, alias)
+	}
+	slices.Sort(s.aliases)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// resolve maps the model a caller asked for to an alias: the default when
+// none, an alias, or a provider's model id (so tools that send real model
+// ids work unchanged).
+func (s *snapshot) resolve(model string) (string, bool) {
+	if model == "" {
+		return s.cfg.DefaultModel, true
+	}
+	if _, ok := s.routes[model]; ok {
+		return model, true
+	}
+	alias, ok := s.byModelID[model]
+	return alias, ok
+}
+
+// plan lists the attempts for an alias: its providers in order, then those
+// of its fallbacks, each (provider, alias) pair once.
+func (s *snapshot) plan(alias string) []*route {
+	plan := slices.Clone(s.routes[alias])
+	for _, fb := range s.fallbacks[alias] {
+		for _, r := range s.routes[fb] {
+			if !slices.ContainsFunc(plan, func(p *route) bool { return p.alias == r.alias && p.provider.Name() == r.provider.Name() }) {
+				plan = append(plan, r)
+			}
+		}
+	}
+	return plan
+}
+
+// upstreamIdentity is the caller as providers see them: the email or its keyed hash.
+func (s *snapshot) upstreamIdentity(email string) string {
+	if s.cfg.Identity.Upstream == gatewayconfig.IdentityHash && s.hasher != nil {
+		return s.hashes[email]
+	}
+	return email
+}
+
+// endUser returns the end_user metric label.
+func (s *snapshot) endUser(email string) string {
+	switch s.cfg.Identity.MetricsEndUser {
+	case gatewayconfig.IdentityEmail:
+		return email
+	case gatewayconfig.IdentityHash:
+		if s.hasher != nil {
+			return s.hashes[email]
+		}
+	}
+	return ""
+}

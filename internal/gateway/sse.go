@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+)
+
+// maxEventSize bounds one upstream event, so a broken upstream cannot make
+// the gateway buffer without limit.
+const maxEventSize = 16 << 20
+
+var errEventTooLarge = errors.New("server-sent event larger than 16 MiB")
+
+// sseEvent is one server-sent event. Name and Data alias the reader's
+// buffers and are valid until the next call to next.
+type sseEvent struct {
+	Name []byte
+	Data []byte
+}
+
+// sseReader parses a text/event-stream (the WHATWG format: "field: value"
+// lines, events ending at a blank line, multi-line data joined with "\n").
+// It keeps no per-event allocations once its buffers have grown.
+type sseReader struct {
+	r    *bufio.Reader
+	line []byte // a line longer than the bufio buffer, reassembled
+	name []byte
+	data []byte
+}
+
+func newSSEReader(r io.Reader) *sseReader {
+	return &sseReader{r: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// next reads the next event with data. It returns io.EOF at a clean end;
+// a final event without its blank line is still delivered.
+func (s *sseReader) next(ev *sseEvent) error {
+	s.name, s.data = s.name[:0], s.data[:0]
+	hasData := false
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) && hasData {
+				ev.Name, ev.Data = s.name, s.data
+				return nil
+			}
+			return err
+		}
+		if len(line) == 0 {
+			if hasData {
+				ev.Name, ev.Data = s.name, s.data
+				return nil
+			}
+			s.name = s.name[:0]
+			continue
+		}
+		if line[0] == ':' {
+			continue // comment, e.g. a keep-alive
+		}
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		switch string(field) {
+		case "event":
+			s.name = append(s.name[:0], value...)
+		case "data":
+			if hasData {
+				s.data = append(s.data, '\n')
+			}
+			if len(s.data)+len(value) > maxEventSize {
+				return errEventTooLarge
+			}
+			s.data = append(s.data, value...)
+			hasData = true
+		}
+	}
+}
+
+// readLine returns one line without its "\n" or "\r\n".
+func (s *sseReader) readLine() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		s.line = append(s.line[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(s.line) > maxEventSize {
+				return nil, errEventTooLarge
+			}
+			line, err = s.r.ReadSlice('\n')
+			s.line = append(s.line, line...)
+		}
+		line = s.line
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			return trimEOL(line), nil // last line without a newline
+		}
+		return nil, err
+	}
+	return trimEOL(line), nil
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// sseWriter accumulates the client's events for one upstream event; the
+// stream loop writes and flushes them together, so each upstream event
+// costs one write and one flush.
+type sseWriter struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+func newSSEWriter() *sseWriter {
+	w := &sseWriter{}
+	w.enc = json.NewEncoder(&w.buf)
+	w.enc.SetEscapeHTML(false)
+	return w
+}
+
+// raw writes an event whose data is already encoded. Data lines are split
+// at newlines, as the format requires.
+func (w *sseWriter) raw(name string, data []byte) {
+	if name != "" {
+		w.buf.WriteString("event: ")
+		w.buf.WriteString(name)
+		w.buf.WriteByte('\n')
+	}
+	w.data(data)
+}
+
+// forward writes an upstream event (a name as []byte spares converting
+// it to a string for every event).
+func (w *sseWriter) forward(name, data []byte) {
+	if len(name) > 0 {
+		w.buf.WriteString("event: ")
+		w.buf.Write(name)
+		w.buf.WriteByte('\n')
+	}
+	w.data(data)
+}
+
+func (w *sseWriter) data(data []byte) {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		w.buf.WriteString("data: ")
+		if i < 0 {
+			w.buf.Write(data)
+			break
+		}
+		w.buf.Write(data[:i])
+		w.buf.WriteByte('\n')
+		data = data[i+1:]
+	}
+	w.buf.WriteString("\n\n")
+}
+
+// json writes an event whose data is v encoded as JSON (which never holds
+// a raw newline).
+func (w *sseWriter) json(name string, v any) {
+	if name != "" {
+		w.buf.WriteString("event: ")
+		w.buf.WriteString(name)
+		w.buf.WriteByte('\n')
+	}
+	w.buf.WriteString("data: ")
+	if err := w.enc.Encode(v); err != nil {
+		// Our own event types always encode; keep the stream well-formed anyway.
+		w.buf.WriteString("{}\n")
+	}
+	w.buf.WriteByte('\n') // Encode ended the data line; this ends the event
+}

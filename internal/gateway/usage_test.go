@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+func TestCostIsExact(t *testing.T) {
+	p, err := parsePrices(gatewayconfig.Pricing{InputPerMTok: "3.00", OutputPerMTok: "15", CacheReadPerMTok: "0.30", CacheWritePerMTok: "3.75"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.1 + 0.2 is the classic float trap; integers have none.
+	u := Usage{Input: 1_000_001, Output: 333_333, CacheRead: 7, CacheWrite: 1}
+	want := Picodollars(1_000_001*3_000_000 + 333_333*15_000_000 + 7*300_000 + 3_750_000)
+	if got := p.cost(u); got != want {
+		t.Errorf("cost %d, want %d", got, want)
+	}
+	if got := want.String(); got != "8.000003850000" {
+		t.Errorf("String() = %s", got)
+	}
+	var sum Picodollars
+	for range 10 {
+		sum += p.cost(Usage{Input: 1}) // $0.000003 ten times
+	}
+	if sum.String() != "0.000030000000" {
+		t.Errorf("sum %s", sum)
+	}
+	if (-Picodollars(1)).String() != "-0.000000000001" {
+		t.Error("negative formatting")
+	}
+}
+
+func TestOpenAIUsageSplit(t *testing.T) {
+	cases := []struct {
+		json string
+		want Usage
+	}{
+		{`{"prompt_tokens":10,"completion_tokens":2}`, Usage{Input: 10, Output: 2}},
+		{`{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}`, Usage{Input: 6, Output: 2, CacheRead: 4}},
+		// LiteLLM in front of Anthropic: prompt_tokens includes reads and writes.
+		{`{"prompt_tokens":98805,"completion_tokens":5120,"prompt_tokens_details":{"cached_tokens":66360,"cache_creation_tokens":32435},"cache_creation_input_tokens":32435}`, Usage{Input: 10, Output: 5120, CacheRead: 66360, CacheWrite: 32435}},
+	}
+	for _, c := range cases {
+		var u openaiUsage
+		if err := json.Unmarshal([]byte(c.json), &u); err != nil {
+			t.Fatal(err)
+		}
+		if got := u.usage(); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.json, got, c.want)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"30":                            30 * time.Second,
+		"1.5":                           1500 * time.Millisecond,
+		"0":                             0,
+		"soon":                          0,
+		"Thu, 01 Jan 2026 00:01:00 GMT": time.Minute,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("%q: %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestClassifyStatus(t *testing.T) {
+	for status, want := range map[int]failureClass{
+		400: classNone, 401: classNone, 404: classNone, 413: classNone, 422: classNone,
+		429: classRateLimited, 500: classServerError, 501: classNone, 502: classServerError,
+		503: classServerError, 504: classServerError, 529: classOverloaded,
+	} {
+		if got := classifyStatus(status); got != want {
+			t.Errorf("%d: %q, want %q", status, got, want)
+		}
+	}
+}
+
+type namedProvider struct{ Provider }
+
+func (p namedProvider) Name() string { return string(p.Provider.(fakeName)) }
+
+type fakeName string
+
+func (fakeName) Name() string     { return "" }
+func (fakeName) Dialect() dialect { return dialectOpenAI }
+func (fakeName) Send(_ context.Context, _ *upstreamBody, _ bool) (*http.Response, error) {
+	return nil, io.EOF
+}
+
+func TestHealth(t *testing.T) {
+	h := newHealth()
+	now := time.Unix(1000, 0)
+	plan := []*route{{provider: namedProvider{fakeName("a")}}, {provider: namedProvider{fakeName("b")}}}
+	for i := range 2 {
+		if h.failure("a", now, 3, time.Minute, 0) {
+			t.Fatalf("benched after %d failures", i+1)
+		}
+	}
+	h.success("a") // a success resets the run
+	for range 2 {
+		h.failure("a", now, 3, time.Minute, 0)
+	}
+	if !h.failure("a", now, 3, time.Minute, 0) {
+		t.Fatal("not benched after 3 consecutive failures")
+	}
+	if got := h.order(plan, now.Add(59*time.Second)); len(got) != 1 || got[0].provider.Name() != "b" {
+		t.Errorf("during cooldown: %d routes", len(got))
+	}
+	if got := h.order(plan, now.Add(time.Minute)); len(got) != 2 {
+		t.Errorf("after cooldown: %d routes", len(got))
+	}
+	// Retry-After benches at once, for its own duration.
+	h.failure("b", now, 3, time.Minute, 5*time.Minute)
+	if got := h.order(plan, now.Add(4*time.Minute)); len(got) != 1 || got[0].provider.Name() != "a" {
+		t.Errorf("b benched by Retry-After: %d routes", len(got))
+	}
+	h.failure("a", now.Add(3*time.Minute), 3, time.Minute, time.Hour)
+	if got := h.order(plan, now.Add(4*time.Minute)); len(got) != 2 {
+		t.Errorf("everything benched: the plan must stay whole, got %d", len(got))
+	}
+	if !h.cooling("b", now.Add(4*time.Minute)) || h.cooling("b", now.Add(5*time.Minute)) {
+		t.Error("Retry-After cooldown has the wrong length")
+	}
+}
+
+func TestUpstreamBodyRelease(t *testing.T) {
+	u := newUpstreamBody()
+	u.buf.WriteString("hello")
+	r1, _ := u.reader()
+	r2, _ := u.reader() // a GetBody replay
+	if b, _ := io.ReadAll(r1); string(b) != "hello" {
+		t.Fatalf("%q", b)
+	}
+	r1.Close()
+	u.release() // the attempt is over, r2 still open
+	if b, _ := io.ReadAll(r2); string(b) != "hello" {
+		t.Fatalf("replay %q", b)
+	}
+	r2.Close()
+	if _, err := r2.Read(make([]byte, 1)); err == nil {
+		t.Error("read after close succeeded")
+	}
+	if _, err := u.reader(); err == nil {
+		t.Error("reader after release succeeded")
+	}
+}
+
+func TestEndpointURL(t *testing.T) {
+	for base, want := range map[string]string{
+		"https://api.anthropic.com":  "https://api.anthropic.com/v1/messages",
+		"https://api.openai.com/v1/": "https://api.openai.com/v1/messages",
+		"http://litellm:4000/":       "http://litellm:4000/v1/messages",
+	} {
+		if got := endpointURL(base, "/messages"); got != want {
+			t.Errorf("%s: %s", base, got)
+		}
+	}
+}

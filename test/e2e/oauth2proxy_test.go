@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oauth2-proxy/mockoidc"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/render"
+	"github.com/chatgateway/chatgateway-operator/test/providersim"
+)
+
+// TestSignInThroughOAuth2Proxy runs the whole sign-in path with real parts:
+// a person signs in at a real OAuth2 Proxy (against a mock OpenID Connect
+// provider), which forwards to the real gateway binary, which calls the
+// provider simulator. Both the gateway's and the proxy's config are what the
+// operator renders for a ChatGateway; only the paths and addresses that a
+// pod's mounts and ports would fix are rewritten for loopback.
+func TestSignInThroughOAuth2Proxy(t *testing.T) {
+	proxyBin := os.Getenv("OAUTH2_PROXY")
+	if proxyBin == "" {
+		t.Skip("OAUTH2_PROXY is not set: `make test` builds OAuth2 Proxy and sets it")
+	}
+	oidc, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = oidc.Shutdown() })
+	sim, simURL := providersim.Start(t, providersim.Options{APIKey: "sk-ant-e2e"})
+
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	in := familyInputs(oidc, simURL)
+
+	// The gateway, on the rendered gateway.yaml.
+	conf, err := render.GatewayConfig(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterKey := make([]byte, 32)
+	_, _ = rand.Read(masterKey)
+	conf.Providers[0].APIKeyFile = write("anthropic-key", []byte("sk-ant-e2e"))
+	conf.Auth.TokenFile = write("token", []byte(token))
+	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
+	conf.Keys.MasterKeyFile = write("master-key", masterKey)
+	conf.Sessions.Store.Path = filepath.Join(dir, "store.db")
+	conf.Listen = "127.0.0.1:0"
+	b, err := gc.Marshal(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateway := start(t, buildGateway(t), write("gateway.yaml", b))
+	go func() { // keep the log pipe drained
+		for range gateway.logs {
+		}
+	}()
+
+	// OAuth2 Proxy, on the rendered alpha config and flags.
+	proxyAddr := freeAddr(t)
+	alpha, err := render.OAuth2ProxyConfigYAML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyTokenPath), []byte(filepath.Join(dir, "token")))
+	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyClientPath), []byte(write("client-secret", []byte(oidc.Config().ClientSecret))))
+	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("0.0.0.0:%d", render.OAuth2ProxyPort)), []byte(proxyAddr))
+	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("http://127.0.0.1:%d/", render.GatewayPort)), []byte("http://"+gateway.addr+"/"))
+	var args []string
+	for _, a := range render.OAuth2ProxyArgs(in) {
+		a = strings.ReplaceAll(a, render.OAuth2ProxyConfigPath, write("oauth2-proxy.yaml", alpha))
+		a = strings.ReplaceAll(a, render.OAuth2ProxyEmailsPath, write("emails", render.AuthenticatedEmails(in.Allowlist)))
+		args = append(args, a)
+	}
+	// Plain HTTP on loopback: a pod sits behind a TLS-terminating ingress.
+	args = append(args, "--cookie-secure=false")
+	proxy := exec.Command(proxyBin, args...)
+	proxy.Env = append(os.Environ(), "OAUTH2_PROXY_COOKIE_SECRET=0123456789abcdef0123456789abcdef")
+	var proxyLog bytes.Buffer
+	proxy.Stdout, proxy.Stderr = &proxyLog, &proxyLog
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = proxy.Process.Kill()
+		_, _ = proxy.Process.Wait()
+		if t.Failed() {
+			t.Logf("oauth2-proxy log:\n%s", proxyLog.String())
+		}
+	})
+	base := "http://" + proxyAddr
+	waitFor(t, base+"/ping")
+
+	chat := func(c *http.Client, extra http.Header) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+			strings.NewReader(`{"model":"sonnet","messages":[{"role":"user","content":"Hello through the front door"}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range extra {
+			req.Header[k] = v
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+
+	t.Run("without a session the API answers 401, not a login page", func(t *testing.T) {
+		resp, _ := chat(http.DefaultClient, http.Header{"X-Forwarded-Email": {email}, "X-Gateway-Token": {token}})
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	})
+
+	t.Run("a signed-in user reaches the provider as themselves, whatever headers they forge", func(t *testing.T) {
+		alice := signIn(t, oidc, base, "alice@example.com")
+		sim.Reset()
+		resp, body := chat(alice, http.Header{"X-Forwarded-Email": {"bob@example.com"}, "X-Gateway-Token": {"forged"}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		last, ok := sim.LastRequest()
+		if !ok {
+			t.Fatal("the request did not reach the provider")
+		}
+		var sent struct { // an Anthropic provider: identity goes in metadata.user_id
+			Metadata struct {
+				UserID string `json:"user_id"`
+			} `json:"metadata"`
+		}
+		if err := last.JSON(&sent); err != nil {
+			t.Fatal(err)
+		}
+		if sent.Metadata.UserID != "alice@example.com" {
+			t.Fatalf("the provider was told the user is %q, want alice@example.com", sent.Metadata.UserID)
+		}
+		for _, h := range []string{"X-Gateway-Token", "X-Forwarded-Email", "Cookie"} {
+			if v := last.Header.Get(h); v != "" {
+				t.Fatalf("%s reached the provider: %q", h, v)
+			}
+		}
+	})
+
+	t.Run("a person the identity provider knows but the allowlist does not is refused", func(t *testing.T) {
+		c := newBrowser()
+		oidc.QueueUser(&mockoidc.MockUser{Subject: "mallory", Email: "mallory@example.com", EmailVerified: true})
+		resp, err := c.Get(base + "/oauth2/start?rd=%2Fhealthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("sign-in ended with %d, want 403", resp.StatusCode)
+		}
+	})
+
+	t.Run("going around the proxy without the token is refused by the gateway", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+gateway.addr+"/v1/chat/completions",
+			strings.NewReader(`{"model":"sonnet","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("X-Forwarded-Email", "alice@example.com")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	})
+}
+
+// familyInputs is a ChatGateway as a household would write it, signing in
+// with OpenID Connect, and what it references.
+func familyInputs(oidc *mockoidc.MockOIDC, simURL string) render.Inputs {
+	meta := metav1.ObjectMeta{Namespace: "family", Name: "family"}
+	gw := &v1alpha1.ChatGateway{ObjectMeta: meta, Spec: v1alpha1.ChatGatewaySpec{
+		Providers:    []v1alpha1.LocalRef{{Name: "anthropic"}},
+		DefaultModel: "sonnet",
+		Auth: v1alpha1.AuthSpec{
+			AllowlistRef: v1alpha1.LocalRef{Name: "family"},
+			OAuth2Proxy: &v1alpha1.OAuth2ProxySpec{
+				Enabled: true, Provider: "oidc", OIDCIssuerURL: oidc.Issuer(), ClientID: oidc.Config().ClientID,
+				ClientSecretRef: &v1alpha1.SecretKeyRef{Name: "oauth2-proxy", Key: "client-secret"},
+				CookieSecretRef: &v1alpha1.SecretKeyRef{Name: "oauth2-proxy", Key: "cookie-secret"},
+			},
+		},
+	}}
+	mp := v1alpha1.ModelProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "family", Name: "anthropic"},
+		Spec: v1alpha1.ModelProviderSpec{
+			Type: v1alpha1.ProviderAnthropic, BaseURL: simURL,
+			APIKeySecretRef: &v1alpha1.SecretKeyRef{Name: "anthropic-api-key", Key: "api-key"},
+			Models: []v1alpha1.ModelSpec{{Name: "sonnet", ID: "claude-sonnet-4-5-20250929",
+				Pricing: v1alpha1.ModelPricing{InputPerMTok: "3.00", OutputPerMTok: "15.00"}}},
+		}}
+	al := &v1alpha1.UserAllowlist{ObjectMeta: meta, Spec: v1alpha1.UserAllowlistSpec{Users: []v1alpha1.AllowedUser{
+		{Email: "alice@example.com", Role: v1alpha1.RoleAdmin}, {Email: "bob@example.com", Role: v1alpha1.RoleUser},
+	}}}
+	return render.Inputs{Gateway: gw, Providers: []v1alpha1.ModelProvider{mp}, Allowlist: al, Image: "e2e", TokenGeneration: "1"}
+}
+
+// newBrowser is an HTTP client that keeps cookies and follows redirects.
+func newBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+}
+
+// signIn goes through the OpenID Connect login as the given person and
+// returns a client holding their OAuth2 Proxy session.
+func signIn(t *testing.T, oidc *mockoidc.MockOIDC, base, who string) *http.Client {
+	t.Helper()
+	c := newBrowser()
+	oidc.QueueUser(&mockoidc.MockUser{Subject: who, Email: who, EmailVerified: true})
+	resp, err := c.Get(base + "/oauth2/start?rd=%2Fhealthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
+		t.Fatalf("sign-in as %s ended with %d: %s", who, resp.StatusCode, body)
+	}
+	return c
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer", url)
+}

@@ -61,7 +61,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s (ski
 	@hack/setup-envtest.sh >/dev/null
 
 .PHONY: test
-test: manifests generate envtest promtool oauth2-proxy ## Build what the tests need, then run every test.
+test: manifests generate envtest promtool oauth2-proxy chromium ## Build what the tests need, then run every test.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" PROMTOOL="$(PROMTOOL)" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
 		go test $(GO_TEST_FLAGS) ./...
 
@@ -124,3 +124,9 @@ $(PROMTOOL):
 oauth2-proxy: $(OAUTH2_PROXY) ## Build OAuth2 Proxy into bin/ for the sidecar and end-to-end tests.
 $(OAUTH2_PROXY):
 	GOBIN=$(LOCALBIN) go install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
+
+.PHONY: chromium
+chromium: ## Install Debian's Chromium for the browser tests (needs root and apt).
+	@command -v chromium >/dev/null || { \
+		echo "Installing Chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -34,6 +34,7 @@ func run() error {
 		drain      = flag.Duration("shutdown-timeout", 25*time.Second, "how long in-flight requests and streams may run after SIGTERM")
 		poll       = flag.Duration("reload-interval", time.Second, "how often to check the config and its files for changes")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
+		retention  = flag.Duration("retention-interval", time.Hour, "how often to delete sessions past sessions.retention")
 	)
 	flag.Parse()
 
@@ -43,7 +44,16 @@ func run() error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	g, err := gateway.New(gateway.Options{ConfigPath: *configPath, Logger: log})
+	st, err := gateway.OpenStore(context.Background(), *configPath, time.Now())
+	switch {
+	case errors.Is(err, gateway.ErrNoMasterKey):
+		log.Warn("Serving without the session store: the stateful /api routes are off", slog.String("reason", err.Error()))
+	case err != nil:
+		return fmt.Errorf("refusing to start: %w", err)
+	default:
+		defer st.Close()
+	}
+	g, err := gateway.New(gateway.Options{ConfigPath: *configPath, Logger: log, Store: st})
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
@@ -55,6 +65,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go g.Watch(ctx, *poll)
+	go g.RunRetention(ctx, *retention)
 	// SIGHUP reloads at once, for people who do not want to wait a poll.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -185,7 +185,7 @@ func TestFailoverAfterFirstByte(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "mid-stream") {
 			t.Fatalf("err = %v, want the gateway's mid-stream error", err)
 		}
-		if got := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="openai",status="502"}`); len(got) != 1 {
+		if got := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="openai",requested_model="gpt",status="502"}`); len(got) != 1 {
 			t.Errorf("requests metric %q", got)
 		}
 	})
@@ -291,7 +291,7 @@ func TestClientDisconnect(t *testing.T) {
 	// the request metric shows the gateway finished the request.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if m := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="openai",status="499"} 1`); len(m) == 1 {
+		if m := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="openai",requested_model="gpt",status="499"} 1`); len(m) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -76,10 +76,10 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 	}
 	want := map[string][]string{
 		"chatgateway_requests_total": {
-			`chatgateway_requests_total{end_user="alice@example.com",model="",provider="",status="404"} 1`,
-			`chatgateway_requests_total{end_user="alice@example.com",model="both",provider="openai",status="200"} 1`,
-			`chatgateway_requests_total{end_user="alice@example.com",model="sonnet",provider="anthropic",status="200"} 2`,
-			`chatgateway_requests_total{end_user="bob@example.com",model="gpt",provider="openai",status="200"} 1`,
+			`chatgateway_requests_total{end_user="alice@example.com",model="",provider="",requested_model="",status="404"} 1`,
+			`chatgateway_requests_total{end_user="alice@example.com",model="both",provider="openai",requested_model="both",status="200"} 1`,
+			`chatgateway_requests_total{end_user="alice@example.com",model="sonnet",provider="anthropic",requested_model="sonnet",status="200"} 2`,
+			`chatgateway_requests_total{end_user="bob@example.com",model="gpt",provider="openai",requested_model="gpt",status="200"} 1`,
 		},
 		"chatgateway_tokens_total": {
 			`chatgateway_tokens_total{end_user="alice@example.com",model="both",provider="openai",type="input"} 2`,

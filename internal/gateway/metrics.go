@@ -38,8 +38,8 @@ func newMetrics() *metrics {
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chatgateway_requests_total",
-		Help: "Model requests by user, model alias, provider that answered (empty when none did) and HTTP status (499: the client went away).",
-	}, []string{"end_user", "model", "provider", "status"})
+		Help: "Model requests by user, model alias that served, the alias asked for (\"auto\" for routed requests; empty when unknown), provider that answered (empty when none did) and HTTP status (499: the client went away).",
+	}, []string{"end_user", "model", "requested_model", "provider", "status"})
 	m.spend = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chatgateway_spend_usd_total",
 		Help: "Cost of model requests in US dollars, from the configured prices.",
@@ -104,10 +104,14 @@ type outcome struct {
 	cost     Picodollars
 	duration time.Duration
 	ttft     time.Duration // zero unless a stream reached the client
+
+	// requested is the alias asked for, "auto", or "" for an unknown name:
+	// a label value, so never what the caller typed.
+	requested string
 }
 
 func (m *metrics) observe(o *outcome) {
-	m.requests.WithLabelValues(o.endUser, o.model, o.provider, strconv.Itoa(o.status)).Inc()
+	m.requests.WithLabelValues(o.endUser, o.model, o.requested, o.provider, strconv.Itoa(o.status)).Inc()
 	m.duration.WithLabelValues(o.model, o.provider).Observe(o.duration.Seconds())
 	if o.ttft > 0 {
 		m.ttft.WithLabelValues(o.model, o.provider).Observe(o.ttft.Seconds())

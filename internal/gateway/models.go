@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -19,21 +20,22 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
 		return map[string]any{"id": alias, "object": "model", "created": created.Unix(), "owned_by": "chatgateway"}
 	}
 	var v any
+	aliases := g.modelList(c.snap)
 	if id := r.PathValue("id"); id != "" {
-		if _, ok := c.snap.routes[id]; !ok {
+		if !slices.Contains(aliases, id) {
 			writeError(w, c.front, &apiError{status: http.StatusNotFound, code: "model_not_found", msg: fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the ones that are", id)})
 			return
 		}
 		v = object(id)
 	} else {
-		data := make([]any, 0, len(c.snap.aliases))
-		for _, a := range c.snap.aliases {
+		data := make([]any, 0, len(aliases))
+		for _, a := range aliases {
 			data = append(data, object(a))
 		}
 		if c.front == dialectAnthropic {
 			first, last := "", ""
-			if n := len(c.snap.aliases); n > 0 {
-				first, last = c.snap.aliases[0], c.snap.aliases[n-1]
+			if n := len(aliases); n > 0 {
+				first, last = aliases[0], aliases[n-1]
 			}
 			v = map[string]any{"data": data, "has_more": false, "first_id": first, "last_id": last}
 		} else {

@@ -14,6 +14,11 @@ type openaiOpenAI struct{}
 
 func (openaiOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
 	set := []rawField{{"model", jsonString(t.modelID)}, {"user", jsonString(t.user)}}
+	_, hasMax := in.raw["max_tokens"]
+	_, hasMaxCompletion := in.raw["max_completion_tokens"]
+	if t.capOutput && !hasMax && !hasMaxCompletion && t.maxTokens > 0 {
+		set = append(set, rawField{"max_tokens", itoa(t.maxTokens)})
+	}
 	if in.stream {
 		opts := map[string]json.RawMessage{}
 		_ = decodeField(in.raw, "stream_options", &opts) // validated in parseClientRequest

@@ -58,7 +58,8 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 		fail(aerr)
 		return
 	}
-	alias, ok := c.snap.resolve(in.model)
+	alias, requested, ok := g.resolveModel(c, in)
+	o.requested = requested
 	if !ok {
 		// The unknown name is not used as a label: callers choose it freely.
 		e := errorf(http.StatusNotFound, fmt.Sprintf("model %q is not served by this gateway; use one of %s (GET /v1/models lists them), or omit model for the default, %s",
@@ -73,11 +74,26 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	ctx, cancel := context.WithTimeout(r.Context(), cfg.Failover.RequestTimeout.Duration)
 	defer cancel()
 	plan := g.health.order(c.snap.plan(alias), g.now())
-	t := target{user: c.snap.upstreamIdentity(c.who.email)}
+	// Every model request is admitted against the caller's daily quota
+	// here, before any provider is called; finish settles it.
+	res, aerr := g.admit(ctx, c, plan, in)
+	if aerr != nil {
+		fail(aerr)
+		return
+	}
+	c.quota = res
+	t := target{user: c.snap.upstreamIdentity(c.who.email), capOutput: res != nil}
 	var last *upstreamFailure
 	var lastRoute *route
 	var unsupported *apiError
 	for i, rt := range plan {
+		if !res.cover(ctx, rt) {
+			// Cost-aware fallback: the remaining quota cannot cover this
+			// pricier route, so the request ends with the failure so far.
+			g.log.LogAttrs(ctx, slog.LevelInfo, "Skipped a fallback the quota cannot cover",
+				slog.String("request_id", c.id), slog.String("model", rt.alias), slog.String("provider", rt.provider.Name()))
+			break
+		}
 		attempts++
 		res := g.attempt(ctx, r.Context(), w, c, in, rt, t)
 		if res.unsupported != nil {
@@ -207,6 +223,7 @@ func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter,
 // recorded with a context that survives the client hanging up.
 func (g *Gateway) finish(ctx context.Context, c *call, o *outcome, attempts int) {
 	o.duration = time.Since(c.start)
+	c.metered = o
 	g.metrics.observe(o)
 	if o.provider != "" && (o.status == http.StatusOK || !o.usage.isZero()) {
 		e := Entry{Time: c.start, RequestID: c.id, User: c.who.email, Model: o.model, Provider: o.provider, Usage: o.usage, Cost: o.cost, Status: o.status}
@@ -214,6 +231,7 @@ func (g *Gateway) finish(ctx context.Context, c *call, o *outcome, attempts int)
 			g.log.Error("Failed to record spend", slog.String("request_id", c.id), slog.String("error", err.Error()))
 		}
 	}
+	c.quota.settle(ctx, o.cost)
 	level := slog.LevelInfo
 	if o.status >= 500 {
 		level = slog.LevelWarn

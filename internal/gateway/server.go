@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
 // Options configure a Gateway.
@@ -22,6 +24,13 @@ type Options struct {
 	Ledger Ledger
 	// Now is the clock, for tests of the token grace period.
 	Now func() time.Time
+	// Store keeps sessions, the spend ledger and the audit log (see
+	// OpenStore). Without one the /api routes are absent; with one and no
+	// Ledger, spend goes to the store's ledger.
+	Store store.Store
+	// Quotas holds quota charges; the default is Store's, else in memory
+	// (right for one replica only).
+	Quotas store.QuotaStore
 }
 
 // Gateway is the HTTP server's handler and its config holder.
@@ -30,6 +39,13 @@ type Gateway struct {
 	log        *slog.Logger
 	ledger     Ledger
 	now        func() time.Time
+	store      store.Store
+
+	quotas       store.QuotaStore
+	quotaMetrics *quotaMetrics
+	notifier     *notifier
+	derived      atomic.Pointer[derived]
+	notified     sync.Map // user, day, threshold → notification handled
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
@@ -50,6 +66,7 @@ func New(opts Options) (*Gateway, error) {
 		log:        opts.Logger,
 		ledger:     opts.Ledger,
 		now:        opts.Now,
+		store:      opts.Store,
 		transports: &transports{},
 		health:     newHealth(),
 		metrics:    newMetrics(),
@@ -57,9 +74,21 @@ func New(opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	if g.ledger == nil && g.store != nil {
+		g.ledger = newStoreLedger(g.store)
+	}
 	if g.ledger == nil {
 		g.ledger = &MemoryLedger{}
 	}
+	g.quotas = opts.Quotas
+	if q, ok := store.Quotas(g.store); ok && g.quotas == nil && g.store != nil {
+		g.quotas = q
+	}
+	if g.quotas == nil {
+		g.quotas = NewMemoryQuotaStore()
+	}
+	g.quotaMetrics = newQuotaMetrics(g.metrics.reg)
+	g.notifier = newNotifier(g.log, g.quotaMetrics)
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -79,6 +108,8 @@ func (g *Gateway) routes() {
 	m.HandleFunc("POST /v1/chat/completions", g.authed(dialectOpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
+	g.sessionRoutes(m)
+	g.webRoutes(m)
 	m.HandleFunc("/", g.serveNotFound)
 	g.mux = m
 }
@@ -108,6 +139,11 @@ type call struct {
 	front dialect
 	snap  *snapshot
 	who   caller
+	// metered is the outcome finish recorded, for callers inside the
+	// gateway (the stateful chat) that report usage and cost.
+	metered *outcome
+	// quota is the request's charge against the daily quota (nil: none).
+	quota *reservation
 }
 
 type callHandler func(w http.ResponseWriter, r *http.Request, c *call)

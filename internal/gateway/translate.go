@@ -89,6 +89,9 @@ type target struct {
 	modelID   string // the provider's model id
 	maxTokens int64  // used when the caller set no limit and the dialect needs one
 	user      string // the caller's identity as the provider sees it
+	// capOutput sends maxTokens even where the dialect makes it optional:
+	// a quota reservation assumes the output is capped.
+	capOutput bool
 }
 
 // translator adapts one front dialect to one provider dialect.

@@ -24,91 +24,11 @@ import (
 	"github.com/chatgateway/chatgateway-operator/test/providersim"
 )
 
-// TestSignInThroughOAuth2Proxy runs the whole sign-in path with real parts:
-// a person signs in at a real OAuth2 Proxy (against a mock OpenID Connect
-// provider), which forwards to the real gateway binary, which calls the
-// provider simulator. Both the gateway's and the proxy's config are what the
-// operator renders for a ChatGateway; only the paths and addresses that a
-// pod's mounts and ports would fix are rewritten for loopback.
+// TestSignInThroughOAuth2Proxy signs people in through the front door and
+// checks who the gateway and the provider believe they are.
 func TestSignInThroughOAuth2Proxy(t *testing.T) {
-	proxyBin := os.Getenv("OAUTH2_PROXY")
-	if proxyBin == "" {
-		t.Skip("OAUTH2_PROXY is not set: `make test` builds OAuth2 Proxy and sets it")
-	}
-	oidc, err := mockoidc.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = oidc.Shutdown() })
-	sim, simURL := providersim.Start(t, providersim.Options{APIKey: "sk-ant-e2e"})
-
-	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	in := familyInputs(oidc, simURL)
-
-	// The gateway, on the rendered gateway.yaml.
-	conf, err := render.GatewayConfig(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	masterKey := make([]byte, 32)
-	_, _ = rand.Read(masterKey)
-	conf.Providers[0].APIKeyFile = write("anthropic-key", []byte("sk-ant-e2e"))
-	conf.Auth.TokenFile = write("token", []byte(token))
-	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
-	conf.Keys.MasterKeyFile = write("master-key", masterKey)
-	conf.Sessions.Store.Path = filepath.Join(dir, "store.db")
-	conf.Listen = "127.0.0.1:0"
-	b, err := gc.Marshal(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gateway := start(t, buildGateway(t), write("gateway.yaml", b))
-	go func() { // keep the log pipe drained
-		for range gateway.logs {
-		}
-	}()
-
-	// OAuth2 Proxy, on the rendered alpha config and flags.
-	proxyAddr := freeAddr(t)
-	alpha, err := render.OAuth2ProxyConfigYAML(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyTokenPath), []byte(filepath.Join(dir, "token")))
-	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyClientPath), []byte(write("client-secret", []byte(oidc.Config().ClientSecret))))
-	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("0.0.0.0:%d", render.OAuth2ProxyPort)), []byte(proxyAddr))
-	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("http://127.0.0.1:%d/", render.GatewayPort)), []byte("http://"+gateway.addr+"/"))
-	var args []string
-	for _, a := range render.OAuth2ProxyArgs(in) {
-		a = strings.ReplaceAll(a, render.OAuth2ProxyConfigPath, write("oauth2-proxy.yaml", alpha))
-		a = strings.ReplaceAll(a, render.OAuth2ProxyEmailsPath, write("emails", render.AuthenticatedEmails(in.Allowlist)))
-		args = append(args, a)
-	}
-	// Plain HTTP on loopback: a pod sits behind a TLS-terminating ingress.
-	args = append(args, "--cookie-secure=false")
-	proxy := exec.Command(proxyBin, args...)
-	proxy.Env = append(os.Environ(), "OAUTH2_PROXY_COOKIE_SECRET=0123456789abcdef0123456789abcdef")
-	var proxyLog bytes.Buffer
-	proxy.Stdout, proxy.Stderr = &proxyLog, &proxyLog
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = proxy.Process.Kill()
-		_, _ = proxy.Process.Wait()
-		if t.Failed() {
-			t.Logf("oauth2-proxy log:\n%s", proxyLog.String())
-		}
-	})
-	base := "http://" + proxyAddr
-	waitFor(t, base+"/ping")
+	fd := startFrontDoor(t)
+	base, oidc, sim, gateway := fd.base, fd.oidc, fd.sim, fd.gateway
 
 	chat := func(c *http.Client, extra http.Header) (*http.Response, string) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
@@ -188,6 +108,103 @@ func TestSignInThroughOAuth2Proxy(t *testing.T) {
 			t.Fatalf("status %d, want 401", resp.StatusCode)
 		}
 	})
+}
+
+// frontDoor is the whole path a person's browser takes: a real OAuth2 Proxy
+// (against a mock OpenID Connect provider) in front of the real gateway
+// binary, which calls the provider simulator. Both the gateway's and the
+// proxy's config are what the operator renders for a ChatGateway; only the
+// paths and addresses that a pod's mounts and ports would fix are rewritten
+// for loopback.
+type frontDoor struct {
+	base    string // the proxy's URL
+	oidc    *mockoidc.MockOIDC
+	sim     *providersim.Server
+	gateway *process
+}
+
+func startFrontDoor(t *testing.T) *frontDoor {
+	t.Helper()
+	proxyBin := os.Getenv("OAUTH2_PROXY")
+	if proxyBin == "" {
+		t.Skip("OAUTH2_PROXY is not set: `make test` builds OAuth2 Proxy and sets it")
+	}
+	oidc, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = oidc.Shutdown() })
+	sim, simURL := providersim.Start(t, providersim.Options{APIKey: "sk-ant-e2e"})
+
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	in := familyInputs(oidc, simURL)
+
+	// The gateway, on the rendered gateway.yaml.
+	conf, err := render.GatewayConfig(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterKey := make([]byte, 32)
+	_, _ = rand.Read(masterKey)
+	conf.Providers[0].APIKeyFile = write("anthropic-key", []byte("sk-ant-e2e"))
+	conf.Auth.TokenFile = write("token", []byte(token))
+	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
+	conf.Keys.MasterKeyFile = write("master-key", masterKey)
+	conf.Sessions.Store.Path = filepath.Join(dir, "store.db")
+	conf.Listen = "127.0.0.1:0"
+	b, err := gc.Marshal(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateway := start(t, buildGateway(t), write("gateway.yaml", b))
+	go func() { // keep the log pipe drained
+		for range gateway.logs {
+		}
+	}()
+
+	// OAuth2 Proxy, on the rendered alpha config and flags.
+	proxyAddr := freeAddr(t)
+	alpha, err := render.OAuth2ProxyConfigYAML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyTokenPath), []byte(filepath.Join(dir, "token")))
+	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyClientPath), []byte(write("client-secret", []byte(oidc.Config().ClientSecret))))
+	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("0.0.0.0:%d", render.OAuth2ProxyPort)), []byte(proxyAddr))
+	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("http://127.0.0.1:%d/", render.GatewayPort)), []byte("http://"+gateway.addr+"/"))
+	var args []string
+	for _, a := range render.OAuth2ProxyArgs(in) {
+		a = strings.ReplaceAll(a, render.OAuth2ProxyConfigPath, write("oauth2-proxy.yaml", alpha))
+		a = strings.ReplaceAll(a, render.OAuth2ProxyEmailsPath, write("emails", render.AuthenticatedEmails(in.Allowlist)))
+		args = append(args, a)
+	}
+	// Plain HTTP on loopback: a pod sits behind a TLS-terminating ingress.
+	args = append(args, "--cookie-secure=false")
+	proxy := exec.Command(proxyBin, args...)
+	proxy.Env = append(os.Environ(), "OAUTH2_PROXY_COOKIE_SECRET=0123456789abcdef0123456789abcdef")
+	var proxyLog bytes.Buffer
+	proxy.Stdout, proxy.Stderr = &proxyLog, &proxyLog
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = proxy.Process.Kill()
+		_, _ = proxy.Process.Wait()
+		if t.Failed() {
+			t.Logf("oauth2-proxy log:\n%s", proxyLog.String())
+		}
+	})
+	base := "http://" + proxyAddr
+	waitFor(t, base+"/ping")
+	return &frontDoor{base: base, oidc: oidc, sim: sim, gateway: gateway}
+
 }
 
 // familyInputs is a ChatGateway as a household would write it, signing in

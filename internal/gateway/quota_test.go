@@ -1,0 +1,588 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway"
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/store"
+	"github.com/chatgateway/chatgateway-operator/internal/store/pgtest"
+	"github.com/chatgateway/chatgateway-operator/test/providersim"
+)
+
+// withQuota sets the default daily limits (decimal USD, "" for none).
+func withQuota(soft, hard string) envOption {
+	return func(c *gatewayconfig.Config) {
+		c.Quotas.DailySoftUSD, c.Quotas.DailyHardUSD = soft, hard
+	}
+}
+
+// replica is one more gateway on e's config, with its own quota store
+// handle (and ledger when st is set), as a second process would have.
+type replica struct {
+	gw  *gateway.Gateway
+	url string
+}
+
+func addReplica(t testing.TB, e *env, st store.Store, qs store.QuotaStore) replica {
+	t.Helper()
+	gw, err := gateway.New(gateway.Options{ConfigPath: e.configPath(), Now: e.clock.Now, Logger: testLogger(t), Store: st, Quotas: qs})
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(srv.Close)
+	return replica{gw: gw, url: srv.URL}
+}
+
+func openStore(t testing.TB, cfg gatewayconfig.Store) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), cfg, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func quotasOf(t testing.TB, st store.Store) store.QuotaStore {
+	q, ok := store.Quotas(st)
+	if !ok {
+		t.Fatal("store without quotas")
+	}
+	return q
+}
+
+// send posts body to one of the two fronts of the gateway at base and
+// reads the whole response (every event of a stream).
+func send(t testing.TB, base, path, who, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header = authHeader(who)
+	if path == "/v1/messages" {
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return &http.Response{StatusCode: 0, Header: http.Header{}}, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func chatBody(model, text string, maxTokens int, stream bool) string {
+	return fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":%d,"messages":[{"role":"user","content":%q}]}`, model, stream, maxTokens, text)
+}
+
+// TestQuotaConcurrentStreamsNeverOverrun: 50 clients streaming at once
+// through both fronts, each retrying after a 429 until it has had four
+// replies or the quota is spent, against a hard limit that binds.
+// The settled spend, sampled throughout and at the end, never exceeds it;
+// the largest overrun seen is logged (it must be zero). With PostgreSQL
+// the clients alternate between two gateways sharing the database.
+func TestQuotaConcurrentStreamsNeverOverrun(t *testing.T) {
+	for _, kind := range []string{"memory", "sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			const hardUSD = "0.02"
+			const limit = 20_000_000_000 // picodollars
+			// The reservation for the request below: (body bytes + 1024) at
+			// sonnet's cache-write price, 16 output tokens at its output price.
+			worstSonnet := int64(len(chatBody("sonnet", "tell me something nice today please", 16, true))+1024)*3_750_000 + 16*15_000_000
+			e := newEnvWith(t, providersim.Options{EventDelay: 2 * time.Millisecond, ReplyWords: 12}, testLogger(t), withQuota("", hardUSD))
+			reps := []replica{{gw: e.gw, url: e.url}}
+			var ledgerSpend func() int64
+			switch kind {
+			case "memory":
+				ledgerSpend = func() int64 { return int64(e.ledger.Spend(alice)) }
+			case "sqlite":
+				st := openStore(t, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(e.dir, "quota.db")})
+				reps = []replica{addReplica(t, e, st, nil)}
+				ledgerSpend = func() int64 { n, _ := st.SpendSince(context.Background(), alice, time.Time{}); return n }
+			case "postgres":
+				dsn := pgtest.NewDatabase(t)
+				a, b := openStore(t, pgStore(t, e, dsn)), openStore(t, pgStore(t, e, dsn))
+				reps = []replica{addReplica(t, e, a, nil), addReplica(t, e, b, nil)}
+				ledgerSpend = func() int64 { n, _ := a.SpendSince(context.Background(), alice, time.Time{}); return n }
+			}
+
+			var maxOver atomic.Int64
+			sample := func() {
+				st, err := reps[0].gw.QuotaStatus(context.Background(), alice)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if over := st.SpentPicodollars - limit; over > maxOver.Load() {
+					maxOver.Store(over)
+				}
+			}
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(3 * time.Millisecond):
+						sample()
+					}
+				}
+			}()
+
+			var ok, refused atomic.Int64
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rep := reps[i%len(reps)]
+					for j, served := 0, 0; served < 4 && j < 500; j++ {
+						path, body := "/v1/chat/completions", chatBody("sonnet", "tell me something nice today please", 16, true)
+						if (i+j)%2 == 0 {
+							path = "/v1/messages"
+						}
+						resp, out := send(t, rep.url, path, alice, body)
+						switch resp.StatusCode {
+						case http.StatusOK:
+							if !strings.Contains(out, "Simulated") {
+								t.Errorf("stream without the reply: %q", out)
+							}
+							ok.Add(1)
+							served++
+						case http.StatusTooManyRequests:
+							refused.Add(1)
+							if !strings.Contains(out, "held by requests in progress") {
+								return // spent: nothing in flight, and still no room
+							}
+							time.Sleep(time.Duration(1+i%5) * time.Millisecond)
+						default:
+							t.Errorf("status %d: %s", resp.StatusCode, out)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			e.settle()
+			close(stop)
+			<-sampled
+			sample()
+			st, _ := reps[0].gw.QuotaStatus(context.Background(), alice)
+			waitFor(t, "the ledger to hold every served request", func() bool { return ledgerSpend() == st.SpentPicodollars })
+			t.Logf("%s: %d streams served, %d refused; spent %d of %d picodollars; largest overrun seen: %d",
+				kind, ok.Load(), refused.Load(), st.SpentPicodollars, limit, max(0, maxOver.Load()))
+			if maxOver.Load() > 0 || st.SpentPicodollars > limit || ledgerSpend() > limit {
+				t.Fatalf("spend went over the hard limit by %d picodollars", maxOver.Load())
+			}
+			// The limit binds on spend: the clients wanted 200 replies, and
+			// what is left is less than one more request's worst case.
+			if ok.Load() >= 200 || st.SpentPicodollars+worstSonnet <= limit {
+				t.Fatalf("the limit did not bind: %d served, %d refused, spent %d", ok.Load(), refused.Load(), st.SpentPicodollars)
+			}
+			if st.ReservedPicodollars != 0 {
+				t.Errorf("reservations left after every request ended: %d", st.ReservedPicodollars)
+			}
+		})
+	}
+}
+
+// pgStore points e's config at the PostgreSQL database dsn.
+func pgStore(t testing.TB, e *env, dsn string) gatewayconfig.Store {
+	f := filepath.Join(e.dir, "store", "dsn")
+	writeFile(t, f, dsn)
+	return gatewayconfig.Store{Type: gatewayconfig.StorePostgres, DSNFile: f}
+}
+
+// TestQuotaRejectionInBothDialects: over the hard limit, each front
+// answers 429 in its own error format, with the limit, the spend and
+// Retry-After until the window resets; no provider is called.
+func TestQuotaRejectionInBothDialects(t *testing.T) {
+	e := newEnv(t, withQuota("", "0.000001"))
+	// The clock is 03:04:05 UTC: the window resets in 20h55m55s.
+	const wantRetry = "75355"
+
+	resp, body := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, true))
+	var oe struct {
+		Error struct{ Message, Type, Code string }
+	}
+	if err := json.Unmarshal([]byte(body), &oe); err != nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") != wantRetry {
+		t.Fatalf("OpenAI front: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if oe.Error.Type != "rate_limit_error" || oe.Error.Code != "daily_quota_exceeded" ||
+		!strings.Contains(oe.Error.Message, "spent $0.00 of your $0.000001 daily limit") || !strings.Contains(oe.Error.Message, "resets in 20h55m55s") {
+		t.Errorf("OpenAI error %+v", oe.Error)
+	}
+
+	resp, body = send(t, e.url, "/v1/messages", alice, chatBody("sonnet", "hi", 10, false))
+	var ae struct {
+		Type  string
+		Error struct{ Type, Message string }
+	}
+	if err := json.Unmarshal([]byte(body), &ae); err != nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") != wantRetry {
+		t.Fatalf("Anthropic front: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if ae.Type != "error" || ae.Error.Type != "rate_limit_error" || !strings.Contains(ae.Error.Message, "of your $0.000001 daily limit") {
+		t.Errorf("Anthropic error %+v", ae)
+	}
+	if e.anth.Served()+e.oai.Served() != 0 {
+		t.Error("a provider was called for a refused request")
+	}
+	if m := e.metric(`chatgateway_quota_rejections_total{end_user="alice@example.com"} 2`); len(m) != 1 {
+		t.Errorf("rejections: %q", e.metric("chatgateway_quota_rejections_total"))
+	}
+	if m := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="",requested_model="gpt",status="429"} 1`); len(m) != 1 {
+		t.Errorf("requests: %q", e.metric("chatgateway_requests_total"))
+	}
+	// bob has a per-user override above the default.
+	e.cfg.Users[1].DailyHardUSD = "1"
+	e.writeConfig(e.cfg)
+	if _, err := e.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := send(t, e.url, "/v1/chat/completions", bob, chatBody("gpt", "hi", 10, false)); resp.StatusCode != 200 {
+		t.Fatalf("bob's override: %d %s", resp.StatusCode, body)
+	}
+}
+
+// worstGPT is the reservation the gateway makes for body on the gpt model
+// (input bound: body bytes + 1024 tokens at $0.15/MTok; output max_tokens
+// at $0.60/MTok), rounded up to a whole micro-dollar for a config limit.
+func worstGPTLimit(body string, maxTokens int) string {
+	pico := int64(len(body)+1024)*150_000 + int64(maxTokens)*600_000
+	micro := (pico + 999_999) / 1_000_000
+	return fmt.Sprintf("%d.%06d", micro/1_000_000, micro%1_000_000)
+}
+
+// TestQuotaTimeZoneBoundary: the window is the calendar day in
+// quotas.timeZone. Spend late in the New York evening counts against that
+// day until local midnight (05:00 UTC in winter), and not after.
+func TestQuotaTimeZoneBoundary(t *testing.T) {
+	body := chatBody("gpt", "hello there", 10, false)
+	e := newEnv(t, withQuota("", worstGPTLimit(body, 10)), func(c *gatewayconfig.Config) { c.Quotas.TimeZone = "America/New_York" })
+	ny, _ := time.LoadLocation("America/New_York")
+
+	e.clock.Set(time.Date(2026, 1, 5, 23, 30, 0, 0, ny)) // 04:30 UTC on the 6th
+	if resp, b := send(t, e.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d %s", resp.StatusCode, b)
+	}
+	e.clock.Set(time.Date(2026, 1, 5, 23, 45, 0, 0, ny))
+	resp, b := send(t, e.url, "/v1/chat/completions", alice, body)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "900" {
+		t.Fatalf("same local day: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	st, _ := e.gw.QuotaStatus(context.Background(), alice)
+	if st.Day != "2026-01-05" || st.SpentPicodollars == 0 || !st.ResetsAt.Equal(time.Date(2026, 1, 6, 5, 0, 0, 0, time.UTC)) {
+		t.Errorf("status %+v", st)
+	}
+	e.clock.Set(time.Date(2026, 1, 6, 0, 0, 1, 0, ny))
+	if resp, b := send(t, e.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 {
+		t.Fatalf("after local midnight: %d %s", resp.StatusCode, b)
+	}
+	if st, _ := e.gw.QuotaStatus(context.Background(), alice); st.Day != "2026-01-06" || st.RemainingPicodollars < 0 {
+		t.Errorf("next day status %+v", st)
+	}
+}
+
+// TestQuotaReservationExpiresAfterCrash: a replica that died mid-request
+// leaves its charge reserved in the shared store; it holds the user back
+// until requestTimeout plus a minute has passed, then frees the quota.
+func TestQuotaReservationExpiresAfterCrash(t *testing.T) {
+	body := chatBody("gpt", "hello there", 10, false)
+	e := newEnv(t, withQuota("", worstGPTLimit(body, 10)))
+	st := openStore(t, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(e.dir, "quota.db")})
+	rep := addReplica(t, e, nil, quotasOf(t, st))
+
+	now := e.clock.Now()
+	ttl := e.cfg.Failover.RequestTimeout.Duration + time.Minute
+	crashed := store.Reservation{ID: "crashed-replica-request", User: alice, AmountPicodollars: 1_000_000, At: now, ExpiresAt: now.Add(ttl)}
+	if _, ok, err := quotasOf(t, st).Reserve(context.Background(), crashed, now.Add(-time.Hour), now, 1<<62); err != nil || !ok {
+		t.Fatal(err)
+	}
+	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 || !strings.Contains(b, "held by requests in progress") {
+		t.Fatalf("with the crashed charge live: %d %s", resp.StatusCode, b)
+	}
+	e.clock.Set(now.Add(ttl - time.Second))
+	if resp, _ := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 {
+		t.Fatalf("expired early: %d", resp.StatusCode)
+	}
+	e.clock.Set(now.Add(ttl))
+	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 {
+		t.Fatalf("after expiry: %d %s", resp.StatusCode, b)
+	}
+}
+
+// slack is a fake incoming webhook counting POSTs per threshold.
+type slack struct {
+	mu    sync.Mutex
+	posts map[string]int
+	texts []string
+	// hold, when set, blocks each POST until closed.
+	hold   chan struct{}
+	status int
+	url    string
+}
+
+func newSlack(t *testing.T, status int, hold chan struct{}) *slack {
+	s := &slack{posts: map[string]int{}, hold: hold, status: status}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("webhook body: %v", err)
+		}
+		s.mu.Lock()
+		th := "soft"
+		if strings.Contains(m.Text, "hard limit") {
+			th = "hard"
+		}
+		s.posts[th]++
+		s.texts = append(s.texts, m.Text)
+		s.mu.Unlock()
+		if s.hold != nil {
+			<-s.hold
+		}
+		w.WriteHeader(s.status)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+func (s *slack) count(th string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.posts[th]
+}
+
+func withSlack(t *testing.T, dir string, s *slack) envOption {
+	f := filepath.Join(dir, "notify", "slack-webhook-url")
+	writeFile(t, f, s.url+"\n")
+	return func(c *gatewayconfig.Config) { c.Quotas.SlackWebhookFile = f }
+}
+
+// TestQuotaNotificationsOncePerWindowAcrossReplicas: two gateways on one
+// PostgreSQL database, concurrent requests from one user crossing the soft
+// limit and then reaching the hard one: Slack gets one message for each
+// threshold, whichever replica saw the crossing, and none has content.
+func TestQuotaNotificationsOncePerWindowAcrossReplicas(t *testing.T) {
+	sl := newSlack(t, 200, nil)
+	dir := t.TempDir()
+	e := newEnv(t, withQuota("0.00002", "0.0005"), withSlack(t, dir, sl))
+	dsn := pgtest.NewDatabase(t)
+	reps := []replica{addReplica(t, e, openStore(t, pgStore(t, e, dsn)), nil), addReplica(t, e, openStore(t, pgStore(t, e, dsn)), nil)}
+
+	var exhausted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				resp, b := send(t, reps[i%2].url, "/v1/chat/completions", alice, chatBody("gpt", "a secret question", 16, true))
+				if resp.StatusCode == 429 && !strings.Contains(b, "held by requests in progress") {
+					exhausted.Add(1)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if exhausted.Load() == 0 {
+		t.Fatal("the hard limit was never reached")
+	}
+	waitFor(t, "both notifications", func() bool { return sl.count("soft") >= 1 && sl.count("hard") >= 1 })
+	time.Sleep(200 * time.Millisecond) // room for a duplicate to show up
+	if sl.count("soft") != 1 || sl.count("hard") != 1 {
+		t.Fatalf("posts %v, want one per threshold", sl.posts)
+	}
+	for _, txt := range sl.texts {
+		if strings.Contains(txt, "secret") || !strings.Contains(txt, alice) {
+			t.Errorf("message %q", txt)
+		}
+	}
+	// The other day gets its own notifications.
+	e.clock.Set(epoch.Add(24 * time.Hour))
+	for range 6 { // 4.95 µ$ each: the sixth crosses the 20 µ$ soft limit
+		if resp, b := send(t, reps[0].url, "/v1/chat/completions", alice, chatBody("gpt", "again", 16, false)); resp.StatusCode != 200 {
+			t.Fatalf("next day: %d %s", resp.StatusCode, b)
+		}
+	}
+	waitFor(t, "the next day's soft notification", func() bool { return sl.count("soft") == 2 })
+}
+
+// TestQuotaWebhookDownDoesNotSlowRequests: a webhook that hangs, or that
+// fails every time, never holds up a request: the request that crossed
+// the soft limit completes while the webhook is still stuck, and failures
+// are retried a bounded number of times and counted.
+func TestQuotaWebhookDownDoesNotSlowRequests(t *testing.T) {
+	t.Run("hangs", func(t *testing.T) {
+		hold := make(chan struct{})
+		sl := newSlack(t, 200, hold)
+		e := newEnv(t, withQuota("0.000001", ""), withSlack(t, t.TempDir(), sl))
+		defer close(hold)
+		if resp, b := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, true)); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		// The request is done; the webhook has been called and is still held.
+		waitFor(t, "the webhook to be called", func() bool { return sl.count("soft") == 1 })
+		for range 3 {
+			if resp, _ := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, false)); resp.StatusCode != 200 {
+				t.Fatal(resp.StatusCode)
+			}
+		}
+	})
+	t.Run("fails", func(t *testing.T) {
+		sl := newSlack(t, 500, nil)
+		e := newEnv(t, withQuota("0.000001", ""), withSlack(t, t.TempDir(), sl))
+		gateway.SetNotifyRetry(e.gw, 4, 5*time.Millisecond)
+		if resp, _ := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, false)); resp.StatusCode != 200 {
+			t.Fatal(resp.StatusCode)
+		}
+		waitFor(t, "the failure to be counted", func() bool {
+			return len(e.scrape(`chatgateway_quota_notifications_total{result="failed",threshold="soft"} 1`)) == 1
+		})
+		if n := sl.count("soft"); n != 4 {
+			t.Errorf("%d attempts, want 4", n)
+		}
+	})
+}
+
+// TestQuotaUsedRatioGauge: the gauge the operator's alerts query.
+func TestQuotaUsedRatioGauge(t *testing.T) {
+	e := newEnv(t, withQuota("0.001", "0.002"))
+	if resp, _ := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "one two three four", 10, false)); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	st, _ := e.gw.QuotaStatus(context.Background(), alice)
+	soft := e.metric(`chatgateway_quota_used_ratio{end_user="alice@example.com",limit="soft"}`)
+	hard := e.metric(`chatgateway_quota_used_ratio{end_user="alice@example.com",limit="hard"}`)
+	wantSoft := fmt.Sprint(float64(st.SpentPicodollars) / 1e9)
+	if len(soft) != 1 || !strings.HasSuffix(soft[0], " "+wantSoft) || len(hard) != 1 {
+		t.Errorf("gauges %q %q, want soft %s", soft, hard, wantSoft)
+	}
+	if st.SoftLimitPicodollars != 1_000_000_000 || st.HardLimitPicodollars != 2_000_000_000 ||
+		st.RemainingPicodollars != st.HardLimitPicodollars-st.SpentPicodollars {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// TestCostAwareFallback: gpt falls back to the pricier sonnet. By default
+// admission reserves the plan's most expensive route, so a user who can
+// afford gpt but not sonnet's worst case is refused up front; with
+// costAwareFallback the request runs on gpt and, when gpt fails, ends with
+// gpt's failure instead of falling back to what the quota cannot cover.
+func TestCostAwareFallback(t *testing.T) {
+	body := chatBody("gpt", "hello there [[fault:provider=openai,500]]", 10, false)
+	limit := worstGPTLimit(body, 10)
+	opts := func(costAware bool) []envOption {
+		return []envOption{withQuota("", limit), func(c *gatewayconfig.Config) {
+			c.Fallbacks = []gatewayconfig.Fallback{{Model: "gpt", To: []string{"sonnet"}}}
+			c.Quotas.CostAwareFallback = costAware
+		}}
+	}
+	t.Run("default", func(t *testing.T) {
+		e := newEnv(t, opts(false)...)
+		if resp, b := send(t, e.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("cost-aware", func(t *testing.T) {
+		e := newEnv(t, opts(true)...)
+		resp, b := send(t, e.url, "/v1/chat/completions", alice, body)
+		if resp.StatusCode != 500 && resp.StatusCode != 502 {
+			t.Fatalf("want gpt's failure, got %d %s", resp.StatusCode, b)
+		}
+		if e.oai.Served() != 1 || e.anth.Served() != 0 {
+			t.Errorf("served: openai %d, anthropic %d; want no fallback", e.oai.Served(), e.anth.Served())
+		}
+		// With room for sonnet's worst case, the fallback happens.
+		e.cfg.Quotas.DailyHardUSD = "1"
+		e.writeConfig(e.cfg)
+		if _, err := e.gw.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if resp, b := send(t, e.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 || e.anth.Served() != 1 {
+			t.Fatalf("fallback with room: %d %s", resp.StatusCode, b)
+		}
+	})
+}
+
+// BenchmarkAdmission is the quota work a request adds: reserve at
+// admission, settle and read back usage at the end.
+//
+//	go test ./internal/gateway -run '^$' -bench Admission -benchtime 2000x
+func BenchmarkAdmission(b *testing.B) {
+	stores := map[string]func(b *testing.B) store.QuotaStore{
+		"memory": func(*testing.B) store.QuotaStore { return gateway.NewMemoryQuotaStore() },
+		"sqlite": func(b *testing.B) store.QuotaStore {
+			return quotasOf(b, openStore(b, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(b.TempDir(), "q.db")}))
+		},
+		"postgres": func(b *testing.B) store.QuotaStore {
+			f := filepath.Join(b.TempDir(), "dsn")
+			writeFile(b, f, pgtest.NewDatabase(b))
+			return quotasOf(b, openStore(b, gatewayconfig.Store{Type: gatewayconfig.StorePostgres, DSNFile: f}))
+		},
+	}
+	for _, name := range []string{"memory", "sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			q := stores[name](b)
+			ctx := context.Background()
+			now := time.Now()
+			since := now.Add(-time.Hour)
+			i := 0
+			for b.Loop() {
+				i++
+				r := store.Reservation{ID: fmt.Sprint("bench-", i), User: alice, AmountPicodollars: 1000, At: now, ExpiresAt: now.Add(time.Minute)}
+				if _, ok, err := q.Reserve(ctx, r, since, now, 1<<62); err != nil || !ok {
+					b.Fatal(err)
+				}
+				r.AmountPicodollars = 10
+				if err := q.Settle(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := q.QuotaUsage(ctx, alice, since, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestQuotaCapsUncappedOutput: the reservation assumes a bounded output,
+// so under a quota an OpenAI request without max_tokens reaches an
+// OpenAI-compatible provider with the model's maxOutputTokens; without a
+// quota the body passes as it was.
+func TestQuotaCapsUncappedOutput(t *testing.T) {
+	body := `{"model":"gpt","messages":[{"role":"user","content":"hi"}]}`
+	for _, tc := range []struct {
+		hard string
+		want *int64
+	}{{"1", ptr(int64(8192))}, {"", nil}} {
+		e := newEnv(t, withQuota("", tc.hard))
+		if resp, b := send(t, e.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		var up struct {
+			MaxTokens *int64 `json:"max_tokens"`
+		}
+		lastBody(t, e.oai, &up)
+		if (up.MaxTokens == nil) != (tc.want == nil) || up.MaxTokens != nil && *up.MaxTokens != *tc.want {
+			t.Errorf("hard %q: upstream max_tokens %v", tc.hard, up.MaxTokens)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+func TestWorstCase(t *testing.T) {
+	rt := &route{maxTokens: 8192, prices: prices{input: 3_000_000, output: 15_000_000, cacheRead: 300_000, cacheWrite: 3_750_000}}
+	for _, tc := range []struct {
+		name  string
+		body  string
+		front dialect
+		want  Picodollars
+	}{
+		// (bytes + 1024) at the cache-write price, the caller's cap at the output price.
+		{"caller cap", `{"max_tokens":100}`, dialectAnthropic, (18+1024)*3_750_000 + 100*15_000_000},
+		{"model cap", `{}`, dialectOpenAI, (2+1024)*3_750_000 + 8192*15_000_000},
+		{"n choices", `{"max_completion_tokens":10,"n":3}`, dialectOpenAI, (34+1024)*3_750_000 + 3*10*15_000_000},
+		{"absurd n saturates", `{"max_tokens":9000000000000,"n":9000000000}`, dialectOpenAI, 1<<63 - 1},
+	} {
+		in, aerr := parseClientRequest(tc.front, []byte(tc.body))
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		r := &reservation{in: int64(len(in.body)) + reserveOverheadTokens, out: requestedOutput(in), n: requestedChoices(in)}
+		if got := r.worstCase(rt); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestFormatUSD(t *testing.T) {
+	for p, want := range map[Picodollars]string{
+		0: "$0.00", 5_000_000_000_000: "$5.00", 2_500_000: "$0.000003", 1_230_000_000: "$0.00123", 100_000_000_000: "$0.10",
+	} {
+		if got := formatUSD(p); got != want {
+			t.Errorf("formatUSD(%d) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+func TestQuotaWindowAcrossDST(t *testing.T) {
+	p := newQuotaPolicy(&gatewayconfig.Config{Quotas: gatewayconfig.Quotas{TimeZone: "America/New_York"}})
+	// 2026-03-08 is 23 hours long in New York.
+	start, end, day := p.window(time.Date(2026, 3, 8, 12, 0, 0, 0, time.UTC))
+	if day != "2026-03-08" || end.Sub(start) != 23*time.Hour {
+		t.Errorf("window %s %s–%s", day, start, end)
+	}
+}
+
+func TestRouterChoose(t *testing.T) {
+	r := newRouter(&gatewayconfig.Config{DefaultModel: "d", Routing: gatewayconfig.Routing{Rules: []gatewayconfig.RoutingRule{
+		{MaxInputTokens: 10, Model: "small"},
+		{MinInputTokens: 5, MessageMatches: "^sql", Model: "sql"},
+		{Roles: []string{"Admin"}, Model: "admin"},
+	}}})
+	for _, tc := range []struct {
+		in   routingInput
+		want string
+	}{
+		{routingInput{tokens: 10, lastUser: "sql please"}, "small"},
+		{routingInput{tokens: 11, lastUser: "sql please"}, "sql"},
+		{routingInput{tokens: 11, lastUser: "please sql", role: "Admin"}, "admin"},
+		{routingInput{tokens: 11, lastUser: "please sql", role: "User"}, "d"},
+	} {
+		if got := r.choose(tc.in); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

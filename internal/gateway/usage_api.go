@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/store"
+)
+
+func (g *Gateway) usageRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /api/me/usage", g.apiAuthed(g.serveMyUsage))
+	m.HandleFunc("GET /api/admin/usage", g.apiAuthed(g.serveAdminUsage))
+	m.HandleFunc("GET /api/me/audit", g.apiAuthed(g.serveMyAudit))
+}
+
+// usageRange reads ?from=YYYY-MM-DD&to=YYYY-MM-DD (to inclusive) as local
+// days in the quota time zone; the default is the last 30 days.
+func (g *Gateway) usageRange(w http.ResponseWriter, r *http.Request, c *call) (from, to time.Time, loc *time.Location, ok bool) {
+	loc = time.UTC
+	if tz := c.snap.cfg.Quotas.TimeZone; tz != "" {
+		if l, err := time.LoadLocation(tz); err == nil {
+			loc = l
+		}
+	}
+	now := g.now().In(loc)
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
+	from, to = today.AddDate(0, 0, -29), today.AddDate(0, 0, 1)
+	q := r.URL.Query()
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+		add  int
+	}{{"from", &from, 0}, {"to", &to, 1}} {
+		if v := q.Get(p.name); v != "" {
+			d, err := time.ParseInLocation(time.DateOnly, v, loc)
+			if err != nil {
+				writeAPIError(w, http.StatusBadRequest, p.name+" must be a date such as 2026-01-31")
+				return from, to, loc, false
+			}
+			*p.dst = d.AddDate(0, 0, p.add)
+		}
+	}
+	if !from.Before(to) {
+		writeAPIError(w, http.StatusBadRequest, "from must not be after to")
+		return from, to, loc, false
+	}
+	return from, to, loc, true
+}
+
+type dayUsage struct {
+	store.DayUsage
+	CostUSD string `json:"costUSD"`
+}
+
+type myUsage struct {
+	TimeZone string     `json:"timeZone"`
+	From     string     `json:"from"`
+	To       string     `json:"to"`
+	Days     []dayUsage `json:"days"`
+	TotalUSD string     `json:"totalUSD"`
+}
+
+func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) {
+	from, to, loc, ok := g.usageRange(w, r, c)
+	if !ok {
+		return
+	}
+	days, err := g.store.UsageByDay(r.Context(), c.who.email, from, to, loc)
+	if err != nil {
+		g.storeError(w, r, c, err)
+		return
+	}
+	out := myUsage{TimeZone: loc.String(), From: from.Format(time.DateOnly), To: to.AddDate(0, 0, -1).Format(time.DateOnly), Days: []dayUsage{}}
+	var total Picodollars
+	for _, d := range days {
+		out.Days = append(out.Days, dayUsage{DayUsage: d, CostUSD: Picodollars(d.CostPicodollars).String()})
+		total += Picodollars(d.CostPicodollars)
+	}
+	out.TotalUSD = total.String()
+	writeJSON(w, http.StatusOK, out)
+}
+
+type userUsage struct {
+	store.UserUsage
+	CostUSD string `json:"costUSD"`
+}
+
+type adminUsage struct {
+	TimeZone string      `json:"timeZone"`
+	From     string      `json:"from"`
+	To       string      `json:"to"`
+	Users    []userUsage `json:"users"`
+}
+
+// serveAdminUsage shows admins counts and cost per user: the ledger has no
+// content to show.
+func (g *Gateway) serveAdminUsage(w http.ResponseWriter, r *http.Request, c *call) {
+	if !c.isAdmin() {
+		writeAPIError(w, http.StatusForbidden, "usage of other users is for admins")
+		return
+	}
+	from, to, loc, ok := g.usageRange(w, r, c)
+	if !ok {
+		return
+	}
+	users, err := g.store.UsageByUser(r.Context(), from, to)
+	if err != nil {
+		g.storeError(w, r, c, err)
+		return
+	}
+	out := adminUsage{TimeZone: loc.String(), From: from.Format(time.DateOnly), To: to.AddDate(0, 0, -1).Format(time.DateOnly), Users: []userUsage{}}
+	for _, u := range users {
+		out.Users = append(out.Users, userUsage{UserUsage: u, CostUSD: Picodollars(u.CostPicodollars).String()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// serveMyAudit shows the caller every privileged access to their data.
+func (g *Gateway) serveMyAudit(w http.ResponseWriter, r *http.Request, c *call) {
+	events, err := g.store.AuditFor(r.Context(), c.who.email, 500)
+	if err != nil {
+		g.storeError(w, r, c, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Events []store.AuditEvent `json:"events"`
+	}{events})
+}

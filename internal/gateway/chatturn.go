@@ -578,6 +578,10 @@ func (t *turnWriter) finish() {
 		} else if m, _ := upstreamErrorMessage(t.errBody.Bytes(), 0); m != "" && t.errBody.Len() > 0 {
 			msg = m
 		}
+		// A quota refusal says when to come back.
+		if ra := t.header.Get("Retry-After"); ra != "" {
+			t.client.Header().Set("Retry-After", ra)
+		}
 		writeAPIError(t.client, status, msg)
 		return
 	}

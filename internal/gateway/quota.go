@@ -51,6 +51,10 @@ const (
 	// lifetime: no request outlives the timeout, so an unsettled charge
 	// older than that belongs to a dead process.
 	reservationMargin = time.Minute
+	// maxReservation caps one request's reservation (about $72,000, far
+	// above any real request's worst case) so that sums of reservations
+	// stay within int64 even for absurd max_tokens or n.
+	maxReservation Picodollars = 1 << 56
 	// settleTimeout bounds the write that ends a request's charge.
 	settleTimeout = 10 * time.Second
 )
@@ -201,6 +205,7 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 	for _, rt := range routes {
 		worst = max(worst, res.worstCase(rt))
 	}
+	worst = min(worst, maxReservation)
 	res.r = store.Reservation{ID: newChargeID(), User: c.who.email, AmountPicodollars: int64(worst), At: now, ExpiresAt: now.Add(d.quota.ttl)}
 	start, end, day := d.quota.window(now)
 	u, ok, err := g.quotas.Reserve(ctx, res.r, start, now, res.hardLimit())
@@ -214,7 +219,7 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 		// Settled spend stops short of the hard limit by design: the user
 		// has reached it when a request no longer fits even with nothing
 		// else in flight (a refusal only for concurrency is not that).
-		if u.SpentPicodollars+int64(worst) > int64(lim.hard) {
+		if !store.QuotaFits(store.QuotaUsage{SpentPicodollars: u.SpentPicodollars}, 0, int64(worst), int64(lim.hard)) {
 			g.notifyOnce(ctx, res, day, thresholdHard, Picodollars(u.SpentPicodollars), lim.hard)
 		}
 		return nil, quotaExceeded(lim.hard, Picodollars(u.SpentPicodollars), Picodollars(u.ReservedPicodollars), worst, end.Sub(now))
@@ -249,7 +254,7 @@ func (r *reservation) cover(ctx context.Context, rt *route) bool {
 	if r == nil {
 		return true
 	}
-	worst := r.worstCase(rt)
+	worst := min(r.worstCase(rt), maxReservation)
 	if int64(worst) <= r.r.AmountPicodollars {
 		return true
 	}
@@ -326,7 +331,7 @@ func (g *Gateway) notifyOnce(ctx context.Context, r *reservation, day, threshold
 	}
 }
 
-// Usage is a user's standing against their daily quota, for /api/me/usage.
+// QuotaStatus is a user's standing against their daily quota, for /api/me/usage.
 type QuotaStatus struct {
 	// Day is the quota window's date in TimeZone, "2006-01-02".
 	Day      string `json:"day"`
@@ -497,7 +502,7 @@ func (m *MemoryQuotaStore) Reserve(_ context.Context, r store.Reservation, since
 	q := m.user(r.User)
 	u := q.usage(since, now)
 	own := q.reserved[r.ID].AmountPicodollars
-	if u.SpentPicodollars+u.ReservedPicodollars-own+r.AmountPicodollars > limit {
+	if !store.QuotaFits(u, own, r.AmountPicodollars, limit) {
 		return u, false, nil
 	}
 	q.reserved[r.ID] = r

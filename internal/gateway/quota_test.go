@@ -279,6 +279,7 @@ func TestQuotaTimeZoneBoundary(t *testing.T) {
 	if resp, b := send(t, e.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 {
 		t.Fatalf("first request: %d %s", resp.StatusCode, b)
 	}
+	e.settle() // a client can have the whole response before its charge is settled
 	e.clock.Set(time.Date(2026, 1, 5, 23, 45, 0, 0, ny))
 	resp, b := send(t, e.url, "/v1/chat/completions", alice, body)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "900" {
@@ -466,6 +467,7 @@ func TestQuotaUsedRatioGauge(t *testing.T) {
 	if resp, _ := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "one two three four", 10, false)); resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
 	}
+	e.settle()
 	st, _ := e.gw.QuotaStatus(context.Background(), alice)
 	soft := e.metric(`chatgateway_quota_used_ratio{end_user="alice@example.com",limit="soft"}`)
 	hard := e.metric(`chatgateway_quota_used_ratio{end_user="alice@example.com",limit="hard"}`)
@@ -521,7 +523,8 @@ func TestCostAwareFallback(t *testing.T) {
 }
 
 // BenchmarkAdmission is the quota work a request adds: reserve at
-// admission, settle and read back usage at the end.
+// admission (reported alone as reserve-ns/op), settle and read back usage
+// at the end (ns/op is all three).
 //
 //	go test ./internal/gateway -run '^$' -bench Admission -benchtime 2000x
 func BenchmarkAdmission(b *testing.B) {
@@ -543,12 +546,15 @@ func BenchmarkAdmission(b *testing.B) {
 			now := time.Now()
 			since := now.Add(-time.Hour)
 			i := 0
+			var reserving time.Duration
 			for b.Loop() {
 				i++
 				r := store.Reservation{ID: fmt.Sprint("bench-", i), User: alice, AmountPicodollars: 1000, At: now, ExpiresAt: now.Add(time.Minute)}
+				t0 := time.Now()
 				if _, ok, err := q.Reserve(ctx, r, since, now, 1<<62); err != nil || !ok {
 					b.Fatal(err)
 				}
+				reserving += time.Since(t0)
 				r.AmountPicodollars = 10
 				if err := q.Settle(ctx, r); err != nil {
 					b.Fatal(err)
@@ -557,6 +563,9 @@ func BenchmarkAdmission(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			// Reserve is the part before the first byte; settling runs after
+			// the response has been written.
+			b.ReportMetric(float64(reserving.Nanoseconds())/float64(i), "reserve-ns/op")
 		})
 	}
 }
@@ -586,3 +595,24 @@ func TestQuotaCapsUncappedOutput(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestQuotaStatefulChat: a stateful chat turn is admitted like any model
+// request: over the limit it is refused with 429 and Retry-After, and
+// within it the turn's cost is settled against the quota.
+func TestQuotaStatefulChat(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, withQuota("", "0.000001"))
+	resp, b := send(t, e.url, "/api/chat", bob, `{"content":"hello"}`)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(b, "daily limit") {
+		t.Fatalf("over the limit: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+
+	e = newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, withQuota("", "1"))
+	if resp, b := send(t, e.url, "/api/chat", bob, `{"content":"hello"}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("within the limit: %d %s", resp.StatusCode, b)
+	}
+	e.settle()
+	st, err := e.gw.QuotaStatus(context.Background(), bob)
+	if err != nil || st.SpentPicodollars == 0 || st.ReservedPicodollars != 0 {
+		t.Fatalf("after the turn: %+v, %v", st, err)
+	}
+}

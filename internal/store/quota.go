@@ -57,6 +57,13 @@ type QuotaUsage struct {
 	ReservedPicodollars int64
 }
 
+// QuotaFits reports whether amount fits under limit beside u, of which
+// own is the same reservation's earlier amount. It cannot overflow: amount
+// is checked against limit first, and what u holds was admitted under it.
+func QuotaFits(u QuotaUsage, own, amount, limit int64) bool {
+	return amount <= limit && u.SpentPicodollars+u.ReservedPicodollars-own <= limit-amount
+}
+
 // Quotas returns s's QuotaStore; every store Open returns has one.
 func Quotas(s Store) (QuotaStore, bool) {
 	q, ok := s.(QuotaStore)
@@ -111,7 +118,7 @@ func (s *sqlStore) Reserve(ctx context.Context, r Reservation, since, now time.T
 		if err != nil && !isNoRows(err) {
 			return err
 		}
-		if u.SpentPicodollars+u.ReservedPicodollars-own+r.AmountPicodollars > limit {
+		if !QuotaFits(u, own, r.AmountPicodollars, limit) {
 			return nil
 		}
 		ok = true

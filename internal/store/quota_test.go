@@ -158,3 +158,23 @@ func TestQuotaStoreConcurrentReserve(t *testing.T) {
 		t.Logf("spent %d of 100", u.SpentPicodollars)
 	})
 }
+
+func TestQuotaFitsCannotOverflow(t *testing.T) {
+	const maxInt = 1<<63 - 1
+	for _, tc := range []struct {
+		u                  store.QuotaUsage
+		own, amount, limit int64
+		want               bool
+	}{
+		{store.QuotaUsage{SpentPicodollars: 60, ReservedPicodollars: 30}, 0, 10, 100, true},
+		{store.QuotaUsage{SpentPicodollars: 60, ReservedPicodollars: 30}, 0, 11, 100, false},
+		{store.QuotaUsage{SpentPicodollars: 60, ReservedPicodollars: 30}, 30, 40, 100, true},
+		// Would wrap around to a negative sum.
+		{store.QuotaUsage{SpentPicodollars: 1}, 0, maxInt, 5_000_000_000_000, false},
+		{store.QuotaUsage{SpentPicodollars: 1}, 0, maxInt, maxInt, false},
+	} {
+		if got := store.QuotaFits(tc.u, tc.own, tc.amount, tc.limit); got != tc.want {
+			t.Errorf("QuotaFits(%+v, %d, %d, %d) = %v", tc.u, tc.own, tc.amount, tc.limit, got)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,36 @@ func TestUsageRoutes(t *testing.T) {
 	}
 	if code, _ := e.api("GET", "/api/me/usage?from=yesterday", bob, nil); code != 400 {
 		t.Errorf("bad date: %d", code)
+	}
+}
+
+func TestUsageShowsTodaysQuota(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, func(c *gatewayconfig.Config) {
+		c.Quotas.DailySoftUSD, c.Quotas.DailyHardUSD = "1", "5"
+	})
+	if code, _, _ := e.turn("/api/chat", bob, "How much is left today?"); code != http.StatusOK {
+		t.Fatalf("chat turn: %d", code)
+	}
+	var mine struct {
+		Quota struct {
+			Day, SpentUSD, ReservedUSD, DailySoftUSD, DailyHardUSD, RemainingUSD string
+		}
+	}
+	e.apiJSON("GET", "/api/me/usage", bob, nil, 200, &mine)
+	q := mine.Quota
+	pico := func(usd string) int64 { // exact: every amount has twelve decimals
+		n, err := strconv.ParseInt(strings.Replace(usd, ".", "", 1), 10, 64)
+		if err != nil {
+			t.Fatalf("%q is not an amount", usd)
+		}
+		return n
+	}
+	spent := pico(q.SpentUSD)
+	if spent <= 0 || q.ReservedUSD != "0.000000000000" {
+		t.Fatalf("today's spend is not shown, or a finished turn still holds a reservation: %+v", q)
+	}
+	if q.DailySoftUSD != "1.000000000000" || q.DailyHardUSD != "5.000000000000" || pico(q.RemainingUSD) != 5e12-spent {
+		t.Fatalf("limits or remaining quota wrong: %+v", q)
 	}
 }
 

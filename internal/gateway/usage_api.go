@@ -58,6 +58,35 @@ type myUsage struct {
 	To       string     `json:"to"`
 	Days     []dayUsage `json:"days"`
 	TotalUSD string     `json:"totalUSD"`
+	// Quota is today's window: what the caller spent, what requests in
+	// flight hold, the limits and what remains.
+	Quota myQuota `json:"quota"`
+}
+
+// myQuota is QuotaStatus in dollars. Empty limits mean none is set.
+type myQuota struct {
+	Day          string    `json:"day"`
+	ResetsAt     time.Time `json:"resetsAt"`
+	SpentUSD     string    `json:"spentUSD"`
+	ReservedUSD  string    `json:"reservedUSD"`
+	DailySoftUSD string    `json:"dailySoftUSD,omitempty"`
+	DailyHardUSD string    `json:"dailyHardUSD,omitempty"`
+	RemainingUSD string    `json:"remainingUSD,omitempty"`
+}
+
+func quotaInDollars(q QuotaStatus) myQuota {
+	out := myQuota{Day: q.Day, ResetsAt: q.ResetsAt,
+		SpentUSD: Picodollars(q.SpentPicodollars).String(), ReservedUSD: Picodollars(q.ReservedPicodollars).String()}
+	if q.SoftLimitPicodollars > 0 {
+		out.DailySoftUSD = Picodollars(q.SoftLimitPicodollars).String()
+	}
+	if q.HardLimitPicodollars > 0 {
+		out.DailyHardUSD = Picodollars(q.HardLimitPicodollars).String()
+	}
+	if q.RemainingPicodollars >= 0 {
+		out.RemainingUSD = Picodollars(q.RemainingPicodollars).String()
+	}
+	return out
 }
 
 func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) {
@@ -77,6 +106,12 @@ func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) 
 		total += Picodollars(d.CostPicodollars)
 	}
 	out.TotalUSD = total.String()
+	q, err := g.QuotaStatus(r.Context(), c.who.email)
+	if err != nil {
+		g.storeError(w, r, c, err)
+		return
+	}
+	out.Quota = quotaInDollars(q)
 	writeJSON(w, http.StatusOK, out)
 }
 

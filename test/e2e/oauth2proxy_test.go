@@ -17,6 +17,7 @@ import (
 
 	"github.com/oauth2-proxy/mockoidc"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -214,6 +215,7 @@ func familyInputs(oidc *mockoidc.MockOIDC, simURL string) render.Inputs {
 	gw := &v1alpha1.ChatGateway{ObjectMeta: meta, Spec: v1alpha1.ChatGatewaySpec{
 		Providers:    []v1alpha1.LocalRef{{Name: "anthropic"}},
 		DefaultModel: "sonnet",
+		Quotas:       v1alpha1.QuotaSpec{DailyQuota: v1alpha1.DailyQuota{DailySoftUSD: ptr.To[v1alpha1.USD]("1"), DailyHardUSD: ptr.To[v1alpha1.USD]("5")}},
 		Auth: v1alpha1.AuthSpec{
 			AllowlistRef: v1alpha1.LocalRef{Name: "family"},
 			OAuth2Proxy: &v1alpha1.OAuth2ProxySpec{

@@ -45,6 +45,9 @@ func TestChatPageInChromium(t *testing.T) {
 	if !strings.Contains(meta, "tokens in") || !strings.Contains(meta, "$") || !strings.Contains(sessions, "Hello from Chromium") {
 		t.Fatalf("the page shows no cost (%q) or no session in the list (%q)", meta, sessions)
 	}
+	if usage := text(t, alice, `#usage-text`); !strings.Contains(usage, "of $5.00") || !strings.Contains(usage, "left") {
+		t.Fatalf("the page does not show today's spend against the daily limit: %q", usage)
+	}
 	screenshot(t, alice, "chat-page.png")
 
 	// After a reload the conversation is still there, read back from the store.

@@ -64,11 +64,11 @@ async function loadSessions() {
 
 async function loadUsage() {
   try {
-    const u = await api("GET", "/api/me/usage");
-    const today = (u.days || []).filter((d) => d.day === u.to);
-    const spent = today.reduce((sum, d) => sum + Number(d.costUSD || 0), 0);
-    let text = `Spent ${dollars(String(spent))}`;
-    if (u.quota && u.quota.dailyHardUSD) text += ` of ${dollars(u.quota.dailyHardUSD)}`;
+    const q = (await api("GET", "/api/me/usage")).quota || {};
+    let text = `Spent ${dollars(q.spentUSD || "0")}`;
+    // What is left is rounded down: the page never promises more than there is.
+    const left = Math.floor(Number(q.remainingUSD) * 100) / 100;
+    if (q.dailyHardUSD) text += ` of ${dollars(q.dailyHardUSD)} · $${left.toFixed(2)} left`;
     $("usage-text").textContent = text;
   } catch (err) {
     $("usage-text").textContent = "Usage is not available.";

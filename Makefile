@@ -77,7 +77,7 @@ run: manifests generate ## Run the manager against the cluster in ~/.kube/config
 	go run ./cmd/manager
 
 .PHONY: demo
-demo: manifests generate envtest ## Local control plane + manager + samples; Ctrl-C stops everything.
+demo: manifests generate envtest oauth2-proxy ## Local control plane, operator, samples, gateway and chat page; Ctrl-C stops everything.
 	hack/demo.sh
 
 .PHONY: docker-build

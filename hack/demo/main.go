@@ -170,6 +170,15 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 		"    -d '{\"model\":\"sonnet\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, token)
 	fmt.Printf("  curl -s %s/metrics | grep chatgateway_spend_usd_total\n", addr)
 
+	step("Putting OAuth2 Proxy in front of it, as the pod's sidecar does, with a mock sign-in")
+	page, err := runFrontDoor(ctx, cfg, root, workDir, addr, filepath.Join(workDir, "mounts", "token", "token"), procLog, &stops)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("The chat page: open %s in a browser on this machine.\n"+
+		"A mock identity provider signs you in as %s; the page, its API calls and the spend it shows go\n"+
+		"through OAuth2 Proxy, which adds the gateway token and your email to every request.\n", page, demoUser)
+
 	if exitWhenReady {
 		return nil
 	}

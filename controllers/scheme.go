@@ -2,13 +2,35 @@ package controllers
 
 import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	"github.com/chatgateway/chatgateway-operator/internal/render"
 )
+
+// CacheOptions keep the manager's caches to what the operator made: the
+// kinds it owns are cached only when they carry its managed-by label, so a
+// large cluster's ConfigMaps, Deployments and Services never fill its
+// memory. Secrets are not cached at all (see the reconcilers).
+func CacheOptions() cache.Options {
+	mine := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}:             mine,
+		&corev1.Service{}:               mine,
+		&corev1.PersistentVolumeClaim{}: mine,
+		&appsv1.Deployment{}:            mine,
+		&networkingv1.NetworkPolicy{}:   mine,
+	}}
+}
 
 // NewScheme holds every type the operator reads or writes.
 func NewScheme() *runtime.Scheme {

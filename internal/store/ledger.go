@@ -8,11 +8,17 @@ import (
 )
 
 func (s *sqlStore) RecordSpend(ctx context.Context, e SpendEntry) error {
+	return s.writeSpend(ctx, "record spend", e, `ON CONFLICT (request_id) DO NOTHING`)
+}
+
+// writeSpend inserts one ledger row; onConflict says what a repeated
+// request id does.
+func (s *sqlStore) writeSpend(ctx context.Context, op string, e SpendEntry, onConflict string) error {
 	if e.RequestID == "" || e.User == "" {
-		return fmt.Errorf("record spend: %w: request id and user are required", ErrInvalid)
+		return fmt.Errorf("%s: %w: request id and user are required", op, ErrInvalid)
 	}
 	if e.InputTokens < 0 || e.OutputTokens < 0 || e.CacheReadTokens < 0 || e.CacheWriteTokens < 0 {
-		return fmt.Errorf("record spend: %w: negative token count", ErrInvalid)
+		return fmt.Errorf("%s: %w: negative token count", op, ErrInvalid)
 	}
 	if e.Time.IsZero() {
 		e.Time = s.now()
@@ -20,12 +26,11 @@ func (s *sqlStore) RecordSpend(ctx context.Context, e SpendEntry) error {
 	_, err := s.db.writer().exec(ctx, `INSERT INTO spend
 		(request_id, user_email, model, requested_model, provider,
 		 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_picodollars, status, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT (request_id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) `+onConflict,
 		e.RequestID, e.User, e.Model, e.RequestedModel, e.Provider,
 		e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time))
 	if err != nil {
-		return fmt.Errorf("record spend: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }

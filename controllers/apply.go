@@ -20,6 +20,11 @@ func applyOwned(ctx context.Context, c client.Client, scheme *runtime.Scheme, ow
 	if err := controllerutil.SetControllerReference(owner, obj, scheme); err != nil {
 		return fmt.Errorf("setting owner of %s: %w", obj.GetName(), err)
 	}
+	return applyUnowned(ctx, c, obj)
+}
+
+// applyUnowned server-side applies a child that must outlive its gateway.
+func applyUnowned(ctx context.Context, c client.Client, obj client.Object) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return fmt.Errorf("converting %s: %w", obj.GetName(), err)

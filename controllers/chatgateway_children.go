@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	"github.com/chatgateway/chatgateway-operator/internal/render"
@@ -64,23 +65,43 @@ func (r *ChatGatewayReconciler) reconcileEmails(ctx context.Context, st *gateway
 	return applyOwned(ctx, r.Client, r.Scheme, st.gw, cm)
 }
 
-// reconcilePVC applies the Embedded store's claim. Switching to Postgres
-// leaves an existing claim alone: it holds conversations.
+// reconcilePVC creates the Embedded store's claim. It is owned by the
+// gateway unless spec.sessions.store.whenDeleted is Retain; on an existing
+// claim only that ownership follows the spec, since a bound claim's spec is
+// immutable but for growing. Switching to Postgres leaves a claim alone: it
+// holds conversations.
 func (r *ChatGatewayReconciler) reconcilePVC(ctx context.Context, st *gatewayState) error {
 	pvc, err := render.PVC(st.inputs(r.GatewayImage))
 	if err != nil || pvc == nil {
 		return err
 	}
+	retain := st.gw.Spec.Sessions.Store.WhenDeleted == v1alpha1.ClaimRetain
 	existing := &corev1.PersistentVolumeClaim{}
 	err = r.Get(ctx, client.ObjectKeyFromObject(pvc), existing)
-	if err == nil {
-		// A claim's spec is immutable once bound but for a larger size; leave it be.
-		return nil
-	}
-	if !apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err) && retain:
+		return applyUnowned(ctx, r.Client, pvc)
+	case apierrors.IsNotFound(err):
+		return applyOwned(ctx, r.Client, r.Scheme, st.gw, pvc)
+	case err != nil:
 		return fmt.Errorf("reading the store claim: %w", err)
 	}
-	return applyOwned(ctx, r.Client, r.Scheme, st.gw, pvc)
+	owned := metav1.IsControlledBy(existing, st.gw)
+	if owned != retain {
+		return nil
+	}
+	orig := existing.DeepCopy()
+	if retain {
+		if err := controllerutil.RemoveControllerReference(st.gw, existing, r.Scheme); err != nil {
+			return fmt.Errorf("releasing the store claim: %w", err)
+		}
+	} else if err := controllerutil.SetControllerReference(st.gw, existing, r.Scheme); err != nil {
+		return fmt.Errorf("owning the store claim: %w", err)
+	}
+	if err := r.Patch(ctx, existing, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("changing the store claim's owner: %w", err)
+	}
+	return nil
 }
 
 // reconcileDeployment applies the gateway Deployment and reports its replicas.

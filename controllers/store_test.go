@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -26,6 +27,52 @@ var _ = Describe("The session store", func() {
 		Expect(d.Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType),
 			"two pods must never write one SQLite file")
 		Expect(mountPaths(d)).To(ContainElements(gc.StoreDataDir, gc.KeysDir))
+	})
+
+	It("keeps the conversations' claim when asked to, and hands it back to the gateway when not", func() {
+		f := newFamily(noPrometheusOperator())
+		f.waitReady()
+		claim := func(g Gomega) *corev1.PersistentVolumeClaim {
+			pvc := &corev1.PersistentVolumeClaim{}
+			g.Expect(k8sClient.Get(ctx, f.key(render.PVCName(f.gw)), pvc)).To(Succeed())
+			return pvc
+		}
+		owned := func(g Gomega) bool { return metav1.IsControlledBy(claim(g), f.gw) }
+		Eventually(owned).Should(BeTrue(), "by default the claim goes with the gateway")
+
+		setPolicy := func(p v1alpha1.ClaimRetention) {
+			Eventually(func() error {
+				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(f.gw), f.gw); err != nil {
+					return err
+				}
+				f.gw.Spec.Sessions.Store.WhenDeleted = p
+				return k8sClient.Update(ctx, f.gw)
+			}).Should(Succeed())
+		}
+		setPolicy(v1alpha1.ClaimRetain)
+		Eventually(owned).Should(BeFalse(), "a retained claim must not be garbage-collected with the gateway")
+		Expect(claim(Default).Labels).To(HaveKeyWithValue(render.LabelManagedBy, render.ManagedBy))
+
+		setPolicy(v1alpha1.ClaimDelete)
+		Eventually(owned).Should(BeTrue())
+	})
+
+	It("creates a retained claim without an owner", func() {
+		ns := newNamespace()
+		Expect(k8sClient.Create(ctx, anthropicProvider(ns, "anthropic", nil))).To(Succeed())
+		gw := &v1alpha1.ChatGateway{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kept"},
+			Spec: v1alpha1.ChatGatewaySpec{
+				Providers: []v1alpha1.LocalRef{{Name: "anthropic"}}, DefaultModel: "sonnet",
+				Auth:       v1alpha1.AuthSpec{AllowlistRef: v1alpha1.LocalRef{Name: "kept"}},
+				Sessions:   v1alpha1.SessionsSpec{Store: v1alpha1.StoreSpec{WhenDeleted: v1alpha1.ClaimRetain}},
+				Monitoring: noPrometheusOperator(),
+			},
+		}
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		pvc := &corev1.PersistentVolumeClaim{}
+		Eventually(func() error { return k8sClient.Get(ctx, nsName(ns, render.PVCName(gw)), pvc) }).Should(Succeed())
+		Expect(pvc.OwnerReferences).To(BeEmpty())
 	})
 
 	It("wires the Postgres DSN Secret into the pods, with no claim, for several replicas", func() {

@@ -241,7 +241,26 @@ type StoreSpec struct {
 	// cluster default when unset.
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// whenDeleted says what becomes of the Embedded store's claim, and so of
+	// everyone's conversations, when the ChatGateway is deleted: Delete
+	// removes it with the gateway; Retain keeps it, and a ChatGateway created
+	// again under the same name uses it again. Choose Retain when the
+	// ChatGateway lives in a GitOps repository, where a rename or a prune
+	// deletes and re-creates it.
+	// +optional
+	// +kubebuilder:default=Delete
+	// +kubebuilder:validation:Enum=Delete;Retain
+	WhenDeleted ClaimRetention `json:"whenDeleted,omitempty"`
 }
+
+// ClaimRetention is what happens to the store's claim when its ChatGateway goes.
+type ClaimRetention string
+
+const (
+	ClaimDelete ClaimRetention = "Delete"
+	ClaimRetain ClaimRetention = "Retain"
+)
 
 // PrivacySpec holds the privacy toggles. Each opens routes that do not exist
 // otherwise; every use of them is audited and visible to the user concerned.

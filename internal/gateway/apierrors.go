@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -93,20 +92,8 @@ func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, c *call, er
 // gateway token, then the email header and the allowlist), errors in the
 // /api shape.
 func (g *Gateway) apiAuthed(h callHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{id: requestID(r), start: time.Now(), front: dialectAnthropic, snap: g.snap.Load()}
-		w.Header().Set("X-Request-Id", c.id)
-		who, reason, aerr := identify(r, c.snap, dialectOpenAI, g.now())
-		if aerr != nil {
-			g.metrics.authFails.WithLabelValues(reason).Inc()
-			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
-				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("route", r.Pattern))
-			writeAPIError(w, aerr.status, aerr.msg)
-			return
-		}
-		c.who = who
-		h(w, r, c)
-	}
+	return g.identified(dialectAnthropic, dialectOpenAI,
+		func(w http.ResponseWriter, e *apiError) { writeAPIError(w, e.status, e.msg) }, h)
 }
 
 func (c *call) isAdmin() bool { return c.who.user != nil && c.who.user.Role == gatewayconfig.RoleAdmin }

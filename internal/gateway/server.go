@@ -151,18 +151,27 @@ type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
 // authed wraps an API route: request id, the snapshot the request keeps,
 // and identity.
 func (g *Gateway) authed(front dialect, h callHandler) http.HandlerFunc {
+	return g.identified(front, front, func(w http.ResponseWriter, e *apiError) { writeError(w, front, e) }, h)
+}
+
+// identified runs h for a caller with a valid gateway token and an allowed
+// email, and otherwise answers with refuse. tokenFront is the API whose
+// token headers count (x-api-key only on the Anthropic front); front is the
+// dialect the call is served in.
+func (g *Gateway) identified(front, tokenFront dialect, refuse func(http.ResponseWriter, *apiError), h callHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
 		w.Header().Set("X-Request-Id", c.id)
-		if front == dialectAnthropic {
+		if tokenFront == dialectAnthropic {
 			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
 		}
-		who, reason, aerr := identify(r, c.snap, front, g.now())
+		who, reason, aerr := identify(r, c.snap, tokenFront, g.now())
 		if aerr != nil {
 			g.metrics.authFails.WithLabelValues(reason).Inc()
+			// The route pattern, not the path: a path may carry an email.
 			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
-				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("path", r.URL.Path))
-			writeError(w, front, aerr)
+				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("route", r.Pattern))
+			refuse(w, aerr)
 			return
 		}
 		c.who = who

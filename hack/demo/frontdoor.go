@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/oauth2-proxy/mockoidc"
@@ -22,6 +21,7 @@ import (
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	"github.com/chatgateway/chatgateway-operator/controllers"
 	"github.com/chatgateway/chatgateway-operator/internal/render"
+	"github.com/chatgateway/chatgateway-operator/test/loopback"
 )
 
 // demoUser is who the mock identity provider signs in.
@@ -71,55 +71,19 @@ func runFrontDoor(ctx context.Context, cfg *rest.Config, root, workDir, gatewayA
 	in.Gateway.Spec.Auth.OAuth2Proxy.OIDCIssuerURL = oidc.Issuer()
 	in.Gateway.Spec.Auth.OAuth2Proxy.ClientID = oidc.Config().ClientID
 
-	dir := filepath.Join(workDir, "mounts", "oauth2-proxy")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	write := func(name string, data []byte) (string, error) {
-		p := filepath.Join(dir, name)
-		return p, os.WriteFile(p, data, 0o600)
-	}
 	port, err := freePort()
 	if err != nil {
 		return "", err
 	}
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", port)
-	alpha, err := render.OAuth2ProxyConfigYAML(in)
+	sidecar := loopback.OAuth2Proxy{Listen: proxyAddr, GatewayURL: gatewayAddr, TokenFile: tokenFile,
+		ClientSecret: oidc.Config().ClientSecret, Dir: filepath.Join(workDir, "mounts", "oauth2-proxy")}
+	args, err := sidecar.Args(in)
 	if err != nil {
 		return "", err
 	}
-	clientSecret, err := write("client-secret", []byte(oidc.Config().ClientSecret))
-	if err != nil {
-		return "", err
-	}
-	for from, to := range map[string]string{
-		render.OAuth2ProxyTokenPath:                             tokenFile,
-		render.OAuth2ProxyClientPath:                            clientSecret,
-		fmt.Sprintf("0.0.0.0:%d", render.OAuth2ProxyPort):       proxyAddr,
-		fmt.Sprintf("http://127.0.0.1:%d/", render.GatewayPort): gatewayAddr + "/",
-	} {
-		alpha = bytes.ReplaceAll(alpha, []byte(from), []byte(to))
-	}
-	alphaPath, err := write("oauth2-proxy.yaml", alpha)
-	if err != nil {
-		return "", err
-	}
-	emailsPath, err := write("authenticated-emails", render.AuthenticatedEmails(in.Allowlist))
-	if err != nil {
-		return "", err
-	}
-	var args []string
-	for _, a := range render.OAuth2ProxyArgs(in) {
-		if strings.HasPrefix(a, "--redirect-url=") {
-			continue // the sample's public URL; here the proxy answers on loopback
-		}
-		a = strings.ReplaceAll(a, render.OAuth2ProxyConfigPath, alphaPath)
-		a = strings.ReplaceAll(a, render.OAuth2ProxyEmailsPath, emailsPath)
-		args = append(args, a)
-	}
-	args = append(args, "--cookie-secure=false") // plain HTTP on loopback
 	proxy := exec.Command(proxyBin, args...)
-	proxy.Env = append(os.Environ(), "OAUTH2_PROXY_COOKIE_SECRET=0123456789abcdef0123456789abcdef")
+	proxy.Env = sidecar.Env()
 	proxy.Stdout, proxy.Stderr = logFile, logFile
 	if err := proxy.Start(); err != nil {
 		return "", fmt.Errorf("starting OAuth2 Proxy: %w", err)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/render"
+	"github.com/chatgateway/chatgateway-operator/test/loopback"
 	"github.com/chatgateway/chatgateway-operator/test/providersim"
 )
 
@@ -172,24 +172,14 @@ func startFrontDoor(t *testing.T) *frontDoor {
 
 	// OAuth2 Proxy, on the rendered alpha config and flags.
 	proxyAddr := freeAddr(t)
-	alpha, err := render.OAuth2ProxyConfigYAML(in)
+	sidecar := loopback.OAuth2Proxy{Listen: proxyAddr, GatewayURL: "http://" + gateway.addr,
+		TokenFile: filepath.Join(dir, "token"), ClientSecret: oidc.Config().ClientSecret, Dir: filepath.Join(dir, "oauth2-proxy")}
+	args, err := sidecar.Args(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyTokenPath), []byte(filepath.Join(dir, "token")))
-	alpha = bytes.ReplaceAll(alpha, []byte(render.OAuth2ProxyClientPath), []byte(write("client-secret", []byte(oidc.Config().ClientSecret))))
-	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("0.0.0.0:%d", render.OAuth2ProxyPort)), []byte(proxyAddr))
-	alpha = bytes.ReplaceAll(alpha, []byte(fmt.Sprintf("http://127.0.0.1:%d/", render.GatewayPort)), []byte("http://"+gateway.addr+"/"))
-	var args []string
-	for _, a := range render.OAuth2ProxyArgs(in) {
-		a = strings.ReplaceAll(a, render.OAuth2ProxyConfigPath, write("oauth2-proxy.yaml", alpha))
-		a = strings.ReplaceAll(a, render.OAuth2ProxyEmailsPath, write("emails", render.AuthenticatedEmails(in.Allowlist)))
-		args = append(args, a)
-	}
-	// Plain HTTP on loopback: a pod sits behind a TLS-terminating ingress.
-	args = append(args, "--cookie-secure=false")
 	proxy := exec.Command(proxyBin, args...)
-	proxy.Env = append(os.Environ(), "OAUTH2_PROXY_COOKIE_SECRET=0123456789abcdef0123456789abcdef")
+	proxy.Env = sidecar.Env()
 	var proxyLog bytes.Buffer
 	proxy.Stdout, proxy.Stderr = &proxyLog, &proxyLog
 	if err := proxy.Start(); err != nil {

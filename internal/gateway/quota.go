@@ -135,27 +135,6 @@ func (p *quotaPolicy) window(now time.Time) (start, end time.Time, day string) {
 	return start, end, start.Format(time.DateOnly)
 }
 
-// derived holds what the gateway computes from a snapshot for quotas and
-// routing, built once per snapshot rather than per request.
-type derived struct {
-	snap   *snapshot
-	quota  *quotaPolicy
-	router *router
-}
-
-func (g *Gateway) derivedFor(s *snapshot) *derived {
-	if d := g.derived.Load(); d != nil && d.snap == s {
-		return d
-	}
-	d := &derived{snap: s, quota: newQuotaPolicy(s.cfg), router: newRouter(s.cfg)}
-	// Cache only the current snapshot: a request still on an old one must
-	// not evict it.
-	if g.snap.Load() == s {
-		g.derived.Store(d)
-	}
-	return d
-}
-
 // reservation is one request's charge against its user's daily quota. A
 // nil reservation (the user has no limits) is valid and does nothing.
 //
@@ -186,19 +165,19 @@ type reservation struct {
 // window resets (Retry-After). A store error refuses with 503: a hard limit
 // that cannot be checked is not enforced by letting requests through.
 func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientRequest) (*reservation, *apiError) {
-	d := g.derivedFor(c.snap)
-	lim := d.quota.limits(c.who.email)
+	policy := c.snap.quota
+	lim := policy.limits(c.who.email)
 	if lim.none() || len(plan) == 0 {
 		return nil, nil
 	}
 	now := g.now()
 	res := &reservation{
-		g: g, policy: d.quota, limits: lim, user: c.who.email,
+		g: g, policy: policy, limits: lim, user: c.who.email,
 		endUser: c.snap.endUser(c.who.email), name: notifyName(c),
 		in: int64(len(in.body)) + reserveOverheadTokens, out: requestedOutput(in), n: requestedChoices(in),
 	}
 	routes := plan
-	if d.quota.costAware {
+	if policy.costAware {
 		routes = plan[:1]
 	}
 	var worst Picodollars
@@ -206,8 +185,8 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 		worst = max(worst, res.worstCase(rt))
 	}
 	worst = min(worst, maxReservation)
-	res.r = store.Reservation{ID: newChargeID(), User: c.who.email, AmountPicodollars: int64(worst), At: now, ExpiresAt: now.Add(d.quota.ttl)}
-	start, end, day := d.quota.window(now)
+	res.r = store.Reservation{ID: newChargeID(), User: c.who.email, AmountPicodollars: int64(worst), At: now, ExpiresAt: now.Add(policy.ttl)}
+	start, end, day := policy.window(now)
 	u, ok, err := g.quotas.Reserve(ctx, res.r, start, now, res.hardLimit())
 	if err != nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "Failed to check the quota", slog.String("request_id", c.id), slog.String("error", err.Error()))
@@ -352,7 +331,7 @@ type QuotaStatus struct {
 // reservations and limits, under the current config.
 func (g *Gateway) QuotaStatus(ctx context.Context, email string) (QuotaStatus, error) {
 	s := g.snap.Load()
-	p := g.derivedFor(s).quota
+	p := s.quota
 	now := g.now()
 	start, end, day := p.window(now)
 	lim := p.limits(email)

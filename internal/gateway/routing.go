@@ -77,7 +77,7 @@ func (g *Gateway) resolveModel(c *call, in *clientRequest) (alias, requested str
 	if in.model != autoModel {
 		return "", "", false
 	}
-	return g.derivedFor(c.snap).router.choose(routingInputOf(c, in)), autoModel, true
+	return c.snap.router.choose(routingInputOf(c, in)), autoModel, true
 }
 
 func routingInputOf(c *call, in *clientRequest) routingInput {

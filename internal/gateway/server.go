@@ -44,7 +44,6 @@ type Gateway struct {
 	quotas       store.QuotaStore
 	quotaMetrics *quotaMetrics
 	notifier     *notifier
-	derived      atomic.Pointer[derived]
 	notified     sync.Map // user, day, threshold → notification handled
 
 	snap       atomic.Pointer[snapshot]

@@ -32,7 +32,11 @@ type snapshot struct {
 	fallbacks map[string][]string
 	retryOn   map[failureClass]bool
 	hasher    *identityHasher // nil without a master key
-	loadedAt  time.Time
+	// quota and router are the quota limits and the auto-routing rules,
+	// compiled once per load.
+	quota    *quotaPolicy
+	router   *router
+	loadedAt time.Time
 }
 
 // route is one provider serving one alias.
@@ -144,6 +148,8 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		byModelID:   map[string]string{},
 		fallbacks:   map[string][]string{},
 		retryOn:     map[failureClass]bool{},
+		quota:       newQuotaPolicy(c),
+		router:      newRouter(c),
 		loadedAt:    now,
 	}
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -180,7 +181,7 @@ func (r *ChatGatewayReconciler) reconcileSecretRefs(ctx context.Context, st *gat
 	}
 	if len(missing) > 0 {
 		setCondition(&gw.Status.Conditions, gw.Generation, ConditionSecretsResolved, false, v1alpha1.ReasonSecretNotFound,
-			fmt.Sprintf("Missing in namespace %q: %s; the gateway pods cannot start without them", gw.Namespace, joinList(missing)))
+			fmt.Sprintf("Missing in namespace %q: %s; the gateway pods cannot start without them", gw.Namespace, strings.Join(missing, ", ")))
 		return nil
 	}
 	setCondition(&gw.Status.Conditions, gw.Generation, ConditionSecretsResolved, true, v1alpha1.ReasonSecretFound,
@@ -208,15 +209,4 @@ func gatewaySecretRefs(gw *v1alpha1.ChatGateway) []*v1alpha1.SecretKeyRef {
 		}
 	}
 	return out
-}
-
-func joinList(items []string) string {
-	s := ""
-	for i, it := range items {
-		if i > 0 {
-			s += ", "
-		}
-		s += it
-	}
-	return s
 }

@@ -254,9 +254,17 @@ func (r *ChatGatewayReconciler) gatewaysForCRD(ctx context.Context, o client.Obj
 		ctrl.LoggerFrom(ctx).Error(err, "Failed to list ChatGateways")
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, gw := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gw)})
+	return requestsFor(list.Items)
+}
+
+// requestsFor turns the objects a watch mapped to into reconcile requests.
+func requestsFor[T any, P interface {
+	*T
+	client.Object
+}](items []T) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(items))
+	for i := range items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(P(&items[i]))})
 	}
 	return reqs
 }
@@ -269,10 +277,6 @@ func (r *ChatGatewayReconciler) gatewaysFor(index string) handler.MapFunc {
 			ctrl.LoggerFrom(ctx).Error(err, "Failed to list ChatGateways", "index", index, "name", o.GetName())
 			return nil
 		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for _, gw := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gw)})
-		}
-		return reqs
+		return requestsFor(list.Items)
 	}
 }

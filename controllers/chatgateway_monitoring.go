@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -62,7 +63,7 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 	case len(missing) > 0:
 		set(false, v1alpha1.ReasonCRDNotInstalled, fmt.Sprintf(
 			"Prometheus Operator's CRD %s is not installed: install Prometheus Operator, or disable the ServiceMonitor and alerts in spec.monitoring",
-			joinList(missing)))
+			strings.Join(missing, ", ")))
 	case !mon.ServiceMonitor.Enabled && !mon.Alerts.Enabled:
 		set(true, "Disabled", "ServiceMonitor and alerts are disabled")
 	default:

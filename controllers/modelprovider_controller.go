@@ -167,9 +167,5 @@ func (r *ModelProviderReconciler) providersForSecret(ctx context.Context, o clie
 		ctrl.LoggerFrom(ctx).Error(err, "Failed to list ModelProviders for Secret", "secret", o.GetName())
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, mp := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&mp)})
-	}
-	return reqs
+	return requestsFor(list.Items)
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 )
 
 // metrics live on a private registry: the gateway exposes exactly these,
@@ -37,49 +39,49 @@ func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chatgateway_requests_total",
+		Name: metricnames.Requests,
 		Help: "Model requests by user, model alias that served, the alias asked for (\"auto\" for routed requests; empty when unknown), provider that answered (empty when none did) and HTTP status (499: the client went away).",
 	}, []string{"end_user", "model", "requested_model", "provider", "status"})
 	m.spend = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chatgateway_spend_usd_total",
+		Name: metricnames.Spend,
 		Help: "Cost of model requests in US dollars, from the configured prices.",
 	}, []string{"end_user", "model", "provider"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chatgateway_tokens_total",
+		Name: metricnames.Tokens,
 		Help: "Tokens by type: input (uncached), output, cache_read, cache_write.",
 	}, []string{"end_user", "model", "provider", "type"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "chatgateway_request_duration_seconds",
+		Name:    metricnames.RequestDuration,
 		Help:    "Time from receiving a model request to its last byte.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320},
 	}, []string{"model", "provider"})
 	m.ttft = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "chatgateway_time_to_first_token_seconds",
+		Name:    metricnames.TimeToFirstToken,
 		Help:    "Time from receiving a streaming request to its first event reaching the client.",
 		Buckets: []float64{0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6},
 	}, []string{"model", "provider"})
 	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chatgateway_failovers_total",
+		Name: metricnames.Failovers,
 		Help: "Attempts that failed and moved on to another provider, by failure class.",
 	}, []string{"from", "to", "reason"})
 	m.authFails = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chatgateway_auth_failures_total",
+		Name: metricnames.AuthFailures,
 		Help: "Requests refused before reaching a model, by reason.",
 	}, []string{"reason"})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "chatgateway_requests_in_flight",
+		Name: metricnames.RequestsInFlight,
 		Help: "Model requests being served.",
 	})
 	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "chatgateway_config_reloads_total",
+		Name: metricnames.ConfigReloads,
 		Help: "Successful loads of the config and its files.",
 	})
 	m.reloadErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "chatgateway_config_reload_errors_total",
+		Name: metricnames.ConfigReloadErrors,
 		Help: "Changed configs that failed to load; the gateway kept the last good one.",
 	})
 	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "chatgateway_config_last_reload_success_timestamp_seconds",
+		Name: metricnames.ConfigLastReload,
 		Help: "When the config in use was loaded.",
 	})
 	for _, c := range []prometheus.Collector{m.requests, m.spend, m.tokens, m.duration, m.ttft, m.failovers, m.authFails, m.inFlight, m.reloads, m.reloadErrors, m.lastReload} {

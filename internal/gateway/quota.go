@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -528,15 +529,15 @@ func newQuotaMetrics(reg prometheus.Registerer) *quotaMetrics {
 	m := &quotaMetrics{
 		// The operator's alert rules and dashboard query this exact name.
 		used: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "chatgateway_quota_used_ratio",
+			Name: metricnames.QuotaUsedRatio,
 			Help: "Today's settled spend over the daily limit, per user and limit (soft, hard); updated as requests end.",
 		}, []string{"end_user", "limit"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chatgateway_quota_rejections_total",
+			Name: metricnames.QuotaRejections,
 			Help: "Requests refused because their worst-case cost did not fit the user's daily hard limit.",
 		}, []string{"end_user"}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chatgateway_quota_notifications_total",
+			Name: metricnames.QuotaNotifications,
 			Help: "Quota notifications by threshold (soft, hard) and result (sent, failed, dropped, unconfigured).",
 		}, []string{"threshold", "result"}),
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 )
 
 // The Grafana dashboard model, only the fields we set (schemaVersion 39).
@@ -182,7 +183,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 				"displayMode": "gradient", "orientation": "horizontal", "showUnfilled": true,
 				"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
 			},
-			Targets: []target{instantTarget("A", q("sum by (end_user) (increase(%s{%s}[30d]))", metricSpend, userSel), "{{end_user}}")},
+			Targets: []target{instantTarget("A", q("sum by (end_user) (increase(%s{%s}[30d]))", metricnames.Spend, userSel), "{{end_user}}")},
 		},
 		{
 			Type:        "stat",
@@ -197,7 +198,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 				"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
 			},
 			Targets: []target{
-				instantTarget("A", q("sum(increase(%s{%s}[30d]))", metricSpend, sel), "Spend"),
+				instantTarget("A", q("sum(increase(%s{%s}[30d]))", metricnames.Spend, sel), "Spend"),
 				instantTarget("B", q("vector(%s)", seatTotal), fmt.Sprintf("%d seats at $%s", seats, seat)),
 			},
 		},
@@ -208,7 +209,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			GridPos:     gridPos{H: 8, W: 12, X: 0, Y: 8},
 			FieldConfig: fieldConfig{Defaults: fieldDefaults{Unit: "currencyUSD", Min: ptrTo(0.0), Thresholds: steps("green"), Custom: stacked()}},
 			Options:     timeseriesOptions(),
-			Targets:     []target{rangeTarget("A", q("sum by (end_user) (rate(%s{%s}[$__rate_interval])) * 3600", metricSpend, userSel), "{{end_user}}")},
+			Targets:     []target{rangeTarget("A", q("sum by (end_user) (rate(%s{%s}[$__rate_interval])) * 3600", metricnames.Spend, userSel), "{{end_user}}")},
 		},
 		{
 			Type:        "timeseries",
@@ -217,7 +218,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			GridPos:     gridPos{H: 8, W: 12, X: 12, Y: 8},
 			FieldConfig: fieldConfig{Defaults: fieldDefaults{Unit: "reqps", Min: ptrTo(0.0), Thresholds: steps("green"), Custom: stacked()}},
 			Options:     timeseriesOptions(),
-			Targets:     []target{rangeTarget("A", q("sum by (end_user, model) (rate(%s{%s}[$__rate_interval]))", metricRequests, userSel), "{{end_user}} {{model}}")},
+			Targets:     []target{rangeTarget("A", q("sum by (end_user, model) (rate(%s{%s}[$__rate_interval]))", metricnames.Requests, userSel), "{{end_user}} {{model}}")},
 		},
 		{
 			Type:        "timeseries",
@@ -226,7 +227,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			GridPos:     gridPos{H: 8, W: 12, X: 0, Y: 16},
 			FieldConfig: fieldConfig{Defaults: fieldDefaults{Unit: "s", Min: ptrTo(0.0), Thresholds: steps("green")}},
 			Options:     timeseriesOptions(),
-			Targets:     quantiles(metricRequestDuration),
+			Targets:     quantiles(metricnames.RequestDuration),
 		},
 		{
 			Type:        "timeseries",
@@ -235,7 +236,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			GridPos:     gridPos{H: 8, W: 12, X: 12, Y: 16},
 			FieldConfig: fieldConfig{Defaults: fieldDefaults{Unit: "s", Min: ptrTo(0.0), Thresholds: steps("green")}},
 			Options:     timeseriesOptions(),
-			Targets:     quantiles(metricTimeToFirstToken),
+			Targets:     quantiles(metricnames.TimeToFirstToken),
 		},
 		{
 			Type:        "timeseries",
@@ -244,7 +245,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			GridPos:     gridPos{H: 8, W: 12, X: 0, Y: 24},
 			FieldConfig: fieldConfig{Defaults: fieldDefaults{Unit: "reqps", Min: ptrTo(0.0), Thresholds: steps("green")}},
 			Options:     timeseriesOptions(),
-			Targets:     []target{rangeTarget("A", q("sum by (from, to, reason) (rate(%s{%s}[$__rate_interval]))", metricFailovers, sel), "{{from}} to {{to}} ({{reason}})")},
+			Targets:     []target{rangeTarget("A", q("sum by (from, to, reason) (rate(%s{%s}[$__rate_interval]))", metricnames.Failovers, sel), "{{from}} to {{to}} ({{reason}})")},
 		},
 		{
 			Type:        "bargauge",
@@ -259,7 +260,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 				"displayMode": "gradient", "orientation": "horizontal", "showUnfilled": true,
 				"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
 			},
-			Targets: []target{instantTarget("A", q("max by (end_user, limit) (%s{%s})", MetricQuotaUsedRatio, userSel), "{{end_user}} ({{limit}})")},
+			Targets: []target{instantTarget("A", q("max by (end_user, limit) (%s{%s})", metricnames.QuotaUsedRatio, userSel), "{{end_user}} ({{limit}})")},
 		},
 	}
 	for i := range panels {
@@ -270,7 +271,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 		}
 	}
 
-	userQuery := fmt.Sprintf("label_values(%s{%s}, end_user)", metricSpend, sel)
+	userQuery := fmt.Sprintf("label_values(%s{%s}, end_user)", metricnames.Spend, sel)
 	d := dashboard{
 		Annotations:   dashboardList[any]{List: []any{}},
 		Description:   fmt.Sprintf("Cost, use and health of chat gateway %s/%s. Rendered by %s; edits are overwritten.", gw.Namespace, gw.Name, ManagedBy),

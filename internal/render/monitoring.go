@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	gc "github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 )
 
 // Alert names.
@@ -18,12 +19,6 @@ const (
 	AlertUserDailySpendHigh  = "ChatGatewayUserDailySpendHigh"
 	AlertProviderFailingOver = "ChatGatewayProviderFailingOver"
 	AlertUserOverSoftQuota   = "ChatGatewayUserOverSoftQuota"
-	metricSpend              = "chatgateway_spend_usd_total"
-	metricFailovers          = "chatgateway_failovers_total"
-	metricRequests           = "chatgateway_requests_total"
-	metricRequestDuration    = "chatgateway_request_duration_seconds"
-	metricTimeToFirstToken   = "chatgateway_time_to_first_token_seconds"
-	MetricQuotaUsedRatio     = "chatgateway_quota_used_ratio"
 	failoverWindow           = "15m"
 	spendAlertFor            = "5m"
 	quotaAlertFor            = "5m"
@@ -115,7 +110,7 @@ func ruleGroups(gw *v1alpha1.ChatGateway) ([]monitoringv1.RuleGroup, error) {
 			{
 				Alert: AlertUserDailySpendHigh,
 				Expr: intstr.FromString(fmt.Sprintf(
-					"sum by (namespace, service, end_user) (increase(%s{%s}[24h])) > %s", metricSpend, sel, threshold)),
+					"sum by (namespace, service, end_user) (increase(%s{%s}[24h])) > %s", metricnames.Spend, sel, threshold)),
 				For:    ptr.To(monitoringv1.Duration(spendAlertFor)),
 				Labels: map[string]string{severityLabel: severityWarning},
 				Annotations: map[string]string{
@@ -127,7 +122,7 @@ func ruleGroups(gw *v1alpha1.ChatGateway) ([]monitoringv1.RuleGroup, error) {
 			{
 				Alert: AlertProviderFailingOver,
 				Expr: intstr.FromString(fmt.Sprintf(
-					"sum by (namespace, service, from) (rate(%s{%s}[%s])) > 0", metricFailovers, sel, failoverWindow)),
+					"sum by (namespace, service, from) (rate(%s{%s}[%s])) > 0", metricnames.Failovers, sel, failoverWindow)),
 				For:    ptr.To(monitoringv1.Duration(failoverWindow)),
 				Labels: map[string]string{severityLabel: severityWarning},
 				Annotations: map[string]string{
@@ -139,7 +134,7 @@ func ruleGroups(gw *v1alpha1.ChatGateway) ([]monitoringv1.RuleGroup, error) {
 			{
 				Alert: AlertUserOverSoftQuota,
 				Expr: intstr.FromString(fmt.Sprintf(
-					`max by (namespace, service, end_user) (%s{%s,limit="soft"}) >= 1`, MetricQuotaUsedRatio, sel)),
+					`max by (namespace, service, end_user) (%s{%s,limit="soft"}) >= 1`, metricnames.QuotaUsedRatio, sel)),
 				For:    ptr.To(monitoringv1.Duration(quotaAlertFor)),
 				Labels: map[string]string{severityLabel: severityInfo},
 				Annotations: map[string]string{

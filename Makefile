@@ -80,6 +80,11 @@ run: manifests generate ## Run the manager against the cluster in ~/.kube/config
 demo: manifests generate envtest oauth2-proxy ## Local control plane, operator, samples, gateway and chat page; Ctrl-C stops everything.
 	hack/demo.sh
 
+.PHONY: bench
+bench: ## Measure the gateway against a bare reverse proxy (the floor), with each store; BENCH_FLAGS=-quick for a smoke run.
+	go build -o bin/bench ./hack/bench
+	bin/bench -root . $(BENCH_FLAGS)
+
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).
 	docker build -t $(IMG) .

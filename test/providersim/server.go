@@ -33,6 +33,9 @@ type Options struct {
 	// OpenAICacheMinTokens is the shortest prefix the OpenAI route reports as
 	// cached (default 1024, as on the real API).
 	OpenAICacheMinTokens int
+	// NoRecord keeps no copy of the requests (Requests and LastRequest
+	// return nothing), for load runs that would otherwise grow without bound.
+	NoRecord bool
 }
 
 // DefaultModels is what GET /v1/models lists when Options.Models is empty.
@@ -228,16 +231,18 @@ func (s *Server) resetState() {
 func (s *Server) api(h func(http.ResponseWriter, *http.Request, []byte)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		s.mu.Lock()
-		s.recorded = append(s.recorded, Recorded{
-			Method: r.Method,
-			Path:   r.URL.Path,
-			Query:  r.URL.RawQuery,
-			Header: r.Header.Clone(),
-			Body:   body,
-			Time:   time.Now(),
-		})
-		s.mu.Unlock()
+		if !s.opts.NoRecord {
+			s.mu.Lock()
+			s.recorded = append(s.recorded, Recorded{
+				Method: r.Method,
+				Path:   r.URL.Path,
+				Query:  r.URL.RawQuery,
+				Header: r.Header.Clone(),
+				Body:   body,
+				Time:   time.Now(),
+			})
+			s.mu.Unlock()
+		}
 		s.served.Add(1)
 		if err != nil {
 			d := dialectFor(r)

@@ -49,12 +49,15 @@
 //     counted.
 //   - Reply text: "Simulated reply from <model> to <N> input tokens." (8 words;
 //     N includes cached tokens), padded with filler words up to
-//     Options.ReplyWords.
+//     Options.ReplyWords. When the last user message contains [[echo]], the
+//     reply is instead the text after the marker (less one line break or
+//     space right after it), byte for byte: a test that drives a client
+//     asks for exactly the reply it needs, Markdown included.
 //   - Output tokens: the words of the reply text, plus the words of the tool
 //     arguments when a tool is called. Arguments are rendered with ": " and ", "
 //     separators, e.g. {"city": "simulated"} is 2 words.
 //   - max_tokens (Anthropic) / max_completion_tokens or max_tokens (OpenAI)
-//     truncate the reply to that many words: stop_reason "max_tokens" /
+//     truncate the reply after that many words: stop_reason "max_tokens" /
 //     finish_reason "length". A tool call that does not fit is dropped.
 //   - stop_sequences / stop cut the reply before the first occurrence:
 //     stop_reason "stop_sequence" with stop_sequence set / finish_reason "stop".
@@ -81,7 +84,8 @@
 // OpenAI's documented minimum), is reported as
 // usage.prompt_tokens_details.cached_tokens (included in prompt_tokens).
 //
-// Streams split the reply text into Options.Chunks deltas. Anthropic sends
+// Streams split the reply text into Options.Chunks deltas, cut before a
+// word, so that joined they give back the text with its spacing. Anthropic sends
 // message_start, content_block_start, ping, content_block_delta...,
 // content_block_stop, message_delta (stop_reason and cumulative usage),
 // message_stop. OpenAI sends a role chunk, content chunks, a chunk with the

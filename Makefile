@@ -80,6 +80,10 @@ run: manifests generate ## Run the manager against the cluster in ~/.kube/config
 demo: manifests generate envtest oauth2-proxy ## Local control plane, operator, samples, gateway and chat page; Ctrl-C stops everything.
 	hack/demo.sh
 
+.PHONY: webui-vendor
+webui-vendor: ## Fetch the chat page's libraries from the npm registry at the pinned versions and check their hashes.
+	hack/webui-vendor.sh
+
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).
 	docker build -t $(IMG) .

@@ -9,6 +9,9 @@
 //
 //	POST /v1/messages          Anthropic Messages API (JSON or SSE when "stream": true)
 //	POST /v1/chat/completions  OpenAI chat completions (JSON or SSE when "stream": true)
+//	POST /v1/images/generations OpenAI image generation (see images.go): n pictures
+//	                           of the requested size as b64_json or as a URL
+//	GET  /_sim/images/{id}     a picture a url-format answer pointed to (no auth)
 //	GET  /v1/models            Anthropic list shape when an anthropic-version or
 //	GET  /v1/models/{id}       x-api-key header is sent, OpenAI's otherwise
 //	POST /_sim/faults          enqueue faults (JSON Fault, JSON array, or a spec string)
@@ -95,8 +98,9 @@
 //
 // # Faults
 //
-// Faults make the next completion request (POST /v1/messages or
-// /v1/chat/completions; not /v1/models) misbehave. They come from three
+// Faults make the next completion request (POST /v1/messages,
+// /v1/chat/completions or /v1/images/generations, which takes markers from
+// its prompt; not /v1/models) misbehave. They come from three
 // places, checked in this order after auth:
 //
 //  1. Server.Enqueue, FIFO; a fault with Provider set is taken only by a

@@ -22,7 +22,7 @@
 // /v1/messages requires an anthropic-version header (any value), as the real
 // API does. With Options.APIKey set, the Anthropic routes take it in x-api-key
 // or as "Authorization: Bearer" (both are documented, and the official Go SDK
-// v2 sends the Bearer form), the OpenAI route as "Authorization: Bearer"; a
+// v2 sends the Bearer form), the OpenAI routes as "Authorization: Bearer"; a
 // missing or wrong key is a 401 in that route's error dialect. The /_sim/
 // endpoints have no auth: bind the simulator to loopback.
 //

@@ -156,6 +156,11 @@ func result[T any](t *testing.T, b *tab, a chromedp.Action[T]) T {
 	return v
 }
 
+// pageSummary says where the page is, for a failure message.
+const pageSummary = `JSON.stringify({url: location.href, title: document.getElementById("title")?.textContent,
+	notice: document.getElementById("notice")?.hidden ? "" : document.getElementById("notice-text")?.textContent,
+	messages: [...document.querySelectorAll("#messages > li")].map(li => li.className + " [" + (li.dataset.status || "") + "] " + li.textContent.slice(0, 60))})`
+
 // helpers are names the test's expressions may use.
 const helpers = `const lastReply = () => [...document.querySelectorAll("#messages li.assistant")].pop();`
 
@@ -177,7 +182,7 @@ func waitJS(t *testing.T, b *tab, expr string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still false after 20s: %s", expr)
+			t.Fatalf("still false after 20s: %s\nthe page: %s", expr, js[string](t, b, pageSummary))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -351,7 +351,7 @@ func TestChatPageInChromium(t *testing.T) {
 		signInBrowser(t, carol, fd.oidc, fd.base, "carol@example.com")
 		typeMessage(t, carol, "Hello")
 		waitJS(t, carol, `!document.getElementById("notice").hidden`)
-		got := strings.NewReplacer("\u202f", " ", "\u00a0", " ").Replace(textContent(t, carol, `#notice-text`))
+		got := strings.NewReplacer("\u202f", " ", "\u00a0", " ").Replace(textContent(t, carol, `#notice`))
 		tokyo, err := time.LoadLocation("Asia/Tokyo")
 		if err != nil {
 			t.Fatal(err)
@@ -359,11 +359,12 @@ func TestChatPageInChromium(t *testing.T) {
 		// The family's quota day is UTC's; it starts again at the next UTC midnight.
 		now := time.Now().In(tokyo)
 		reset := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour).In(tokyo)
-		want := "You can send again at " + reset.Format("3:04 PM") + "."
+		want := "You have reached today's spending limit. You can send again at " + reset.Format("3:04 PM") + "."
 		if reset.YearDay() != now.YearDay() {
-			want = "You can send again tomorrow at " + reset.Format("3:04 PM") + "."
+			want = "You have reached today's spending limit. You can send again tomorrow at " + reset.Format("3:04 PM") + "."
 		}
-		if !strings.Contains(got, "daily spending limit reached") || !strings.Contains(got, want) {
+		// The gateway's own words follow, with the figures.
+		if !strings.Contains(got, want) || !strings.Contains(got, "Daily spending limit reached: you have spent $0.00 of your $0.01 daily limit") {
 			t.Errorf("the notice reads %q, want it to say %q", got, want)
 		}
 		checkA11y(t, carol, "the daily limit reached")

@@ -357,6 +357,7 @@ async function send(text, opts = {}) {
     reply.querySelector(".badge")?.remove();
     reply.classList.add("live");
     $("messages").append(reply);
+    scrollToEnd(true);
     live = new LiveReply(reply);
     state.live.reply = reply;
     let cut = null;
@@ -507,16 +508,22 @@ function refreshUsageSoon() {
 // showError says what went wrong, plainly, with a way to try again. A 429
 // says when sending works again, in the person's own time zone.
 function showError(err, retry = null) {
-  const box = $("notice");
-  let text = err && err.message ? err.message : String(err);
+  const stick = nearEnd();
+  let lead = "";
+  let detail = err && err.message ? err.message : String(err);
   if (err instanceof ApiError && err.status === 429) {
-    const when = err.retryAt ? ` You can send again ${whenAt(err.retryAt)}.` : "";
-    text = `${err.type === "rate_limit" || /limit/i.test(text) ? "" : "Too many requests. "}${text}${when}`;
+    lead = /daily spending limit/i.test(detail) ? "You have reached today's spending limit." : "The model is busy right now.";
+    if (err.retryAt) lead += ` You can send again ${whenAt(err.retryAt)}.`;
+  } else if (err instanceof ApiError && err.status >= 500) {
+    lead = "The model could not answer.";
   }
-  $("notice-text").textContent = text;
+  detail = detail.charAt(0).toUpperCase() + detail.slice(1);
+  $("notice-text").textContent = lead || detail;
+  $("notice-detail").textContent = lead ? detail : "";
   state.retry = retry;
   $("retry").hidden = !retry;
-  box.hidden = false;
+  $("notice").hidden = false;
+  if (stick) scrollToEnd(true);
 }
 
 function clearNotice() {

@@ -65,6 +65,11 @@ test: manifests generate envtest promtool oauth2-proxy chromium ## Build what th
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" PROMTOOL="$(PROMTOOL)" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
 		go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: screenshots
+screenshots: oauth2-proxy chromium ## Run the chat page's browser test and keep its screenshots in docs/images.
+	CHATGATEWAY_SCREENSHOTS="$(CURDIR)/docs/images" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
+		go test -count=1 -run TestChatPageInChromium ./test/e2e
+
 ##@ Build
 
 .PHONY: build

@@ -271,6 +271,9 @@ func TestChatPageInChromium(t *testing.T) {
 			!strings.Contains(joined, "alice@example.com opened a conversation of yours: “Bob's own question”") {
 			t.Errorf("bob's record reads:\n%s", joined)
 		}
+		if !js[bool](t, bob, `document.getElementById("keys").hidden`) {
+			t.Error("personal keys are offered, but the gateway has no /api/me/keys yet")
+		}
 		checkA11y(t, bob, "your data")
 	})
 

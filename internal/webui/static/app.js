@@ -106,7 +106,8 @@ async function loadModels() {
 function drawModels() {
   const select = $("model");
   const known = (id) => id && state.models.some((m) => m.id === id);
-  const preferred = [localStorage.getItem("model"), state.session && state.session.model, state.sessions[0] && state.sessions[0].model].find(known);
+  const preferred = [localStorage.getItem("model"), state.session && state.session.model, state.sessions[0] && state.sessions[0].model,
+    (state.models.find((m) => m.default) || {}).id].find(known);
   const options = state.models.map((m) => el("option", { value: m.id, text: modelLabel(m) }));
   if (!preferred) options.unshift(el("option", { value: "", text: "The gateway's default model" }));
   select.replaceChildren(...options);
@@ -351,6 +352,9 @@ async function send(text, opts = {}) {
       body: JSON.stringify(body),
       signal: controller.signal,
     });
+    // The gateway keeps the message even when the turn fails before it
+    // starts; where it says under which id, a retry can replace it.
+    if (resp.headers.get("X-User-Message-Id")) userLi.dataset.id = resp.headers.get("X-User-Message-Id");
     if (!resp.ok) throw await errorFrom(resp);
     const shown = model || state.session.model;
     reply = messageItem({ role: "assistant", content: "", status: "streaming" }, { model: shown === AUTO ? "Assistant" : shown });

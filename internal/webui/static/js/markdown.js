@@ -16,8 +16,8 @@ const marked = new Marked({
   breaks: false,
   renderer: {
     // Raw HTML in a reply is text the model wrote, shown as written.
-    html({ text }) {
-      return escapeHTML(text);
+    html({ text, block }) {
+      return block ? `<p class="raw">${escapeHTML(text.trim())}</p>\n` : escapeHTML(text);
     },
     // Replies sit under the page's own headings.
     heading({ tokens, depth }) {

@@ -20,8 +20,9 @@ export function quotaFraction(q) {
 function byModel(days) {
   const m = new Map();
   for (const d of days) {
-    const t = m.get(d.model) || { model: d.model, requests: 0, input: 0, output: 0, cost: 0 };
+    const t = m.get(d.model) || { model: d.model, requests: 0, input: 0, output: 0, images: 0, cost: 0 };
     t.requests += d.requests;
+    t.images += d.images || 0; // pictures, once the gateway counts them
     t.input += (d.tokens.input || 0) + (d.tokens.cacheRead || 0) + (d.tokens.cacheWrite || 0);
     t.output += d.tokens.output || 0;
     t.cost += Number(d.costUSD);
@@ -117,19 +118,22 @@ function chart(u, series) {
 }
 
 function modelTable(models, series) {
+  const pictures = models.some((m) => m.images > 0);
   return el("table", { class: "usage-table" },
     el("caption", { class: "visually-hidden", text: "Use by model over the period" }),
     el("thead", {}, el("tr", {},
       el("th", { scope: "col", text: "Model" }),
       el("th", { scope: "col", class: "num", text: "Requests" }),
-      el("th", { scope: "col", class: "num", text: "Tokens in" }),
-      el("th", { scope: "col", class: "num", text: "Tokens out" }),
+      el("th", { scope: "col", class: "num tokens", text: "Tokens in" }),
+      el("th", { scope: "col", class: "num tokens", text: "Tokens out" }),
+      pictures ? el("th", { scope: "col", class: "num", text: "Pictures" }) : null,
       el("th", { scope: "col", class: "num", text: "Cost" }))),
     el("tbody", {}, ...models.map((m) => el("tr", {},
       el("th", { scope: "row" }, el("span", { class: `swatch s${series.get(m.model)}`, "aria-hidden": "true" }), m.model),
       el("td", { class: "num", text: count(m.requests) }),
-      el("td", { class: "num", text: count(m.input) }),
-      el("td", { class: "num", text: count(m.output) }),
+      el("td", { class: "num tokens", text: count(m.input) }),
+      el("td", { class: "num tokens", text: count(m.output) }),
+      pictures ? el("td", { class: "num", text: count(m.images) }) : null,
       el("td", { class: "num", text: dollars(String(m.cost)) })))),
   );
 }

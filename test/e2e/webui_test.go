@@ -154,6 +154,24 @@ func TestChatPageInChromium(t *testing.T) {
 			t.Errorf("Copy reply put %q on the clipboard, want the reply's Markdown", clip)
 		}
 		checkA11y(t, alice, "a Markdown reply")
+
+		// While it streams, the page redraws only the last block; at every
+		// length the result must be what drawing the whole text gives.
+		doc, _ := json.Marshal(markdownReply + "\n1. first\n2. second\n\n   continued\n\n> a quote\n> that goes on\n\nSetext title\n---\n\n    indented code\n\n~~~\nopen fence\n")
+		if bad := js[string](t, alice, `import("/static/js/markdown.js").then(({ render, Streamed }) => {
+			const text = `+string(doc)+`;
+			const box = document.createElement("div");
+			const view = new Streamed(box);
+			for (let i = 1; i <= text.length; i++) {
+				view.update(text.slice(0, i));
+				const whole = document.createElement("div");
+				whole.append(render(text.slice(0, i)));
+				if (!box.isEqualNode(whole)) return JSON.stringify(text.slice(0, i));
+			}
+			return "";
+		})`); bad != "" {
+			t.Errorf("streamed, the reply drawn up to %s differs from drawing that text whole", bad)
+		}
 	})
 
 	t.Run("Esc stops a reply mid-stream; what it cost is still counted", func(t *testing.T) {

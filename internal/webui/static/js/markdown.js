@@ -52,7 +52,44 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 
 // render returns the reply's Markdown as sanitised DOM nodes.
 export function render(text) {
-  const frag = DOMPurify.sanitize(marked.parse(text || ""), replyPolicy);
+  return toNodes(marked.parse(text || ""));
+}
+
+// Streamed renders a reply as it grows without parsing it all again on
+// every frame. Markdown blocks before the last one do not change when text
+// is appended (a later block cannot reach back into them), so each frame
+// lexes only the text after the blocks already drawn, draws the finished
+// blocks once and redraws only the last. finish draws the whole reply in
+// one pass, so the end result is exactly render's, reference links
+// included.
+export class Streamed {
+  constructor(box) {
+    this.box = box;
+    this.drawn = 0; // bytes of text drawn for good
+    this.tail = []; // the nodes of the block still growing
+  }
+  update(text) {
+    const tokens = marked.lexer(text.slice(this.drawn));
+    let last = tokens.length - 1;
+    while (last > 0 && tokens[last].type === "space") last--;
+    for (const n of this.tail) n.remove();
+    if (last > 0) {
+      const done = tokens.slice(0, last);
+      this.box.append(toNodes(marked.parser(done)));
+      this.drawn += done.reduce((n, t) => n + t.raw.length, 0);
+    }
+    const tail = toNodes(marked.parser(tokens.slice(last)));
+    this.tail = [...tail.childNodes];
+    this.box.append(tail);
+  }
+  finish(text) {
+    this.box.replaceChildren(render(text));
+    this.tail = [];
+  }
+}
+
+function toNodes(html) {
+  const frag = DOMPurify.sanitize(html, replyPolicy);
   for (const code of frag.querySelectorAll("pre > code")) decorate(code);
   for (const table of frag.querySelectorAll("table")) {
     // A wide table scrolls on its own rather than widening the page.

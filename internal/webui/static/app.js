@@ -12,6 +12,12 @@ import { renderData } from "./js/data.js";
 
 const AUTO = "auto";
 
+// The picked model is remembered in the browser; storage may be refused.
+const remembered = {
+  get: () => { try { return localStorage.getItem("model"); } catch (_) { return null; } },
+  set: (v) => { try { localStorage.setItem("model", v); } catch (_) { /* not kept */ } },
+};
+
 const state = {
   email: "",
   features: {},        // GET /api/me features, when the gateway has the route
@@ -106,7 +112,7 @@ async function loadModels() {
 function drawModels() {
   const select = $("model");
   const known = (id) => id && state.models.some((m) => m.id === id);
-  const preferred = [localStorage.getItem("model"), state.session && state.session.model, state.sessions[0] && state.sessions[0].model,
+  const preferred = [remembered.get(), state.session && state.session.model, state.sessions[0] && state.sessions[0].model,
     (state.models.find((m) => m.default) || {}).id].find(known);
   const options = state.models.map((m) => el("option", { value: m.id, text: modelLabel(m) }));
   if (!preferred) options.unshift(el("option", { value: "", text: "The gateway's default model" }));
@@ -286,7 +292,7 @@ class LiveReply {
     this.pending = false;
   }
   add(text) {
-    this.text += text.replace(/\r\n?/g, "\n");
+    this.text += text;
     if (this.pending) return;
     this.pending = true;
     requestAnimationFrame(() => this.flush());
@@ -692,7 +698,7 @@ function wire() {
     renderSessions();
   });
   $("model").addEventListener("change", () => {
-    localStorage.setItem("model", $("model").value);
+    remembered.set($("model").value);
     modelChanged();
   });
 

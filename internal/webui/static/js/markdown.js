@@ -69,6 +69,8 @@ export class Streamed {
     this.tail = []; // the nodes of the block still growing
   }
   update(text) {
+    // The lexer folds \r\n into \n; the offsets below count the folded text.
+    text = text.replace(/\r\n?/g, "\n");
     const tokens = marked.lexer(text.slice(this.drawn));
     let last = tokens.length - 1;
     while (last > 0 && tokens[last].type === "space") last--;

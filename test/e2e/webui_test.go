@@ -226,6 +226,20 @@ func TestChatPageInChromium(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS(`#title-input`), "Packing list"+kb.Enter),
 		)
 		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list" && [...document.querySelectorAll("#sessions a")].some(a => a.textContent === "Packing list")`)
+
+		// A title is text, whatever it holds.
+		hostile := `<img src=/pwned-title onerror="window.__pwned='title'"> & 🧳`
+		do(t, alice, chromedp.Click(chromedp.CSS(`#rename`)), chromedp.WaitVisible(chromedp.CSS(`#title-input`)))
+		setValue(t, alice, "#title-input", hostile)
+		do(t, alice, chromedp.SendKeys(chromedp.CSS(`#title-input`), kb.Enter))
+		waitJS(t, alice, `[...document.querySelectorAll("#sessions a")].some(a => a.textContent === `+jsString(hostile)+`)`)
+		if js[bool](t, alice, `!!document.querySelector("#sessions img, #title img") || window.__pwned !== undefined`) || len(alice.seen("pwned-title")) > 0 {
+			t.Error("a title was taken for HTML")
+		}
+		do(t, alice, chromedp.Click(chromedp.CSS(`#rename`)), chromedp.WaitVisible(chromedp.CSS(`#title-input`)))
+		setValue(t, alice, "#title-input", "Packing list")
+		do(t, alice, chromedp.SendKeys(chromedp.CSS(`#title-input`), kb.Enter))
+		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list"`)
 		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
 		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list" && document.querySelector("#messages pre code .hljs-keyword")`)
 		js[bool](t, alice, `(document.querySelector("#messages li.assistant table").closest("li").scrollIntoView(), true)`)
@@ -325,6 +339,25 @@ func TestChatPageInChromium(t *testing.T) {
 		waitJS(t, alice, `document.querySelectorAll("#sessions a").length === 3`)
 		js[bool](t, alice, `(() => { [...document.querySelectorAll("#sessions a")].find(a => a.textContent === "Packing list").click(); return true; })()`)
 		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list" && document.querySelector("#messages li.assistant table")`)
+
+		// The same archive again, and a file that is not one: each stops
+		// with the gateway's reason, and nothing is duplicated.
+		do(t, alice, chromedp.Click(chromedp.CSS(`a[data-view="data"]`)), chromedp.SetUploadFiles(chromedp.CSS(`#import-file`), []string{file}))
+		waitJS(t, alice, `document.querySelector("#data-body .result")?.textContent.startsWith("The import stopped: line 1: session")`)
+		if got := textContent(t, alice, `#data-body .result`); !strings.Contains(got, "already exists") {
+			t.Errorf("importing the archive twice says %q", got)
+		}
+		notArchive := filepath.Join(t.TempDir(), "notes.txt")
+		if err := os.WriteFile(notArchive, []byte("shopping: milk, eggs\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		do(t, alice, chromedp.SetUploadFiles(chromedp.CSS(`#import-file`), []string{notArchive}))
+		waitJS(t, alice, `document.querySelector("#data-body .result")?.textContent === "The import stopped: line 1 is not an exported session"`)
+		if n := js[int](t, alice, `fetch("/api/sessions").then(r => r.json()).then(l => l.sessions.length)`); n != 3 {
+			t.Errorf("after the refused imports there are %d conversations, want 3", n)
+		}
+		js[bool](t, alice, `(() => { [...document.querySelectorAll("#sessions a")].find(a => a.textContent === "Packing list").click(); return true; })()`)
+		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list"`)
 	})
 
 	t.Run("phone width and dark mode", func(t *testing.T) {
@@ -406,6 +439,12 @@ func typeMessage(t *testing.T, b *tab, text string) {
 	t.Helper()
 	setValue(t, b, "#input", text)
 	do(t, b, chromedp.SendKeys(chromedp.CSS(`#input`), kb.Enter))
+}
+
+// jsString is s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // setValue sets a field as typing would, firing its input event.

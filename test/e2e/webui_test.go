@@ -396,6 +396,12 @@ func TestChatPageInChromium(t *testing.T) {
 		}
 		checkA11y(t, alice, "phone, dark, usage")
 		screenshot(t, alice, "usage-phone-dark.png")
+		do(t, alice, chromedp.Navigate(fd.base+"/#/data"), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `document.querySelector("#data-body .audit, #data-body .empty")`)
+		if w := js[int](t, alice, `document.documentElement.scrollWidth`); w > 375 {
+			t.Errorf("the data view is %d px wide on a 375 px phone", w)
+		}
+		checkA11y(t, alice, "phone, dark, your data")
 		emulate(t, alice, 1280, 800, "light")
 	})
 

@@ -18,7 +18,7 @@ const actions = {
 export async function renderData(root, ctx) {
   const audit = el("section", { class: "card", "aria-labelledby": "audit-h" },
     el("h2", { id: "audit-h", text: "Who opened my chats" }),
-    el("p", { class: "muted", text: "Whenever anyone uses the gateway's admin or sharing routes on your conversations, it is recorded here. Nobody can remove an entry." }),
+    el("p", { class: "muted", text: "Whenever anyone uses the gateway's admin or sharing routes on your conversations, it is recorded here. Entries stay, even when you delete your data." }),
     el("p", { class: "muted", text: "Loading…" }));
   const keys = el("section", { class: "card", id: "keys", hidden: true, "aria-labelledby": "keys-h" });
   root.replaceChildren(

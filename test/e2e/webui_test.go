@@ -242,7 +242,13 @@ func TestChatPageInChromium(t *testing.T) {
 		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list"`)
 		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
 		waitJS(t, alice, `document.getElementById("title").textContent === "Packing list" && document.querySelector("#messages pre code .hljs-keyword")`)
-		js[bool](t, alice, `(document.querySelector("#messages li.assistant table").closest("li").scrollIntoView(), true)`)
+		// The picture for README shows the Markdown reply.
+		waitJS(t, alice, `(() => { const li = document.querySelector("#messages li.assistant table").closest("li"); li.scrollIntoView();
+			const top = li.getBoundingClientRect().top; return top >= 0 && top < 120; })()`)
+		time.Sleep(200 * time.Millisecond)
+		if top := js[float64](t, alice, `document.querySelector("#messages li.assistant table").closest("li").getBoundingClientRect().top`); top < 0 || top > 120 {
+			t.Logf("the Markdown reply moved before the screenshot (top %.0f px)", top)
+		}
 		screenshot(t, alice, "chat-desktop-light.png")
 	})
 

@@ -41,9 +41,15 @@ func needChromium(t *testing.T) {
 	}
 }
 
+// download is a file the browser finished saving, and the name the page gave it.
+type download struct{ path, name string }
+
 // tab is a browser tab and what the test saw happen in it.
 type tab struct {
 	ctx context.Context
+
+	downloadDir string
+	downloaded  chan download
 
 	mu       sync.Mutex
 	requests []string // every URL the page asked for
@@ -73,8 +79,30 @@ func newChromium(t *testing.T) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b := &tab{ctx: ctx}
-	err := chromedp.Listen(ctx, func(ev any) {
+	b := &tab{ctx: ctx, downloaded: make(chan download, 8)}
+	names := map[string]string{} // GUID → the name the page suggested; touched only by the listener
+	err := chromedp.ListenBrowser(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *browser.EventDownloadWillBegin:
+			names[e.GUID] = e.SuggestedFilename
+		case *browser.EventDownloadProgress:
+			if e.State != browser.DownloadProgressStateCompleted {
+				return
+			}
+			p := e.FilePath
+			if p == "" {
+				p = filepath.Join(b.downloadDir, e.GUID) // allowAndName names the file by its GUID
+			}
+			select {
+			case b.downloaded <- download{p, names[e.GUID]}:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Listen(ctx, func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch e := ev.(type) {
@@ -237,11 +265,26 @@ func allowClipboard(t *testing.T, b *tab, origin string) {
 // downloadsTo saves the tab's downloads into dir.
 func downloadsTo(t *testing.T, b *tab, dir string) {
 	t.Helper()
+	b.downloadDir = dir
+	events := true
 	_, err := chromedp.CallBrowser(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &events,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitForDownload returns the next download once the browser has finished
+// writing it.
+func waitForDownload(t *testing.T, b *tab) download {
+	t.Helper()
+	select {
+	case d := <-b.downloaded:
+		return d
+	case <-time.After(15 * time.Second):
+		t.Fatal("no download finished within 15 s")
+		return download{}
 	}
 }
 

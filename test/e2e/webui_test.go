@@ -320,7 +320,11 @@ func TestChatPageInChromium(t *testing.T) {
 		downloadsTo(t, alice, dir)
 		do(t, alice, chromedp.Click(chromedp.CSS(`a[data-view="data"]`)), chromedp.Click(chromedp.CSS(`#export`)))
 		waitJS(t, alice, `document.querySelector("#data-body .result")?.textContent === "Downloaded 3 conversations."`)
-		file := waitForFile(t, dir, ".jsonl")
+		got := waitForDownload(t, alice)
+		file := got.path
+		if !regexp.MustCompile(`^conversations-\d{4}-\d\d-\d\d\.jsonl$`).MatchString(got.name) {
+			t.Errorf("the archive is offered as %q", got.name)
+		}
 		lines := strings.Count(strings.TrimSpace(readFile(t, file)), "\n") + 1
 		if lines != 3 {
 			t.Fatalf("the downloaded archive has %d lines, want 3", lines)
@@ -492,22 +496,6 @@ func waitJSValue(t *testing.T, b *tab, expr string, want int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func waitForFile(t *testing.T, dir, suffix string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), suffix) {
-				return filepath.Join(dir, e.Name())
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no %s file was downloaded into %s", suffix, dir)
-	return ""
 }
 
 func readFile(t *testing.T, p string) string {

@@ -136,6 +136,19 @@ let hljs = null;
 let loading = null;
 const waiting = new Set();
 
+// loadHighlighter fetches highlight.js once, then colours the blocks that
+// waited for it; a failed fetch is tried again a little later.
+function loadHighlighter() {
+  loading ??= import("../vendor/highlight.js/highlight.min.js").then((m) => {
+    hljs = m.default;
+    for (const c of waiting) if (c.isConnected) highlight(c, (/language-([\w+#.-]+)/.exec(c.className) || [])[1]);
+    waiting.clear();
+  }, () => {
+    loading = null;
+    setTimeout(() => { if (waiting.size) loadHighlighter(); }, 3000);
+  });
+}
+
 function highlight(code, lang) {
   if (!lang) return;
   const key = lang + "\u0000" + code.textContent;
@@ -147,11 +160,7 @@ function highlight(code, lang) {
   }
   if (!hljs) {
     waiting.add(code);
-    loading ??= import("../vendor/highlight.js/highlight.min.js").then((m) => {
-      hljs = m.default;
-      for (const c of waiting) if (c.isConnected) highlight(c, (/language-([\w+#.-]+)/.exec(c.className) || [])[1]);
-      waiting.clear();
-    }, () => { loading = null; });
+    loadHighlighter();
     return;
   }
   if (!hljs.getLanguage(lang)) return;

@@ -65,6 +65,11 @@ test: manifests generate envtest promtool oauth2-proxy chromium ## Build what th
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" PROMTOOL="$(PROMTOOL)" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
 		go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: screenshots
+screenshots: oauth2-proxy chromium ## Run the chat page's browser test and keep its screenshots in docs/images.
+	CHATGATEWAY_SCREENSHOTS="$(CURDIR)/docs/images" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
+		go test -count=1 -run TestChatPageInChromium ./test/e2e
+
 ##@ Build
 
 .PHONY: build
@@ -84,6 +89,10 @@ demo: manifests generate envtest oauth2-proxy ## Local control plane, operator, 
 bench: ## Measure the gateway against a bare reverse proxy (the floor), with each store; BENCH_FLAGS=-quick for a smoke run.
 	go build -o bin/bench ./hack/bench
 	bin/bench -root . $(BENCH_FLAGS)
+
+.PHONY: webui-vendor
+webui-vendor: ## Fetch the chat page's libraries from the npm registry at the pinned versions and check their hashes.
+	hack/webui-vendor.sh
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).

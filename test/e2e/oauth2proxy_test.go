@@ -124,7 +124,10 @@ type frontDoor struct {
 	gateway *process
 }
 
-func startFrontDoor(t *testing.T) *frontDoor {
+func startFrontDoor(t *testing.T) *frontDoor { return startFrontDoorWith(t, nil) }
+
+// startFrontDoorWith lets a test change the household's resources first.
+func startFrontDoorWith(t *testing.T, mutate func(*render.Inputs)) *frontDoor {
 	t.Helper()
 	proxyBin := os.Getenv("OAUTH2_PROXY")
 	if proxyBin == "" {
@@ -146,6 +149,9 @@ func startFrontDoor(t *testing.T) *frontDoor {
 		return p
 	}
 	in := familyInputs(oidc, simURL)
+	if mutate != nil {
+		mutate(&in)
+	}
 
 	// The gateway, on the rendered gateway.yaml.
 	conf, err := render.GatewayConfig(in)
@@ -195,7 +201,6 @@ func startFrontDoor(t *testing.T) *frontDoor {
 	base := "http://" + proxyAddr
 	waitFor(t, base+"/ping")
 	return &frontDoor{base: base, oidc: oidc, sim: sim, gateway: gateway}
-
 }
 
 // familyInputs is a ChatGateway as a household would write it, signing in

@@ -9,6 +9,9 @@
 //
 //	POST /v1/messages          Anthropic Messages API (JSON or SSE when "stream": true)
 //	POST /v1/chat/completions  OpenAI chat completions (JSON or SSE when "stream": true)
+//	POST /v1/images/generations OpenAI image generation (see images.go): n pictures
+//	                           of the requested size as b64_json or as a URL
+//	GET  /_sim/images/{id}     a picture a url-format answer pointed to (no auth)
 //	GET  /v1/models            Anthropic list shape when an anthropic-version or
 //	GET  /v1/models/{id}       x-api-key header is sent, OpenAI's otherwise
 //	POST /_sim/faults          enqueue faults (JSON Fault, JSON array, or a spec string)
@@ -19,7 +22,7 @@
 // /v1/messages requires an anthropic-version header (any value), as the real
 // API does. With Options.APIKey set, the Anthropic routes take it in x-api-key
 // or as "Authorization: Bearer" (both are documented, and the official Go SDK
-// v2 sends the Bearer form), the OpenAI route as "Authorization: Bearer"; a
+// v2 sends the Bearer form), the OpenAI routes as "Authorization: Bearer"; a
 // missing or wrong key is a 401 in that route's error dialect. The /_sim/
 // endpoints have no auth: bind the simulator to loopback.
 //
@@ -49,12 +52,15 @@
 //     counted.
 //   - Reply text: "Simulated reply from <model> to <N> input tokens." (8 words;
 //     N includes cached tokens), padded with filler words up to
-//     Options.ReplyWords.
+//     Options.ReplyWords. When the last user message contains [[echo]], the
+//     reply is instead the text after the marker (less one line break or
+//     space right after it), byte for byte: a test that drives a client
+//     asks for exactly the reply it needs, Markdown included.
 //   - Output tokens: the words of the reply text, plus the words of the tool
 //     arguments when a tool is called. Arguments are rendered with ": " and ", "
 //     separators, e.g. {"city": "simulated"} is 2 words.
 //   - max_tokens (Anthropic) / max_completion_tokens or max_tokens (OpenAI)
-//     truncate the reply to that many words: stop_reason "max_tokens" /
+//     truncate the reply after that many words: stop_reason "max_tokens" /
 //     finish_reason "length". A tool call that does not fit is dropped.
 //   - stop_sequences / stop cut the reply before the first occurrence:
 //     stop_reason "stop_sequence" with stop_sequence set / finish_reason "stop".
@@ -81,7 +87,8 @@
 // OpenAI's documented minimum), is reported as
 // usage.prompt_tokens_details.cached_tokens (included in prompt_tokens).
 //
-// Streams split the reply text into Options.Chunks deltas. Anthropic sends
+// Streams split the reply text into Options.Chunks deltas, cut before a
+// word, so that joined they give back the text with its spacing. Anthropic sends
 // message_start, content_block_start, ping, content_block_delta...,
 // content_block_stop, message_delta (stop_reason and cumulative usage),
 // message_stop. OpenAI sends a role chunk, content chunks, a chunk with the
@@ -91,8 +98,9 @@
 //
 // # Faults
 //
-// Faults make the next completion request (POST /v1/messages or
-// /v1/chat/completions; not /v1/models) misbehave. They come from three
+// Faults make the next completion request (POST /v1/messages,
+// /v1/chat/completions or /v1/images/generations, which takes markers from
+// its prompt; not /v1/models) misbehave. They come from three
 // places, checked in this order after auth:
 //
 //  1. Server.Enqueue, FIFO; a fault with Provider set is taken only by a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -86,11 +87,15 @@ func plan(p *prompt, replyWords int, withPreamble bool) reply {
 		return r
 	}
 
-	w := strings.Fields(fmt.Sprintf("Simulated reply from %s to %d input tokens.", p.model, r.inputTotal))
-	for i := 0; len(w) < replyWords; i++ {
-		w = append(w, filler[i%len(filler)])
+	if text, ok := echoed(p.lastUser); ok {
+		r.text = text
+	} else {
+		w := strings.Fields(fmt.Sprintf("Simulated reply from %s to %d input tokens.", p.model, r.inputTotal))
+		for i := 0; len(w) < replyWords; i++ {
+			w = append(w, filler[i%len(filler)])
+		}
+		r.text = strings.Join(w, " ")
 	}
-	r.text = strings.Join(w, " ")
 	if seq, at := firstStop(r.text, p.stops); at >= 0 {
 		r.text = r.text[:at]
 		r.stop, r.stopSeq = "stop_sequence", seq
@@ -138,12 +143,54 @@ func firstStop(text string, stops []string) (string, int) {
 	return best, at
 }
 
-func firstWords(s string, n int) string {
-	f := strings.Fields(s)
-	if len(f) > n {
-		f = f[:n]
+// echoMarker makes the reply the text that follows it in the last user
+// message, byte for byte: tests that drive a client (the chat page) ask
+// for the exact reply they need, Markdown included.
+const echoMarker = "[[echo]]"
+
+// echoed returns what follows the echo marker, less one line break or
+// space right after it.
+func echoed(lastUser string) (string, bool) {
+	_, after, ok := strings.Cut(lastUser, echoMarker)
+	if !ok {
+		return "", false
 	}
-	return strings.Join(f, " ")
+	for _, sep := range []string{"\r\n", "\n", " "} {
+		if rest, cut := strings.CutPrefix(after, sep); cut {
+			return rest, true
+		}
+	}
+	return after, true
+}
+
+// wordEnds returns the byte offset just past each word of s.
+func wordEnds(s string) []int {
+	var ends []int
+	in := false
+	for i, r := range s {
+		space := unicode.IsSpace(r)
+		if in && space {
+			ends = append(ends, i)
+		}
+		in = !space
+	}
+	if in {
+		ends = append(ends, len(s))
+	}
+	return ends
+}
+
+// firstWords keeps s up to the end of its n-th word, spacing and line
+// breaks as they were.
+func firstWords(s string, n int) string {
+	ends := wordEnds(s)
+	if n <= 0 || len(ends) == 0 {
+		return ""
+	}
+	if len(ends) <= n {
+		return strings.TrimRightFunc(s, unicode.IsSpace)
+	}
+	return s[:ends[n-1]]
 }
 
 // placeholderArgs renders one placeholder per schema property, keys sorted,
@@ -192,23 +239,23 @@ func placeholderArgs(schema json.RawMessage) string {
 	return b.String()
 }
 
-// splitWords cuts text into at most n pieces on word boundaries; joined they
-// give back text exactly, so streamed deltas accumulate to the same reply.
+// splitWords cuts text into at most n pieces on word boundaries, the
+// whitespace before a word going with it; joined they give back text
+// exactly, so streamed deltas accumulate to the same reply.
 func splitWords(text string, n int) []string {
-	f := strings.Fields(text)
-	if len(f) == 0 {
+	ends := wordEnds(text)
+	if len(ends) == 0 {
 		return nil
 	}
-	n = max(1, min(n, len(f)))
+	n = max(1, min(n, len(ends)))
 	pieces := make([]string, 0, n)
 	start := 0
 	for i := range n {
-		end := (i + 1) * len(f) / n
-		piece := strings.Join(f[start:end], " ")
-		if start > 0 {
-			piece = " " + piece
+		end := ends[(i+1)*len(ends)/n-1]
+		if i == n-1 {
+			end = len(text)
 		}
-		pieces = append(pieces, piece)
+		pieces = append(pieces, text[start:end])
 		start = end
 	}
 	return pieces

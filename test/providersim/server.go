@@ -93,6 +93,8 @@ type Server struct {
 	markerHits map[string]int
 	anthCache  map[[32]byte]bool
 	oaiCache   map[[32]byte]bool
+	images     map[string][]byte // pictures served by URL, see images.go
+	imageOrder []string
 
 	served atomic.Int64
 	seq    atomic.Int64
@@ -115,12 +117,14 @@ func New(opts Options) *Server {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/messages", s.api(s.handleAnthropic))
 	m.HandleFunc("POST /v1/chat/completions", s.api(s.handleOpenAI))
+	m.HandleFunc("POST /v1/images/generations", s.api(s.handleImages))
 	m.HandleFunc("GET /v1/models", s.api(s.handleModels))
 	m.HandleFunc("GET /v1/models/{id}", s.api(s.handleModels))
 	m.HandleFunc("/v1/", s.api(s.handleUnknown))
 	m.HandleFunc("POST /_sim/faults", s.handleEnqueue)
 	m.HandleFunc("GET /_sim/requests", s.handleRequests)
 	m.HandleFunc("GET /_sim/stats", s.handleStats)
+	m.HandleFunc("GET /_sim/images/{id}", s.handleStoredImage)
 	m.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, _ *http.Request) {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
@@ -210,7 +214,7 @@ func (s *Server) Queued() int {
 }
 
 // Reset forgets recorded requests, queued faults, marker counts, cache
-// state and the Served count.
+// state, stored pictures and the Served count.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,6 +228,8 @@ func (s *Server) resetState() {
 	s.markerHits = map[string]int{}
 	s.anthCache = map[[32]byte]bool{}
 	s.oaiCache = map[[32]byte]bool{}
+	s.images = map[string][]byte{}
+	s.imageOrder = nil
 }
 
 // api wraps an API route: it reads the (bounded) body, records the request

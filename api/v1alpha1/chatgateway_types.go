@@ -6,16 +6,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Condition types and reasons of a ChatGateway.
-const (
-	ConditionProvidersReady  = "ProvidersReady"
-	ConditionAllowlistReady  = "AllowlistReady"
-	ConditionTokenReady      = "TokenReady"
-	ConditionMonitoringReady = "MonitoringReady"
-
-	ReasonCRDNotInstalled = "CRDNotInstalled"
-)
-
 // RotateTokenAnnotation on a ChatGateway rotates the gateway token as soon as
 // its value changes, and revokes the previous token at once (the kill switch).
 const RotateTokenAnnotation = "chatgateway.dev/rotate-token"
@@ -542,13 +532,16 @@ type ServiceSpec struct {
 
 // ChatGatewayStatus is the observed state of a ChatGateway.
 type ChatGatewayStatus struct {
-	// conditions: Ready, ProvidersReady, AllowlistReady, TokenReady, MonitoringReady.
+	// conditions: Ready, ProvidersReady, AllowlistReady, SecretsResolved,
+	// TokenReady, KeysReady, MonitoringReady, GatewayAvailable, and
+	// Reconciling or Stalled while Ready is not True.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the generation last reconciled successfully.
+	// observedGeneration is the generation the status describes: set when a
+	// reconcile of that generation ended Ready or Stalled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 

@@ -65,6 +65,10 @@ test: manifests generate envtest promtool oauth2-proxy chromium ## Build what th
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" PROMTOOL="$(PROMTOOL)" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
 		go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: bench-operator
+bench-operator: manifests generate envtest ## The operator's scale run on a local control plane; BENCH_FLAGS="-n 500 -manager path" to vary it.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go run ./hack/bench-operator $(BENCH_FLAGS)
+
 ##@ Build
 
 .PHONY: build

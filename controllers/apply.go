@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -66,24 +67,37 @@ func (a *applier) apply(ctx context.Context, owner, obj client.Object) (*unstruc
 	hash := hex.EncodeToString(sum[:])
 	key := cacheKey(gvk.GroupKind(), obj.GetNamespace(), obj.GetName())
 
-	if rv, err := a.currentVersion(ctx, gvk, client.ObjectKeyFromObject(obj)); err != nil {
+	if version, err := a.currentVersion(ctx, gvk, client.ObjectKeyFromObject(obj)); err != nil {
 		return nil, err
-	} else if rv != "" && a.last.has(key, rv, hash) {
+	} else if version != "" && a.last.has(key, version, hash) {
 		return nil, nil
 	}
 	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), FieldOwner, client.ForceOwnership); err != nil {
 		return nil, fmt.Errorf("applying %s %s: %w", gvk.Kind, obj.GetName(), err)
 	}
-	a.last.add(key, u.GetResourceVersion(), hash)
+	a.last.add(key, u.GetResourceVersion(), versionOf(gvk, u), hash)
 	return u, nil
 }
 
-// currentVersion reads the object's resourceVersion from the manager's
-// cache: a metadata-only informer, but for Deployments, whose status the
-// reconcilers read and which are cached whole. "" when it does not exist.
+var deploymentGVK = appsv1.SchemeGroupVersion.WithKind("Deployment")
+
+// versionOf is what must not have moved since our last apply for the next
+// identical one to be skipped: the resourceVersion, but for a Deployment its
+// generation, which only its spec moves: its controller writes its status at
+// every step of a rollout, and that takes nothing from what we applied.
+func versionOf(gvk schema.GroupVersionKind, obj client.Object) string {
+	if gvk == deploymentGVK {
+		return "generation/" + strconv.FormatInt(obj.GetGeneration(), 10)
+	}
+	return obj.GetResourceVersion()
+}
+
+// currentVersion reads versionOf the object from the manager's cache: a
+// metadata-only informer, but for Deployments, whose status the reconcilers
+// read and which are cached whole. "" when it does not exist.
 func (a *applier) currentVersion(ctx context.Context, gvk schema.GroupVersionKind, key client.ObjectKey) (string, error) {
 	var obj client.Object
-	if gvk == appsv1.SchemeGroupVersion.WithKind("Deployment") {
+	if gvk == deploymentGVK {
 		obj = &appsv1.Deployment{}
 	} else {
 		pom := &metav1.PartialObjectMetadata{}
@@ -96,7 +110,7 @@ func (a *applier) currentVersion(ctx context.Context, gvk schema.GroupVersionKin
 		}
 		return "", fmt.Errorf("reading %s %s from the cache: %w", gvk.Kind, key.Name, err)
 	}
-	return obj.GetResourceVersion(), nil
+	return versionOf(gvk, obj), nil
 }
 
 // recordWrite tells the cache about a write made other than by apply (a
@@ -106,7 +120,7 @@ func (a *applier) recordWrite(obj client.Object) {
 	if err != nil {
 		return
 	}
-	a.last.add(cacheKey(gvk.GroupKind(), obj.GetNamespace(), obj.GetName()), obj.GetResourceVersion(), "")
+	a.last.add(cacheKey(gvk.GroupKind(), obj.GetNamespace(), obj.GetName()), obj.GetResourceVersion(), versionOf(gvk, obj), "")
 }
 
 // pruneNulls drops null values (zero metav1.Time, nil pointers serialised by
@@ -144,8 +158,9 @@ func deleteIfExists(ctx context.Context, c client.Client, obj client.Object) err
 // the API server) and renews the entry.
 const applyCacheTTL = 10 * time.Minute
 
-// applyCache maps a child to the resourceVersion our last write left and the
-// hash of the request that made it.
+// applyCache maps a child to the resourceVersion our last write left (to
+// know its watch event as our own), its versionOf then, and the hash of the
+// request that made it.
 type applyCache struct {
 	mu      sync.Mutex
 	entries map[string]applyEntry
@@ -154,8 +169,8 @@ type applyCache struct {
 }
 
 type applyEntry struct {
-	resourceVersion, hash string
-	at                    time.Time
+	resourceVersion, version, hash string
+	at                             time.Time
 }
 
 func newApplyCache() *applyCache {
@@ -166,11 +181,13 @@ func cacheKey(gk schema.GroupKind, ns, name string) string {
 	return gk.String() + "/" + ns + "/" + name
 }
 
-func (c *applyCache) has(key, resourceVersion, hash string) bool {
+// has reports whether the request with this hash succeeded against the
+// object as it still is.
+func (c *applyCache) has(key, version, hash string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
-	return ok && e.resourceVersion == resourceVersion && e.hash == hash && c.now().Sub(e.at) < applyCacheTTL
+	return ok && e.version == version && e.hash == hash && c.now().Sub(e.at) < applyCacheTTL
 }
 
 // ownWrite reports whether the object is as our last write left it.
@@ -181,11 +198,11 @@ func (c *applyCache) ownWrite(key, resourceVersion string) bool {
 	return ok && e.resourceVersion == resourceVersion
 }
 
-func (c *applyCache) add(key, resourceVersion, hash string) {
+func (c *applyCache) add(key, resourceVersion, version, hash string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	c.entries[key] = applyEntry{resourceVersion: resourceVersion, hash: hash, at: now}
+	c.entries[key] = applyEntry{resourceVersion: resourceVersion, version: version, hash: hash, at: now}
 	if c.adds++; c.adds%1024 == 0 {
 		for k, e := range c.entries {
 			if now.Sub(e.at) >= applyCacheTTL {

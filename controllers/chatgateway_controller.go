@@ -80,7 +80,7 @@ type gatewayState struct {
 // Reconcile runs the sub-reconcilers in order; a deferred step summarises
 // their conditions into Ready, Reconciling and Stalled and patches the status
 // if it changed.
-func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	gw := &v1alpha1.ChatGateway{}
 	if err := r.Get(ctx, req.NamespacedName, gw); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -93,6 +93,9 @@ func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		if err := patchStatus(ctx, r.Client, before, gw); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching ChatGateway status: %w", err))
+		}
+		if retErr != nil {
+			res = ctrl.Result{} // the error requeues, with backoff
 		}
 	}()
 

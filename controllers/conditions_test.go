@@ -161,7 +161,7 @@ func TestApplyCache(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := newApplyCache()
 	c.now = func() time.Time { return now }
-	c.add("k", "7", "h")
+	c.add("k", "7", "7", "h")
 	if !c.has("k", "7", "h") || !c.ownWrite("k", "7") {
 		t.Fatal("a fresh entry must hit")
 	}

@@ -26,6 +26,7 @@ func main() {
 		secureMeta  bool
 		image       string
 		concurrent  int
+		pprofAddr   string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; \"0\" disables it.")
 	flag.BoolVar(&secureMeta, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
@@ -33,6 +34,7 @@ func main() {
 	flag.StringVar(&image, "gateway-image", os.Getenv("GATEWAY_IMAGE"),
 		"Image that runs the gateway when a ChatGateway names none (the operator's own image holds both binaries).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one manager replica reconciles.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint (off when empty).")
 	flag.IntVar(&concurrent, "concurrent-reconciles", 8,
 		"Reconciles each controller runs at once. A reconcile mostly waits on the API server, so more than the CPUs help.")
 	opts := zap.Options{}
@@ -55,6 +57,7 @@ func main() {
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "chatgateway-operator.chatgateway.dev",
 		Controller:             config.Controller{MaxConcurrentReconciles: concurrent},
+		PprofBindAddress:       pprofAddr,
 	})
 	if err != nil {
 		log.Error(err, "Failed to create the manager")

@@ -220,21 +220,12 @@ func (r *ChatGatewayReconciler) reconcileDashboard(ctx context.Context, st *gate
 func (r *ChatGatewayReconciler) reconcileSecretRefs(ctx context.Context, st *gatewayState) error {
 	gw := st.gw
 	var missing []string
-	read := map[string]*corev1.Secret{}
 	for _, ref := range gatewaySecretRefs(gw) {
-		s, seen := read[ref.Name]
-		if !seen {
-			s = &corev1.Secret{}
-			err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name}, s)
-			switch {
-			case apierrors.IsNotFound(err):
-				s = nil
-			case err != nil:
-				return failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading Secret %q", ref.Name), err)
-			}
-			read[ref.Name] = s
+		facts, _, _, found, err := r.secrets.lookup(ctx, r.Client, r.APIReader, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name})
+		if err != nil {
+			return failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading Secret %q", ref.Name), err)
 		}
-		if s == nil || len(s.Data[ref.Key]) == 0 {
+		if !found || facts.keyLen[ref.Key] == 0 {
 			missing = append(missing, fmt.Sprintf("Secret %q key %q", ref.Name, ref.Key))
 		}
 	}

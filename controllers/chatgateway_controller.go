@@ -46,6 +46,7 @@ type ChatGatewayReconciler struct {
 	// GatewayImage runs the gateway when a ChatGateway names no image.
 	GatewayImage string
 	applier      *applier
+	secrets      *secretMemo
 }
 
 // gatewayConditions are the conditions a ChatGateway's steps set, in the
@@ -206,6 +207,7 @@ func quoteJoin(names []string) string {
 // more when its Deployment has rolled out.
 func (r *ChatGatewayReconciler) SetupWithManager(mgr ctrl.Manager, cache *applyCache) error {
 	r.applier = &applier{client: r.Client, scheme: r.Scheme, last: cache}
+	r.secrets = newSecretMemo()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(context.Background(), &v1alpha1.ChatGateway{}, gatewayProviderIndex, func(o client.Object) []string {
 		var names []string

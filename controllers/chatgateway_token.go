@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
@@ -91,20 +92,46 @@ func (r *ChatGatewayReconciler) reconcileToken(ctx context.Context, st *gatewayS
 	grace := durationOr(gw.Spec.Auth.GatewayToken.GracePeriod, defaultGracePeriod)
 	now := r.Clock.Now().UTC().Truncate(time.Second)
 
-	cur, handled, err := r.readToken(ctx, gw)
+	key := types.NamespacedName{Namespace: gw.Namespace, Name: render.TokenSecretName(gw)}
+	requested := gw.Annotations[v1alpha1.RotateTokenAnnotation]
+	facts, _, read, found, err := r.secrets.lookup(ctx, r.Client, r.APIReader, key)
 	if err != nil {
 		return failed(v1alpha1.ReasonReadFailed, "reading the gateway-token Secret", err)
 	}
-	p := planToken(cur, handled, gw.Annotations[v1alpha1.RotateTokenAnnotation], interval, grace, now, mintToken)
-
-	secret := render.TokenSecret(gw, p.state)
-	if p.handled != "" {
-		secret.Annotations = map[string]string{handledRotationAnnotation: p.handled}
+	// The plan needs the times only; the tokens are read when they must be
+	// carried into a new Secret.
+	cur, handled := render.TokenState{}, ""
+	if found {
+		cur, handled = facts.token.state(), facts.token.handled
 	}
-	if _, err := r.applier.apply(ctx, gw, secret); err != nil {
-		st.conds.False(v1alpha1.ConditionTokenReady, v1alpha1.ReasonApplyFailed,
-			fmt.Sprintf("Could not write the gateway-token Secret %q: %s", secret.Name, safeMessage(err)))
-		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Secret %q", secret.Name), err)
+	p := planToken(cur, handled, requested, interval, grace, now, mintToken)
+	secret := render.TokenSecret(gw, p.state)
+	// From the memo, unchanged since our last write or read: nothing to do
+	// unless the plan changes the token. Read live: apply, which also puts
+	// back what someone else changed (the apply cache drops a no-op).
+	if !found || read != nil || p.changes(cur) {
+		if found && read == nil {
+			if cur, handled, err = r.readToken(ctx, gw); err != nil {
+				return failed(v1alpha1.ReasonReadFailed, "reading the gateway-token Secret", err)
+			}
+			p = planToken(cur, handled, requested, interval, grace, now, mintToken)
+		} else if read != nil {
+			cur, handled = tokenStateOf(read)
+			p = planToken(cur, handled, requested, interval, grace, now, mintToken)
+		}
+		secret = render.TokenSecret(gw, p.state)
+		if p.handled != "" {
+			secret.Annotations = map[string]string{handledRotationAnnotation: p.handled}
+		}
+		applied, err := r.applier.apply(ctx, gw, secret)
+		if err != nil {
+			st.conds.False(v1alpha1.ConditionTokenReady, v1alpha1.ReasonApplyFailed,
+				fmt.Sprintf("Could not write the gateway-token Secret %q: %s", secret.Name, safeMessage(err)))
+			return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Secret %q", secret.Name), err)
+		}
+		if applied != nil {
+			r.secrets.remember(key, secretFacts{resourceVersion: applied.GetResourceVersion(), token: tokenFactsOf(p.state, p.handled)})
+		}
 	}
 	// A token made with the gateway is no news; a rotation is.
 	switch p.rotated {
@@ -135,6 +162,11 @@ func (r *ChatGatewayReconciler) readToken(ctx context.Context, gw *v1alpha1.Chat
 	if err != nil {
 		return render.TokenState{}, "", fmt.Errorf("reading the gateway-token Secret: %w", err)
 	}
+	cur, handled := tokenStateOf(s)
+	return cur, handled, nil
+}
+
+func tokenStateOf(s *corev1.Secret) (render.TokenState, string) {
 	parse := func(key string) time.Time {
 		t, _ := time.Parse(time.RFC3339, string(s.Data[key]))
 		return t
@@ -144,7 +176,33 @@ func (r *ChatGatewayReconciler) readToken(ctx context.Context, gw *v1alpha1.Chat
 		Previous:          string(s.Data[gc.PreviousTokenKey]),
 		RotatedAt:         parse(gc.TokenRotatedAtKey),
 		PreviousExpiresAt: parse(gc.PreviousExpiresAtKey),
-	}, s.Annotations[handledRotationAnnotation], nil
+	}, s.Annotations[handledRotationAnnotation]
+}
+
+// unread stands for a token that exists but was not read: planning needs
+// to know that it is there, not what it is.
+const unread = "(not read)"
+
+// state is the token state as far as the times tell.
+func (t tokenFacts) state() render.TokenState {
+	s := render.TokenState{RotatedAt: t.rotatedAt, PreviousExpiresAt: t.previousExpiresAt}
+	if t.hasCurrent {
+		s.Current = unread
+	}
+	if t.hasPrevious {
+		s.Previous = unread
+	}
+	return s
+}
+
+func tokenFactsOf(s render.TokenState, handled string) tokenFacts {
+	return tokenFacts{hasCurrent: s.Current != "", hasPrevious: s.Previous != "", rotatedAt: s.RotatedAt,
+		previousExpiresAt: s.PreviousExpiresAt, handled: handled}
+}
+
+// changes reports whether the plan writes a different token Secret.
+func (p tokenPlan) changes(cur render.TokenState) bool {
+	return p.rotated != "" || p.state.Previous != cur.Previous || !p.state.PreviousExpiresAt.Equal(cur.PreviousExpiresAt)
 }
 
 // reconcileKeys creates the master-key Secret once and sets KeysReady. The
@@ -158,15 +216,14 @@ func (r *ChatGatewayReconciler) reconcileKeys(ctx context.Context, st *gatewaySt
 	gw := st.gw
 	const typ = v1alpha1.ConditionKeysReady
 	name := render.KeysSecretName(gw)
-	s := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: name}, s)
+	facts, s, _, found, err := r.secrets.lookup(ctx, r.Client, r.APIReader, types.NamespacedName{Namespace: gw.Namespace, Name: name})
 	switch {
-	case apierrors.IsNotFound(err):
-		return r.createKeys(ctx, st)
 	case err != nil:
 		return failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading the keys Secret %q", name), err)
+	case !found:
+		return r.createKeys(ctx, st)
 	}
-	if n := len(s.Data[gc.MasterKeyKey]); n != masterKeySize {
+	if n := facts.keyLen[gc.MasterKeyKey]; n != masterKeySize {
 		st.conds.False(typ, v1alpha1.ReasonMalformedKey, fmt.Sprintf(
 			"Secret %q key %q holds %d bytes, not the %d of a master key. It is not replaced: a new key could not read the stored conversations. "+
 				"Restore the key from your backup (see README); the gateway's pods are not rolled until then",
@@ -203,6 +260,7 @@ func (r *ChatGatewayReconciler) createKeys(ctx context.Context, st *gatewayState
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("creating the keys Secret %q", s.Name), err)
 	}
 	r.applier.recordWrite(s)
+	r.secrets.remember(client.ObjectKeyFromObject(s), secretFacts{resourceVersion: s.ResourceVersion, keyLen: map[string]int{gc.MasterKeyKey: len(key)}})
 	st.keysOK = true
 	st.conds.True(v1alpha1.ConditionKeysReady, v1alpha1.ReasonReady, fmt.Sprintf("Created the master key in Secret %q", s.Name))
 	return nil

@@ -21,7 +21,8 @@ import (
 // kinds it owns are cached only when they carry its managed-by label, so a
 // large cluster's ConfigMaps, Deployments and Services never fill its
 // memory. Secrets are cached as metadata only (see the reconcilers), and so
-// are the children but Deployments, whose status the reconcilers read.
+// are the children but Deployments, whose status the reconcilers read (and
+// of which the cache keeps no pod template).
 func CacheOptions() cache.Options {
 	mine := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})}
 	return cache.Options{
@@ -31,10 +32,28 @@ func CacheOptions() cache.Options {
 			&corev1.ConfigMap{}:             mine,
 			&corev1.Service{}:               mine,
 			&corev1.PersistentVolumeClaim{}: mine,
-			&appsv1.Deployment{}:            mine,
+			&appsv1.Deployment{}:            {Label: mine.Label, Transform: trimDeployment},
 			&networkingv1.NetworkPolicy{}:   mine,
 		},
 	}
+}
+
+// trimDeployment keeps of a cached Deployment what the reconcilers read:
+// its metadata, replicas and status. The pod template, most of its size, is
+// what the operator renders and applies, never reads back.
+func trimDeployment(obj any) (any, error) {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok {
+		return obj, nil
+	}
+	meta := *d.ObjectMeta.DeepCopy()
+	meta.ManagedFields = nil
+	return &appsv1.Deployment{
+		TypeMeta:   d.TypeMeta,
+		ObjectMeta: meta,
+		Spec:       appsv1.DeploymentSpec{Replicas: d.Spec.Replicas},
+		Status:     d.Status,
+	}, nil
 }
 
 // NewScheme holds every type the operator reads or writes.

@@ -543,6 +543,7 @@ type ChatGatewayStatus struct {
 	// observedGeneration is the generation the status describes: set when a
 	// reconcile of that generation ended Ready or Stalled.
 	// +optional
+	// +kubebuilder:default=-1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// replicas is the desired number of gateway pods.
@@ -597,7 +598,11 @@ type ChatGateway struct {
 	Spec ChatGatewaySpec `json:"spec"`
 
 	// status is the gateway's observed state.
+	// Until the operator has seen the object, observedGeneration reads -1,
+	// so kstatus (Flux, Argo CD) sees a generation not yet observed, not a
+	// resource without status that it would call Current.
 	// +optional
+	// +kubebuilder:default={}
 	Status ChatGatewayStatus `json:"status,omitempty"`
 }
 

@@ -242,6 +242,7 @@ type ModelProviderStatus struct {
 
 	// observedGeneration is the generation the status was computed from.
 	// +optional
+	// +kubebuilder:default=-1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// models lists the aliases this provider serves.
@@ -289,7 +290,11 @@ type ModelProvider struct {
 	Spec ModelProviderSpec `json:"spec"`
 
 	// status is the provider's observed state.
+	// Until the operator has seen the object, observedGeneration reads -1,
+	// so kstatus (Flux, Argo CD) sees a generation not yet observed, not a
+	// resource without status that it would call Current.
 	// +optional
+	// +kubebuilder:default={}
 	Status ModelProviderStatus `json:"status,omitempty"`
 }
 

@@ -85,7 +85,9 @@ func mintToken() string {
 }
 
 // reconcileToken keeps the gateway-token Secret and sets TokenReady. It
-// reads the Secret directly (not from a cache of every Secret).
+// reads the Secret from the API server (Secrets are cached metadata-only)
+// when it changed since the last read, or when a rotation must carry the
+// current token over as the previous one.
 func (r *ChatGatewayReconciler) reconcileToken(ctx context.Context, st *gatewayState) error {
 	gw := st.gw
 	interval := durationOr(gw.Spec.Auth.GatewayToken.RotationInterval, defaultRotationInterval)

@@ -35,7 +35,7 @@ func main() {
 		"Image that runs the gateway when a ChatGateway names none (the operator's own image holds both binaries).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one manager replica reconciles.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint (off when empty).")
-	flag.IntVar(&concurrent, "concurrent-reconciles", 8,
+	flag.IntVar(&concurrent, "concurrent-reconciles", 16,
 		"Reconciles each controller runs at once. A reconcile mostly waits on the API server, so more than the CPUs help.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)

@@ -70,6 +70,10 @@ screenshots: oauth2-proxy chromium ## Run the chat page's browser test and keep 
 	CHATGATEWAY_SCREENSHOTS="$(CURDIR)/docs/images" OAUTH2_PROXY="$(OAUTH2_PROXY)" \
 		go test -count=1 -run TestChatPageInChromium ./test/e2e
 
+.PHONY: bench-operator
+bench-operator: manifests generate envtest ## The operator's scale run on a local control plane; BENCH_FLAGS="-n 500 -manager path" to vary it.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go run ./hack/bench-operator $(BENCH_FLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -8,18 +8,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
 	"github.com/chatgateway/chatgateway-operator/internal/render"
 )
-
-// ReasonRenderFailed says the spec and what it references cannot make a
-// gateway config (a default model no provider serves, say).
-const ReasonRenderFailed = "RenderFailed"
 
 func (st *gatewayState) inputs(image string) render.Inputs {
 	if st.gw.Spec.Image != "" {
@@ -46,14 +43,28 @@ func (r *ChatGatewayReconciler) reconcileGatewayConfig(ctx context.Context, st *
 	cm, err := render.GatewayConfigMap(st.inputs(r.GatewayImage))
 	if err != nil {
 		st.renderErr = err
-		if meta.IsStatusConditionFalse(st.gw.Status.Conditions, v1alpha1.ConditionProvidersReady) {
+		if st.conds.byTyp[v1alpha1.ConditionProvidersReady].Status == metav1.ConditionFalse {
 			return nil // it already says what to fix, in plainer words
 		}
-		setCondition(&st.gw.Status.Conditions, st.gw.Generation, v1alpha1.ConditionProvidersReady, false,
-			ReasonRenderFailed, "Cannot build the gateway config: "+err.Error())
+		st.conds.False(v1alpha1.ConditionProvidersReady, v1alpha1.ReasonRenderFailed, "Cannot build the gateway config: "+err.Error())
 		return nil
 	}
-	return applyOwned(ctx, r.Client, r.Scheme, st.gw, cm)
+	return r.applyChild(ctx, st, cm)
+}
+
+// applyChild applies a child owned by the gateway; a refusal is a failed step.
+func (r *ChatGatewayReconciler) applyChild(ctx context.Context, st *gatewayState, obj client.Object) error {
+	if _, err := r.applier.apply(ctx, st.gw, obj); err != nil {
+		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying %s %q", kindOf(obj), obj.GetName()), err)
+	}
+	return nil
+}
+
+func kindOf(obj client.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	return fmt.Sprintf("%T", obj)
 }
 
 // reconcileEmails applies the OAuth2 Proxy ConfigMap: the authenticated-emails
@@ -61,69 +72,107 @@ func (r *ChatGatewayReconciler) reconcileGatewayConfig(ctx context.Context, st *
 func (r *ChatGatewayReconciler) reconcileEmails(ctx context.Context, st *gatewayState) error {
 	cm, err := render.OAuth2ProxyConfigMap(st.inputs(r.GatewayImage))
 	if err != nil {
-		return fmt.Errorf("rendering the OAuth2 Proxy ConfigMap: %w", err)
+		return failed(v1alpha1.ReasonRenderFailed, "rendering the OAuth2 Proxy ConfigMap", err)
 	}
-	return applyOwned(ctx, r.Client, r.Scheme, st.gw, cm)
+	return r.applyChild(ctx, st, cm)
 }
 
-// reconcilePVC creates the Embedded store's claim. It is owned by the
-// gateway unless spec.sessions.store.whenDeleted is Retain; on an existing
-// claim only that ownership follows the spec, since a bound claim's spec is
-// immutable but for growing. Switching to Postgres leaves a claim alone: it
-// holds conversations.
+// reconcilePVC creates the Embedded store's claim. It follows
+// spec.sessions.store.whenDeleted (owned by the gateway unless Retain); on an
+// existing claim only that ownership follows the spec, since a bound claim's
+// spec is immutable but for growing. Switching to Postgres leaves a claim
+// alone: it holds conversations.
 func (r *ChatGatewayReconciler) reconcilePVC(ctx context.Context, st *gatewayState) error {
 	pvc, err := render.PVC(st.inputs(r.GatewayImage))
 	if err != nil || pvc == nil {
 		return err
 	}
-	retain := st.gw.Spec.Sessions.Store.WhenDeleted == v1alpha1.ClaimRetain
-	existing := &corev1.PersistentVolumeClaim{}
+	existing := &metav1.PartialObjectMetadata{}
+	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"))
 	err = r.Get(ctx, client.ObjectKeyFromObject(pvc), existing)
 	switch {
-	case apierrors.IsNotFound(err) && retain:
-		return applyUnowned(ctx, r.Client, pvc)
 	case apierrors.IsNotFound(err):
-		return applyOwned(ctx, r.Client, r.Scheme, st.gw, pvc)
-	case err != nil:
-		return fmt.Errorf("reading the store claim: %w", err)
-	}
-	owned := metav1.IsControlledBy(existing, st.gw)
-	if owned != retain {
-		return nil
-	}
-	orig := existing.DeepCopy()
-	if retain {
-		if err := controllerutil.RemoveControllerReference(st.gw, existing, r.Scheme); err != nil {
-			return fmt.Errorf("releasing the store claim: %w", err)
+		var owner client.Object
+		if !retained(st.gw) {
+			owner = st.gw
 		}
-	} else if err := controllerutil.SetControllerReference(st.gw, existing, r.Scheme); err != nil {
-		return fmt.Errorf("owning the store claim: %w", err)
+		if _, err := r.applier.apply(ctx, owner, pvc); err != nil {
+			return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("creating the store claim %q", pvc.Name), err)
+		}
+		return nil
+	case err != nil:
+		return failed(v1alpha1.ReasonReadFailed, "reading the store claim", err)
 	}
-	if err := r.Patch(ctx, existing, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("changing the store claim's owner: %w", err)
+	if err := r.followRetention(ctx, st.gw, existing); err != nil {
+		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("changing the owner of the store claim %q", pvc.Name), err)
 	}
 	return nil
 }
 
-// reconcileDeployment applies the gateway Deployment and reports its replicas.
+func retained(gw *v1alpha1.ChatGateway) bool {
+	return gw.Spec.Sessions.Store.WhenDeleted == v1alpha1.ClaimRetain
+}
+
+// followRetention gives obj (the store claim or the keys Secret) an owner
+// reference to the gateway, or takes it away, as whenDeleted says: what the
+// garbage collector must not delete with the gateway has no owner.
+func (r *ChatGatewayReconciler) followRetention(ctx context.Context, gw *v1alpha1.ChatGateway, obj client.Object) error {
+	retain := retained(gw)
+	if metav1.IsControlledBy(obj, gw) != retain {
+		return nil
+	}
+	orig := obj.DeepCopyObject().(client.Object)
+	if retain {
+		if err := controllerutil.RemoveControllerReference(gw, obj, r.Scheme); err != nil {
+			return err
+		}
+	} else if err := controllerutil.SetControllerReference(gw, obj, r.Scheme); err != nil {
+		return err
+	}
+	if err := r.Patch(ctx, obj, client.MergeFrom(orig)); err != nil {
+		return err
+	}
+	r.applier.recordWrite(obj)
+	return nil
+}
+
+// reconcileDeployment applies the gateway Deployment and sets
+// GatewayAvailable from its rollout as the Deployment controller reports it.
+// Without providers, a token and a usable master key there is nothing to
+// run, and a Deployment that exists is left as it is: its pods keep serving
+// and are not rolled.
 func (r *ChatGatewayReconciler) reconcileDeployment(ctx context.Context, st *gatewayState) error {
-	if !st.workloadReady() || st.renderErr != nil {
+	const typ = v1alpha1.ConditionGatewayAvailable
+	switch {
+	case !st.workloadReady() || st.renderErr != nil:
+		st.conds.Unknown(typ, v1alpha1.ReasonNotEvaluated, "The Deployment is applied once the providers and the token are ready")
+		return nil
+	case !st.keysOK:
+		st.conds.Unknown(typ, v1alpha1.ReasonNotEvaluated, "The Deployment is left as it is, its pods not rolled, until KeysReady is True")
 		return nil
 	}
 	d, err := render.Deployment(st.inputs(r.GatewayImage))
 	if err != nil {
-		return fmt.Errorf("rendering the Deployment: %w", err)
-	}
-	if err := applyOwned(ctx, r.Client, r.Scheme, st.gw, d); err != nil {
-		return err
-	}
-	current := &appsv1.Deployment{}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(d), current); err == nil {
-		st.gw.Status.ReadyReplicas = current.Status.ReadyReplicas
+		return failed(v1alpha1.ReasonRenderFailed, "rendering the Deployment", err)
 	}
 	if d.Spec.Replicas != nil {
 		st.gw.Status.Replicas = *d.Spec.Replicas
 	}
+	applied, err := r.applier.apply(ctx, st.gw, d)
+	if err != nil {
+		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Deployment %q", d.Name), err)
+	}
+	current := &appsv1.Deployment{}
+	if applied != nil {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, current); err != nil {
+			return failed(v1alpha1.ReasonReadFailed, "reading the applied Deployment", err)
+		}
+	} else if err := r.Get(ctx, client.ObjectKeyFromObject(d), current); err != nil {
+		return failed(v1alpha1.ReasonReadFailed, "reading the Deployment", err)
+	}
+	st.gw.Status.ReadyReplicas = current.Status.ReadyReplicas
+	status, reason, msg := deploymentAvailability(current)
+	st.conds.set(typ, status, reason, msg)
 	return nil
 }
 
@@ -131,9 +180,9 @@ func (r *ChatGatewayReconciler) reconcileDeployment(ctx context.Context, st *gat
 func (r *ChatGatewayReconciler) reconcileService(ctx context.Context, st *gatewayState) error {
 	svc, err := render.Service(st.inputs(r.GatewayImage))
 	if err != nil {
-		return fmt.Errorf("rendering the Service: %w", err)
+		return failed(v1alpha1.ReasonRenderFailed, "rendering the Service", err)
 	}
-	if err := applyOwned(ctx, r.Client, r.Scheme, st.gw, svc); err != nil {
+	if err := r.applyChild(ctx, st, svc); err != nil {
 		return err
 	}
 	st.gw.Status.URL = fmt.Sprintf("http://%s.%s.svc:%d", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port)
@@ -145,9 +194,9 @@ func (r *ChatGatewayReconciler) reconcileService(ctx context.Context, st *gatewa
 func (r *ChatGatewayReconciler) reconcileNetworkPolicy(ctx context.Context, st *gatewayState) error {
 	np, err := render.NetworkPolicy(st.inputs(r.GatewayImage))
 	if err != nil {
-		return fmt.Errorf("rendering the NetworkPolicy: %w", err)
+		return failed(v1alpha1.ReasonRenderFailed, "rendering the NetworkPolicy", err)
 	}
-	return applyOwned(ctx, r.Client, r.Scheme, st.gw, np)
+	return r.applyChild(ctx, st, np)
 }
 
 // reconcileDashboard applies, or removes, the Grafana dashboard ConfigMap.
@@ -159,38 +208,35 @@ func (r *ChatGatewayReconciler) reconcileDashboard(ctx context.Context, st *gate
 	}
 	cm, err := render.GrafanaDashboard(st.inputs(r.GatewayImage))
 	if err != nil {
-		return fmt.Errorf("rendering the dashboard: %w", err)
+		return failed(v1alpha1.ReasonRenderFailed, "rendering the dashboard", err)
 	}
-	return applyOwned(ctx, r.Client, r.Scheme, gw, cm)
+	return r.applyChild(ctx, st, cm)
 }
 
 // reconcileSecretRefs checks the Secrets the spec names (OAuth2 Proxy client
 // and cookie secrets, the Postgres DSN, the Slack webhook) and sets
-// SecretsResolved, naming each missing Secret and key.
+// SecretsResolved, naming each missing Secret and key. Each Secret is read
+// once, directly from the API server.
 func (r *ChatGatewayReconciler) reconcileSecretRefs(ctx context.Context, st *gatewayState) error {
 	gw := st.gw
 	var missing []string
 	for _, ref := range gatewaySecretRefs(gw) {
-		found, hasKey, err := secretHasKey(ctx, r.APIReader, gw.Namespace, ref)
+		facts, _, _, found, err := r.secrets.lookup(ctx, r.Client, r.APIReader, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name})
 		if err != nil {
-			return err
+			return failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading Secret %q", ref.Name), err)
 		}
-		if !found || !hasKey {
+		if !found || facts.keyLen[ref.Key] == 0 {
 			missing = append(missing, fmt.Sprintf("Secret %q key %q", ref.Name, ref.Key))
 		}
 	}
 	if len(missing) > 0 {
-		setCondition(&gw.Status.Conditions, gw.Generation, ConditionSecretsResolved, false, v1alpha1.ReasonSecretNotFound,
+		st.conds.False(v1alpha1.ConditionSecretsResolved, v1alpha1.ReasonSecretNotFound,
 			fmt.Sprintf("Missing in namespace %q: %s; the gateway pods cannot start without them", gw.Namespace, strings.Join(missing, ", ")))
 		return nil
 	}
-	setCondition(&gw.Status.Conditions, gw.Generation, ConditionSecretsResolved, true, v1alpha1.ReasonSecretFound,
-		"Every referenced Secret and key exists")
+	st.conds.True(v1alpha1.ConditionSecretsResolved, v1alpha1.ReasonSecretFound, "Every referenced Secret and key exists")
 	return nil
 }
-
-// ConditionSecretsResolved says whether the Secrets a ChatGateway names exist.
-const ConditionSecretsResolved = "SecretsResolved"
 
 // gatewaySecretRefs lists the user Secrets a ChatGateway references.
 func gatewaySecretRefs(gw *v1alpha1.ChatGateway) []*v1alpha1.SecretKeyRef {

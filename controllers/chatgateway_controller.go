@@ -11,10 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
+	"github.com/chatgateway/chatgateway-operator/internal/render"
 )
 
 // Field indexes from a ChatGateway to what it references.
@@ -45,14 +45,26 @@ type ChatGatewayReconciler struct {
 	Clock     clock.PassiveClock
 	// GatewayImage runs the gateway when a ChatGateway names no image.
 	GatewayImage string
+	applier      *applier
+	secrets      *secretMemo
+}
+
+// gatewayConditions are the conditions a ChatGateway's steps set, in the
+// order Ready names them.
+var gatewayConditions = []string{
+	v1alpha1.ConditionProvidersReady, v1alpha1.ConditionAllowlistReady, v1alpha1.ConditionSecretsResolved,
+	v1alpha1.ConditionTokenReady, v1alpha1.ConditionKeysReady, v1alpha1.ConditionMonitoringReady,
+	v1alpha1.ConditionGatewayAvailable,
 }
 
 // gatewayState is what the sub-reconcilers share during one reconcile.
 type gatewayState struct {
 	gw              *v1alpha1.ChatGateway
+	conds           *conditions
 	providers       []v1alpha1.ModelProvider // in spec order; only those found
 	allowlist       *v1alpha1.UserAllowlist
 	tokenGeneration string
+	keysOK          bool
 	renderErr       error
 	requeueAfter    time.Duration
 }
@@ -66,14 +78,27 @@ type gatewayState struct {
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs the sub-reconcilers in order, then writes status if it changed.
-func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// Reconcile runs the sub-reconcilers in order; a deferred step summarises
+// their conditions into Ready, Reconciling and Stalled and patches the status
+// if it changed.
+func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	gw := &v1alpha1.ChatGateway{}
 	if err := r.Get(ctx, req.NamespacedName, gw); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := gw.Status.DeepCopy()
-	st := &gatewayState{gw: gw}
+	before := gw.DeepCopy()
+	st := &gatewayState{gw: gw, conds: newConditions(gw.Generation, gatewayConditions...)}
+	defer func() {
+		if st.conds.writeTo(&gw.Status.Conditions) {
+			gw.Status.ObservedGeneration = gw.Generation
+		}
+		if err := patchStatus(ctx, r.Client, before, gw); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("patching ChatGateway status: %w", err))
+		}
+		if retErr != nil {
+			res = ctrl.Result{} // the error requeues, with backoff
+		}
+	}()
 
 	var errs []error
 	// In order: what the gateway references, then each child it owns.
@@ -93,18 +118,8 @@ func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.reconcileDashboard,
 	} {
 		if err := sub(ctx, st); err != nil {
+			st.conds.fail(err)
 			errs = append(errs, err)
-		}
-	}
-	summarizeReady(&gw.Status.Conditions, gw.Generation,
-		v1alpha1.ConditionProvidersReady, v1alpha1.ConditionAllowlistReady, ConditionSecretsResolved,
-		v1alpha1.ConditionTokenReady, v1alpha1.ConditionMonitoringReady)
-	if len(errs) == 0 {
-		gw.Status.ObservedGeneration = gw.Generation
-	}
-	if !equality.Semantic.DeepEqual(before, &gw.Status) {
-		if err := r.Status().Update(ctx, gw); err != nil {
-			errs = append(errs, fmt.Errorf("updating ChatGateway status: %w", err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -125,25 +140,23 @@ func (r *ChatGatewayReconciler) reconcileProviders(ctx context.Context, st *gate
 			missing = append(missing, ref.Name)
 			continue
 		case err != nil:
-			return fmt.Errorf("reading ModelProvider %q: %w", ref.Name, err)
+			return failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading ModelProvider %q", ref.Name), err)
 		}
 		if !isReady(mp.Status.Conditions, mp.Generation) {
 			notReady = append(notReady, ref.Name)
 		}
 		st.providers = append(st.providers, mp)
 	}
-	set := func(ok bool, reason, msg string) {
-		setCondition(&gw.Status.Conditions, gw.Generation, v1alpha1.ConditionProvidersReady, ok, reason, msg)
-	}
+	const typ = v1alpha1.ConditionProvidersReady
 	switch {
 	case len(missing) > 0:
-		set(false, ReasonNotFound, fmt.Sprintf("ModelProvider %s not found in namespace %q", quoteJoin(missing), gw.Namespace))
+		st.conds.False(typ, v1alpha1.ReasonNotFound, fmt.Sprintf("ModelProvider %s not found in namespace %q", quoteJoin(missing), gw.Namespace))
 	case len(notReady) > 0:
-		set(false, ReasonNotReady, fmt.Sprintf("ModelProvider %s not Ready: see its status", quoteJoin(notReady)))
+		st.conds.False(typ, v1alpha1.ReasonNotReady, fmt.Sprintf("ModelProvider %s not Ready: see its status", quoteJoin(notReady)))
 	case !servesModel(st.providers, gw.Spec.DefaultModel):
-		set(false, ReasonInvalid, fmt.Sprintf("defaultModel %q is not a model of any listed provider", gw.Spec.DefaultModel))
+		st.conds.False(typ, v1alpha1.ReasonInvalid, fmt.Sprintf("defaultModel %q is not a model of any listed provider", gw.Spec.DefaultModel))
 	default:
-		set(true, ReasonReady, fmt.Sprintf("%d providers ready", len(st.providers)))
+		st.conds.True(typ, v1alpha1.ReasonReady, fmt.Sprintf("%d providers ready", len(st.providers)))
 	}
 	return nil
 }
@@ -154,18 +167,16 @@ func (r *ChatGatewayReconciler) reconcileAllowlist(ctx context.Context, st *gate
 	name := gw.Spec.Auth.AllowlistRef.Name
 	ual := &v1alpha1.UserAllowlist{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: name}, ual)
-	set := func(ok bool, reason, msg string) {
-		setCondition(&gw.Status.Conditions, gw.Generation, v1alpha1.ConditionAllowlistReady, ok, reason, msg)
-	}
 	switch {
 	case apierrors.IsNotFound(err):
-		set(false, ReasonNotFound, fmt.Sprintf("UserAllowlist %q not found in namespace %q: nobody can sign in", name, gw.Namespace))
+		st.conds.False(v1alpha1.ConditionAllowlistReady, v1alpha1.ReasonNotFound,
+			fmt.Sprintf("UserAllowlist %q not found in namespace %q: nobody can sign in", name, gw.Namespace))
 		return nil
 	case err != nil:
-		return fmt.Errorf("reading UserAllowlist %q: %w", name, err)
+		return failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading UserAllowlist %q", name), err)
 	}
 	st.allowlist = ual
-	set(true, ReasonReady, fmt.Sprintf("%d users allowed", len(ual.Spec.Users)))
+	st.conds.True(v1alpha1.ConditionAllowlistReady, v1alpha1.ReasonReady, fmt.Sprintf("%d users allowed", len(ual.Spec.Users)))
 	return nil
 }
 
@@ -189,8 +200,14 @@ func quoteJoin(names []string) string {
 }
 
 // SetupWithManager registers the controller and the watches that bring a
-// ChatGateway back when something it references changes.
-func (r *ChatGatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// ChatGateway back when something it references changes. Owned children are
+// watched metadata-only (but Deployments, whose status tells whether the
+// gateway serves), and their events that the operator's own writes caused
+// are dropped: a fresh gateway is reconciled once for its creation and once
+// more when its Deployment has rolled out.
+func (r *ChatGatewayReconciler) SetupWithManager(mgr ctrl.Manager, cache *applyCache) error {
+	r.applier = &applier{client: r.Client, scheme: r.Scheme, last: cache}
+	r.secrets = newSecretMemo()
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(context.Background(), &v1alpha1.ChatGateway{}, gatewayProviderIndex, func(o client.Object) []string {
 		var names []string
@@ -215,30 +232,37 @@ func (r *ChatGatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("indexing ChatGateways by Secret: %w", err)
 	}
+	own := func(gk schema.GroupKind) builder.OwnsOption { return builder.WithPredicates(notOwnWrites(cache, gk)) }
 	return ctrl.NewControllerManagedBy(mgr).
 		// Generation changes, plus the rotate-token annotation (the kill switch).
 		For(&v1alpha1.ChatGateway{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.Service{}).
-		Owns(&corev1.PersistentVolumeClaim{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&networkingv1.NetworkPolicy{}).
-		Watches(&v1alpha1.ModelProvider{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysFor(gatewayProviderIndex))).
-		Watches(&v1alpha1.UserAllowlist{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysFor(gatewayAllowlistIndex))).
-		// Secrets metadata-only: owned ones (token, keys) and the ones the spec names.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForSecret), builder.OnlyMetadata).
+		Owns(&corev1.ConfigMap{}, builder.OnlyMetadata, own(schema.GroupKind{Kind: "ConfigMap"})).
+		Owns(&corev1.Service{}, builder.OnlyMetadata, own(schema.GroupKind{Kind: "Service"})).
+		Owns(&corev1.PersistentVolumeClaim{}, builder.OnlyMetadata, own(schema.GroupKind{Kind: "PersistentVolumeClaim"})).
+		Owns(&appsv1.Deployment{}, own(schema.GroupKind{Group: "apps", Kind: "Deployment"})).
+		Owns(&networkingv1.NetworkPolicy{}, builder.OnlyMetadata, own(schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"})).
+		Watches(&v1alpha1.ModelProvider{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysFor(gatewayProviderIndex)),
+			builder.WithPredicates(providerReadinessChanged())).
+		Watches(&v1alpha1.UserAllowlist{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysFor(gatewayAllowlistIndex)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Secrets metadata-only: the operator's (token, keys) and the ones the spec names.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForSecret), builder.OnlyMetadata,
+			builder.WithPredicates(secretEvents(cache))).
 		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForCRD),
 			builder.OnlyMetadata).
 		Named("chatgateway").
 		Complete(r)
 }
 
-// gatewaysForSecret maps a Secret to its owning ChatGateway and to those that name it.
+// gatewaysForSecret maps a Secret to the ChatGateway it was made for (by its
+// labels: a retained keys Secret has no owner) and to those that name it.
 func (r *ChatGatewayReconciler) gatewaysForSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	reqs := r.gatewaysFor(gatewaySecretIndex)(ctx, o)
-	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "ChatGateway" && ref.APIVersion == v1alpha1.GroupVersion.String() {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}})
+	l := o.GetLabels()
+	if l[render.LabelManagedBy] == render.ManagedBy && l[render.LabelInstance] != "" &&
+		(l[render.LabelComponent] == render.ComponentToken || l[render.LabelComponent] == render.ComponentKeys) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[render.LabelInstance]}})
 	}
 	return reqs
 }

@@ -29,9 +29,7 @@ var (
 func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gatewayState) error {
 	gw := st.gw
 	mon := gw.Spec.Monitoring
-	set := func(ok bool, reason, msg string) {
-		setCondition(&gw.Status.Conditions, gw.Generation, v1alpha1.ConditionMonitoringReady, ok, reason, msg)
-	}
+	const typ = v1alpha1.ConditionMonitoringReady
 	var missing []string
 	if mon.ServiceMonitor.Enabled {
 		if ok, err := r.served(serviceMonitorGK); err != nil {
@@ -61,13 +59,13 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 	}
 	switch {
 	case len(missing) > 0:
-		set(false, v1alpha1.ReasonCRDNotInstalled, fmt.Sprintf(
+		st.conds.False(typ, v1alpha1.ReasonCRDNotInstalled, fmt.Sprintf(
 			"Prometheus Operator's CRD %s is not installed: install Prometheus Operator, or disable the ServiceMonitor and alerts in spec.monitoring",
 			strings.Join(missing, ", ")))
 	case !mon.ServiceMonitor.Enabled && !mon.Alerts.Enabled:
-		set(true, "Disabled", "ServiceMonitor and alerts are disabled")
+		st.conds.True(typ, v1alpha1.ReasonDisabled, "ServiceMonitor and alerts are disabled")
 	default:
-		set(true, ReasonReady, "ServiceMonitor and alert rules applied as configured")
+		st.conds.True(typ, v1alpha1.ReasonReady, "ServiceMonitor and alert rules applied as configured")
 	}
 	return nil
 }
@@ -75,9 +73,9 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 func applyMonitoringChild[T client.Object](ctx context.Context, r *ChatGatewayReconciler, st *gatewayState, build func(render.Inputs) (T, error)) error {
 	obj, err := build(st.inputs(r.GatewayImage))
 	if err != nil {
-		return fmt.Errorf("rendering monitoring: %w", err)
+		return failed(v1alpha1.ReasonRenderFailed, "rendering monitoring", err)
 	}
-	return applyOwned(ctx, r.Client, r.Scheme, st.gw, obj)
+	return r.applyChild(ctx, st, obj)
 }
 
 // served asks the RESTMapper, which rediscovers a group it has not seen, so a

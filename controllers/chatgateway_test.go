@@ -290,13 +290,13 @@ var _ = Describe("ChatGateway children", func() {
 		}
 		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
 		conds := func() []metav1.Condition { return gw.Status.Conditions }
-		Eventually(condition(gw, conds, ConditionSecretsResolved)).Should(And(
+		Eventually(condition(gw, conds, v1alpha1.ConditionSecretsResolved)).Should(And(
 			HaveField("Status", metav1.ConditionFalse),
 			HaveField("Message", ContainSubstring(`Secret "oauth" key "client-secret"`)),
 		))
 		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "oauth"},
 			StringData: map[string]string{"client-secret": "x", "cookie-secret": "0123456789abcdef"}})).To(Succeed())
-		Eventually(condition(gw, conds, ConditionSecretsResolved)).Should(HaveField("Status", metav1.ConditionTrue))
+		Eventually(condition(gw, conds, v1alpha1.ConditionSecretsResolved)).Should(HaveField("Status", metav1.ConditionTrue))
 	})
 
 	It("carries allowlist edits into the emails file and the gateway config", func() {

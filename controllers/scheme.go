@@ -20,16 +20,40 @@ import (
 // CacheOptions keep the manager's caches to what the operator made: the
 // kinds it owns are cached only when they carry its managed-by label, so a
 // large cluster's ConfigMaps, Deployments and Services never fill its
-// memory. Secrets are not cached at all (see the reconcilers).
+// memory. Secrets are cached as metadata only (see the reconcilers), and so
+// are the children but Deployments, whose status the reconcilers read (and
+// of which the cache keeps no pod template).
 func CacheOptions() cache.Options {
 	mine := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})}
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:             mine,
-		&corev1.Service{}:               mine,
-		&corev1.PersistentVolumeClaim{}: mine,
-		&appsv1.Deployment{}:            mine,
-		&networkingv1.NetworkPolicy{}:   mine,
-	}}
+	return cache.Options{
+		// Nothing reads managedFields: they are often the larger part of an object.
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}:             mine,
+			&corev1.Service{}:               mine,
+			&corev1.PersistentVolumeClaim{}: mine,
+			&appsv1.Deployment{}:            {Label: mine.Label, Transform: trimDeployment},
+			&networkingv1.NetworkPolicy{}:   mine,
+		},
+	}
+}
+
+// trimDeployment keeps of a cached Deployment what the reconcilers read:
+// its metadata, replicas and status. The pod template, most of its size, is
+// what the operator renders and applies, never reads back.
+func trimDeployment(obj any) (any, error) {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok {
+		return obj, nil
+	}
+	meta := *d.ObjectMeta.DeepCopy()
+	meta.ManagedFields = nil
+	return &appsv1.Deployment{
+		TypeMeta:   d.TypeMeta,
+		ObjectMeta: meta,
+		Spec:       appsv1.DeploymentSpec{Replicas: d.Spec.Replicas},
+		Status:     d.Status,
+	}, nil
 }
 
 // NewScheme holds every type the operator reads or writes.

@@ -18,7 +18,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	if err := (&ModelProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr); err != nil {
+	// One record of the operator's own writes, shared by the controllers
+	// that apply children.
+	cache := newApplyCache()
+	if err := (&ModelProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr, cache); err != nil {
 		return err
 	}
 	if err := (&UserAllowlistReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr); err != nil {
@@ -29,5 +32,5 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Recorder:     mgr.GetEventRecorder("chatgateway-operator"),
 		Clock:        opts.Clock,
 		GatewayImage: opts.GatewayImage,
-	}).SetupWithManager(mgr)
+	}).SetupWithManager(mgr, cache)
 }

@@ -1,11 +1,14 @@
 package controllers
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -49,12 +52,67 @@ var _ = Describe("The session store", func() {
 				return k8sClient.Update(ctx, f.gw)
 			}).Should(Succeed())
 		}
+		keysOwned := func(g Gomega) bool {
+			s := &corev1.Secret{}
+			g.Expect(k8sClient.Get(ctx, f.key(render.KeysSecretName(f.gw)), s)).To(Succeed())
+			return metav1.IsControlledBy(s, f.gw)
+		}
+		Eventually(keysOwned).Should(BeTrue(), "by default the master key goes with the gateway")
 		setPolicy(v1alpha1.ClaimRetain)
 		Eventually(owned).Should(BeFalse(), "a retained claim must not be garbage-collected with the gateway")
+		Eventually(keysOwned).Should(BeFalse(), "nor the master key that decrypts it")
 		Expect(claim(Default).Labels).To(HaveKeyWithValue(render.LabelManagedBy, render.ManagedBy))
 
 		setPolicy(v1alpha1.ClaimDelete)
 		Eventually(owned).Should(BeTrue())
+		Eventually(keysOwned).Should(BeTrue())
+	})
+
+	It("reports a malformed master key, never replaces it, and rolls no pods until it is restored", func() {
+		f := newFamily(noPrometheusOperator())
+		f.waitReady()
+		keys := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, f.key(render.KeysSecretName(f.gw)), keys)).To(Succeed())
+		good := keys.Data[gc.MasterKeyKey]
+		d := &appsv1.Deployment{}
+		Expect(k8sClient.Get(ctx, f.key(render.DeploymentName(f.gw)), d)).To(Succeed())
+		generation := d.Generation
+
+		By("a restore gone wrong: the key base64-encoded twice, 44 bytes")
+		keys.Data[gc.MasterKeyKey] = []byte("c2VjcmV0LW1hc3Rlci1rZXktYmFzZTY0LXR3aWNlISEhIQ==")[:44]
+		Expect(k8sClient.Update(ctx, keys)).To(Succeed())
+		conds := func() []metav1.Condition { return f.gw.Status.Conditions }
+		Eventually(condition(f.gw, conds, v1alpha1.ConditionKeysReady)).Should(And(
+			HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", v1alpha1.ReasonMalformedKey),
+			HaveField("Message", ContainSubstring("44 bytes")),
+			HaveField("Message", Not(ContainSubstring("c2VjcmV0"))),
+		))
+		Eventually(condition(f.gw, conds, v1alpha1.ConditionReady)).Should(And(
+			HaveField("Status", metav1.ConditionFalse), HaveField("Reason", v1alpha1.ReasonMalformedKey)))
+		Expect(meta.IsStatusConditionTrue(f.gw.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
+
+		By("a spec change meanwhile: the pods are not rolled onto the bad key")
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f.gw), f.gw)).To(Succeed())
+		f.gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 30 * time.Minute}
+		Expect(k8sClient.Update(ctx, f.gw)).To(Succeed())
+		Eventually(func(g Gomega) int64 {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f.gw), f.gw)).To(Succeed())
+			return f.gw.Status.ObservedGeneration
+		}).Should(Equal(f.gw.Generation))
+		Consistently(func(g Gomega) int64 {
+			g.Expect(k8sClient.Get(ctx, f.key(render.DeploymentName(f.gw)), d)).To(Succeed())
+			return d.Generation
+		}, 2*time.Second).Should(Equal(generation))
+		Expect(k8sClient.Get(ctx, f.key(render.KeysSecretName(f.gw)), keys)).To(Succeed())
+		Expect(keys.Data[gc.MasterKeyKey]).To(HaveLen(44), "the operator must never replace a key")
+
+		By("restoring the key from the backup")
+		keys.Data[gc.MasterKeyKey] = good
+		Expect(k8sClient.Update(ctx, keys)).To(Succeed())
+		f.waitReady()
+		Expect(k8sClient.Get(ctx, f.key(render.DeploymentName(f.gw)), d)).To(Succeed())
+		Expect(d.Generation).To(BeNumerically(">", generation), "the spec change reaches the pods once the key is back")
 	})
 
 	It("creates a retained claim without an owner", func() {

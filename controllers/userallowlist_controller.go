@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -31,8 +31,10 @@ func (r *UserAllowlistReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, ual); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := ual.Status.DeepCopy()
-
+	before := ual.DeepCopy()
+	// An allowlist has nothing to wait for: the CRD validated it, so Ready
+	// holds for each generation as soon as it is seen.
+	conds := newConditions(ual.Generation)
 	var admins []string
 	for _, u := range ual.Spec.Users {
 		if u.Role == v1alpha1.RoleAdmin {
@@ -42,18 +44,17 @@ func (r *UserAllowlistReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	slices.Sort(admins)
 	ual.Status.Admins = admins
 	ual.Status.UserCount = int32(len(ual.Spec.Users))
+	if conds.writeTo(&ual.Status.Conditions) {
+		ual.Status.ObservedGeneration = ual.Generation
+	}
+	// The summary says "All conditions are met"; say what the allowlist holds.
 	msg := fmt.Sprintf("%d users, %d admins", len(ual.Spec.Users), len(admins))
 	if len(admins) == 0 {
 		msg += "; nobody can see usage for the whole gateway until a user has role Admin"
 	}
-	setCondition(&ual.Status.Conditions, ual.Generation, v1alpha1.ConditionReady, true, ReasonReady, msg)
-	ual.Status.ObservedGeneration = ual.Generation
-
-	if equality.Semantic.DeepEqual(before, &ual.Status) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.Status().Update(ctx, ual); err != nil {
-		return ctrl.Result{}, fmt.Errorf("updating UserAllowlist status: %w", err)
+	meta.FindStatusCondition(ual.Status.Conditions, v1alpha1.ConditionReady).Message = msg
+	if err := patchStatus(ctx, r.Client, before, ual); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching UserAllowlist status: %w", err)
 	}
 	return ctrl.Result{}, nil
 }

@@ -6,16 +6,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Condition types and reasons of a ChatGateway.
-const (
-	ConditionProvidersReady  = "ProvidersReady"
-	ConditionAllowlistReady  = "AllowlistReady"
-	ConditionTokenReady      = "TokenReady"
-	ConditionMonitoringReady = "MonitoringReady"
-
-	ReasonCRDNotInstalled = "CRDNotInstalled"
-)
-
 // RotateTokenAnnotation on a ChatGateway rotates the gateway token as soon as
 // its value changes, and revokes the previous token at once (the kill switch).
 const RotateTokenAnnotation = "chatgateway.dev/rotate-token"
@@ -542,14 +532,18 @@ type ServiceSpec struct {
 
 // ChatGatewayStatus is the observed state of a ChatGateway.
 type ChatGatewayStatus struct {
-	// conditions: Ready, ProvidersReady, AllowlistReady, TokenReady, MonitoringReady.
+	// conditions: Ready, ProvidersReady, AllowlistReady, SecretsResolved,
+	// TokenReady, KeysReady, MonitoringReady, GatewayAvailable, and
+	// Reconciling or Stalled while Ready is not True.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the generation last reconciled successfully.
+	// observedGeneration is the generation the status describes: set when a
+	// reconcile of that generation ended Ready or Stalled.
 	// +optional
+	// +kubebuilder:default=-1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// replicas is the desired number of gateway pods.
@@ -604,7 +598,11 @@ type ChatGateway struct {
 	Spec ChatGatewaySpec `json:"spec"`
 
 	// status is the gateway's observed state.
+	// Until the operator has seen the object, observedGeneration reads -1,
+	// so kstatus (Flux, Argo CD) sees a generation not yet observed, not a
+	// resource without status that it would call Current.
 	// +optional
+	// +kubebuilder:default={}
 	Status ChatGatewayStatus `json:"status,omitempty"`
 }
 

@@ -46,9 +46,3 @@ type DailyQuota struct {
 	// +optional
 	DailyHardUSD *USD `json:"dailyHardUSD,omitempty"`
 }
-
-// Condition types shared by the three kinds.
-const (
-	// ConditionReady summarises the other conditions.
-	ConditionReady = "Ready"
-)

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,19 +22,9 @@ const (
 	DefaultAnthropicBaseURL = "https://api.anthropic.com"
 )
 
-// Condition types and reasons of a ModelProvider.
-const (
-	// ConditionSecretResolved says whether the API-key Secret and key exist.
-	ConditionSecretResolved = "SecretResolved"
-
-	ReasonSecretFound    = "SecretFound"
-	ReasonSecretNotFound = "SecretNotFound"
-	ReasonKeyNotFound    = "KeyNotFound"
-	ReasonNoSecret       = "NoSecretRequired"
-)
-
 // ModelProviderSpec describes one upstream model provider.
 // +kubebuilder:validation:XValidation:rule="!has(self.liteLLM) || self.type == 'OpenAICompatible'",message="liteLLM is only for OpenAICompatible providers: remove it or set type: OpenAICompatible"
+// +kubebuilder:validation:XValidation:rule="!has(self.liteLLM) || !has(self.liteLLM.deployment) || has(self.apiKeySecretRef)",message="liteLLM.deployment needs apiKeySecretRef: that key becomes the LiteLLM proxy's master key, which the gateway sends"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Anthropic' || has(self.baseURL)",message="baseURL is required for OpenAICompatible providers (for a LiteLLM proxy, its Service URL such as http://litellm:4000)"
 type ModelProviderSpec struct {
 	// type is the API dialect the provider speaks: Anthropic (the Messages
@@ -167,6 +158,43 @@ type LiteLLMSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=64
 	Models []LiteLLMModel `json:"models"`
+
+	// deployment, when set, makes the operator run the LiteLLM proxy itself:
+	// a Deployment and a Service named "<provider>-litellm" (port 4000) with
+	// config.yaml mounted, whose pods roll when the rendered config changes.
+	// Point baseURL at http://<provider>-litellm:4000. Without it the operator
+	// only renders the ConfigMap, for a LiteLLM you run yourself.
+	// +optional
+	Deployment *LiteLLMDeploymentSpec `json:"deployment,omitempty"`
+}
+
+// LiteLLMDeploymentSpec is how the operator runs the LiteLLM proxy.
+type LiteLLMDeploymentSpec struct {
+	// image of the LiteLLM proxy. Pin a version in production.
+	// +optional
+	// +kubebuilder:default="ghcr.io/berriai/litellm:main-stable"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[^\s]+$`
+	Image string `json:"image,omitempty"`
+
+	// replicas is the number of LiteLLM pods.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the LiteLLM container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// envSecretRef names a Secret in this namespace whose keys become
+	// LiteLLM's environment, such as AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY and AWS_REGION for Bedrock. params refer to them
+	// as "os.environ/NAME". The pods roll when this Secret changes.
+	// +optional
+	EnvSecretRef *LocalRef `json:"envSecretRef,omitempty"`
 }
 
 // LiteLLMSettings are rendered as litellm_settings. Telemetry is always off.
@@ -205,7 +233,8 @@ type LiteLLMModel struct {
 
 // ModelProviderStatus is the observed state of a ModelProvider.
 type ModelProviderStatus struct {
-	// conditions: SecretResolved and Ready.
+	// conditions: Ready, SecretResolved, LiteLLMAvailable (with
+	// liteLLM.deployment), Reconciling and Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -213,6 +242,7 @@ type ModelProviderStatus struct {
 
 	// observedGeneration is the generation the status was computed from.
 	// +optional
+	// +kubebuilder:default=-1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// models lists the aliases this provider serves.
@@ -231,6 +261,10 @@ type ModelProviderStatus struct {
 	// liteLLMConfigMap names the rendered LiteLLM ConfigMap, if any.
 	// +optional
 	LiteLLMConfigMap string `json:"liteLLMConfigMap,omitempty"`
+
+	// liteLLMDeployment names the LiteLLM Deployment the operator runs, if any.
+	// +optional
+	LiteLLMDeployment string `json:"liteLLMDeployment,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -256,7 +290,11 @@ type ModelProvider struct {
 	Spec ModelProviderSpec `json:"spec"`
 
 	// status is the provider's observed state.
+	// Until the operator has seen the object, observedGeneration reads -1,
+	// so kstatus (Flux, Argo CD) sees a generation not yet observed, not a
+	// resource without status that it would call Current.
 	// +optional
+	// +kubebuilder:default={}
 	Status ModelProviderStatus `json:"status,omitempty"`
 }
 

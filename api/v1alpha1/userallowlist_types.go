@@ -63,6 +63,7 @@ type UserAllowlistStatus struct {
 
 	// observedGeneration is the generation the status was computed from.
 	// +optional
+	// +kubebuilder:default=-1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// userCount is the number of users allowed in.
@@ -97,7 +98,11 @@ type UserAllowlist struct {
 	Spec UserAllowlistSpec `json:"spec"`
 
 	// status is the allowlist's observed state.
+	// Until the operator has seen the object, observedGeneration reads -1,
+	// so kstatus (Flux, Argo CD) sees a generation not yet observed, not a
+	// resource without status that it would call Current.
 	// +optional
+	// +kubebuilder:default={}
 	Status UserAllowlistStatus `json:"status,omitempty"`
 }
 

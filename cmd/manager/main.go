@@ -7,6 +7,7 @@ import (
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -24,6 +25,8 @@ func main() {
 		leaderElect bool
 		secureMeta  bool
 		image       string
+		concurrent  int
+		pprofAddr   string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; \"0\" disables it.")
 	flag.BoolVar(&secureMeta, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
@@ -31,6 +34,9 @@ func main() {
 	flag.StringVar(&image, "gateway-image", os.Getenv("GATEWAY_IMAGE"),
 		"Image that runs the gateway when a ChatGateway names none (the operator's own image holds both binaries).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one manager replica reconciles.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint (off when empty).")
+	flag.IntVar(&concurrent, "concurrent-reconciles", 16,
+		"Reconciles each controller runs at once. A reconcile mostly waits on the API server, so more than the CPUs help.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -50,6 +56,8 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "chatgateway-operator.chatgateway.dev",
+		Controller:             config.Controller{MaxConcurrentReconciles: concurrent},
+		PprofBindAddress:       pprofAddr,
 	})
 	if err != nil {
 		log.Error(err, "Failed to create the manager")
@@ -66,7 +74,7 @@ func main() {
 		log.Error(err, "Failed to add the health check")
 		os.Exit(1)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("readyz", readiness(mgr, leaderElect)); err != nil {
 		log.Error(err, "Failed to add the readiness check")
 		os.Exit(1)
 	}

@@ -123,27 +123,20 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 		return fmt.Errorf("applying the samples: %w", err)
 	}
 
-	step("Waiting for the samples to become Ready")
+	step("Waiting for the providers and the allowlist to become Ready")
 	start := time.Now()
 	if err := kubectl("wait", "--for=condition=Ready", "--timeout="+timeout.String(),
-		"modelprovider/anthropic", "modelprovider/litellm-bedrock", "userallowlist/family", "chatgateway/family").Run(); err != nil {
-		_ = kubectl("get", "chatgateway,modelprovider,userallowlist", "-o", "yaml").Run()
+		"modelprovider/anthropic", "modelprovider/litellm-bedrock", "userallowlist/family").Run(); err != nil {
+		_ = kubectl("get", "modelprovider,userallowlist", "-o", "yaml").Run()
 		return fmt.Errorf("the samples did not become Ready (manager log: %s): %w", logFile.Name(), err)
 	}
-	fmt.Printf("Ready after %s\n", time.Since(start).Round(time.Millisecond))
+	if err := quiet(kubectl("wait", "--for=create", "--timeout="+timeout.String(), "deployment/family-gateway")).Run(); err != nil {
+		return fmt.Errorf("the operator made no gateway Deployment (manager log: %s): %w", logFile.Name(), err)
+	}
 
-	step("The resources")
-	_ = kubectl("get", "chatgateway,modelprovider,userallowlist", "-o", "wide").Run()
-	step("Conditions of chatgateway/family")
-	_ = kubectl("get", "chatgateway/family", "-o",
-		`jsonpath={range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}`).Run()
-
-	step("What the operator made (kubectl get ... -l app.kubernetes.io/managed-by=chatgateway-operator)")
-	_ = kubectl("get", "secret,configmap,persistentvolumeclaim,deployment,service,networkpolicy,servicemonitor,prometheusrule",
-		"-l", "app.kubernetes.io/managed-by=chatgateway-operator").Run()
-	step("gateway.yaml, as the gateway will read it (no secret in it: keys are mounted files)")
-	_ = kubectl("get", "configmap/family-gateway-config", "-o", `jsonpath={.data.gateway\.yaml}`).Run()
-
+	// The ChatGateway is Ready only once its Deployment has rolled out, and
+	// nothing runs pods here: play the kubelet (run the gateway on what the
+	// operator made) and the Deployment controller (report the rollout).
 	step("Starting the gateway as the pod would run it, with the provider simulator behind it")
 	procLog, err := os.Create(filepath.Join(workDir, "processes.log"))
 	if err != nil {
@@ -160,6 +153,28 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	if err := markRolledOut(ctx, cfg, "default", "family-gateway"); err != nil {
+		return fmt.Errorf("reporting the gateway Deployment rolled out: %w", err)
+	}
+	step("Waiting for the ChatGateway to become Ready: its Deployment has rolled out")
+	if err := kubectl("wait", "--for=condition=Ready", "--timeout="+timeout.String(), "chatgateway/family").Run(); err != nil {
+		_ = kubectl("get", "chatgateway/family", "-o", "yaml").Run()
+		return fmt.Errorf("the ChatGateway did not become Ready (manager log: %s): %w", logFile.Name(), err)
+	}
+	fmt.Printf("Ready after %s\n", time.Since(start).Round(time.Millisecond))
+
+	step("The resources")
+	_ = kubectl("get", "chatgateway,modelprovider,userallowlist", "-o", "wide").Run()
+	step("Conditions of chatgateway/family")
+	_ = kubectl("get", "chatgateway/family", "-o",
+		`jsonpath={range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}`).Run()
+
+	step("What the operator made (kubectl get ... -l app.kubernetes.io/managed-by=chatgateway-operator)")
+	_ = kubectl("get", "secret,configmap,persistentvolumeclaim,deployment,service,networkpolicy,servicemonitor,prometheusrule",
+		"-l", "app.kubernetes.io/managed-by=chatgateway-operator").Run()
+	step("gateway.yaml, as the gateway will read it (no secret in it: keys are mounted files)")
+	_ = kubectl("get", "configmap/family-gateway-config", "-o", `jsonpath={.data.gateway\.yaml}`).Run()
+
 	reply, err := chatOnce(addr, token)
 	if err != nil {
 		return fmt.Errorf("a chat request through the gateway failed: %w: %s", err, reply)

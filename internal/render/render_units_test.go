@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -294,36 +295,77 @@ func TestLiteLLM(t *testing.T) {
 }
 
 // TestYAMLScalars checks that every LiteLLM param reads back as what was
-// meant: strings that YAML 1.1 would turn into bools, nulls or numbers are
-// quoted; numbers and true/false are typed.
+// meant, through the whole renderer and a YAML 1.1 reader (sigs.k8s.io/yaml
+// reads YAML 1.1, as LiteLLM's PyYAML does): strings that YAML 1.1 would
+// turn into bools, nulls, numbers or dates are quoted; numbers and
+// true/false are typed. Keys and model names go the same way.
 func TestYAMLScalars(t *testing.T) {
-	for in, want := range map[string]any{
+	cases := map[string]any{
 		"us-east-1":                         "us-east-1",
 		"bedrock/us.amazon.nova-micro-v1:0": "bedrock/us.amazon.nova-micro-v1:0",
 		"os.environ/AWS_ACCESS_KEY_ID":      "os.environ/AWS_ACCESS_KEY_ID",
 		"no":                                "no",
 		"Yes":                               "Yes",
+		"ON":                                "ON",
+		"y":                                 "y",
 		"null":                              "null",
 		"~":                                 "~",
 		"1:30":                              "1:30",
+		"2026-01-31":                        "2026-01-31",
+		"1_000":                             "1_000",
+		".inf":                              ".inf",
+		"0x1F":                              "0x1F",
 		"key: value":                        "key: value",
 		"# not a comment":                   "# not a comment",
 		"trailing:":                         "trailing:",
 		`quote"d`:                           `quote"d`,
+		"back\\slash":                       "back\\slash",
+		"tab\there":                         "tab\there",
+		"two\nlines":                        "two\nlines",
+		"ünïcödé":                           "ünïcödé",
 		"":                                  "",
 		"60":                                float64(60),
 		"0.5":                               0.5,
 		"true":                              true,
 		"false":                             false,
 		"007":                               "007",
-	} {
-		var got map[string]any
-		if err := yaml.Unmarshal([]byte("v: "+yamlParam(in)), &got); err != nil {
-			t.Errorf("%q: %v", in, err)
-			continue
+	}
+	mp := family(t).Providers[1].DeepCopy()
+	mp.Spec.LiteLLM.Models = nil
+	i := 0
+	for in := range cases {
+		// Each value as a param, as a param key and as a model name.
+		mp.Spec.LiteLLM.Models = append(mp.Spec.LiteLLM.Models, v1alpha1.LiteLLMModel{
+			Name: fmt.Sprintf("m%d-%s", i, in), Params: map[string]string{"model": "openai/x", "v": in, in + "-key": "k"}})
+		i++
+	}
+	b, err := LiteLLMConfigYAML(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ModelList []struct {
+			ModelName     string         `json:"model_name"`
+			LiteLLMParams map[string]any `json:"litellm_params"`
+		} `json:"model_list"`
+		LiteLLMSettings map[string]any `json:"litellm_settings"`
+	}
+	if err := yaml.UnmarshalStrict(b, &got); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if len(got.ModelList) != len(cases) {
+		t.Fatalf("%d models read back, want %d", len(got.ModelList), len(cases))
+	}
+	for i, m := range got.ModelList {
+		in := mp.Spec.LiteLLM.Models[i].Params["v"]
+		if m.LiteLLMParams["v"] != cases[in] {
+			t.Errorf("param %q reads back as %#v, want %#v", in, m.LiteLLMParams["v"], cases[in])
 		}
-		if got["v"] != want {
-			t.Errorf("param %q reads back as %#v (%s), want %#v", in, got["v"], yamlParam(in), want)
+		if m.LiteLLMParams[in+"-key"] != "k" {
+			t.Errorf("param key %q does not read back: %v", in+"-key", m.LiteLLMParams)
+		}
+		if m.ModelName != mp.Spec.LiteLLM.Models[i].Name {
+			t.Errorf("model name %q reads back as %q", mp.Spec.LiteLLM.Models[i].Name, m.ModelName)
 		}
 	}
 }

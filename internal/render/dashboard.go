@@ -37,7 +37,8 @@ func DashboardKey(gw *v1alpha1.ChatGateway) string {
 // Grafana's typed builders (grafana-foundation-sdk): cost per user over
 // time, spend against the seat price (monitoring.grafanaDashboard.seatPriceUSD
 // for each user on the allowlist), model use per user, latency and time to
-// first token percentiles per model and provider, failovers and quota use.
+// first token percentiles per model and provider, failovers, quota use and
+// each person's spend over 24 hours against the daily-spend alert.
 func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
@@ -54,16 +55,23 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 	}
 	seatTotal := formatUSD(seatMicro * gc.MicroUSD(seats))
 	seatFloat := float64(seatMicro) / 1e6
+	dailySpend := usdOr(gw.Spec.Monitoring.Alerts.DailySpendUSD, defaultDailySpendUSD)
+	dailySpendMicro, err := gc.ParseUSD(dailySpend)
+	if err != nil {
+		return nil, fmt.Errorf("monitoring.alerts.dailySpendUSD: %w", err)
+	}
+	dailySpendFloat := float64(dailySpendMicro) / 1e6
 
 	sel := seriesSelector(gw)
-	userSel := sel + `,end_user=~"$end_user"`
+	user, model, provider := metricnames.LabelEndUser, metricnames.LabelModel, metricnames.LabelProvider
+	userSel := fmt.Sprintf(`%s,%s=~"$%s"`, sel, user, user)
 	q := fmt.Sprintf
 	quantiles := func(metric string) []cog.Builder[sdkvariants.Dataquery] {
 		var ts []cog.Builder[sdkvariants.Dataquery]
 		for i, p := range []struct{ q, name string }{{"0.5", "p50"}, {"0.95", "p95"}, {"0.99", "p99"}} {
 			ts = append(ts, rangeTarget(string(rune('A'+i)),
-				q("histogram_quantile(%s, sum by (le, model, provider) (rate(%s_bucket{%s}[$__rate_interval])))", p.q, metric, sel),
-				p.name+" {{model}} via {{provider}}"))
+				q("histogram_quantile(%s, sum by (le, %s, %s) (rate(%s_bucket{%s}[$__rate_interval])))", p.q, model, provider, metric, sel),
+				q("%s %s via %s", p.name, legend(model), legend(provider))))
 		}
 		return ts
 	}
@@ -78,7 +86,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			Thresholds(steps("green", stepAt("red", seatFloat))).
 			DisplayMode(common.BarGaugeDisplayModeGradient).Orientation(common.VizOrientationHorizontal).ShowUnfilled(true).
 			ReduceOptions(lastValue).
-			Targets([]cog.Builder[sdkvariants.Dataquery]{instantTarget("A", q("sum by (end_user) (increase(%s{%s}[30d]))", metricnames.Spend, userSel), "{{end_user}}")}),
+			Targets([]cog.Builder[sdkvariants.Dataquery]{instantTarget("A", q("sum by (%s) (%s)", user, spendIncrease(userSel, "30d")), legend(user))}),
 		stat.NewPanelBuilder().
 			Title(fmt.Sprintf("Spend, last 30 days, against %d seats at $%s", seats, seat)).
 			Description("Everyone's spend over the last 30 days next to what a subscription for each user on the allowlist would cost.").
@@ -88,19 +96,20 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			JustifyMode(common.BigValueJustifyModeAuto).TextMode(common.BigValueTextModeValueAndName).
 			ReduceOptions(lastValue).
 			Targets([]cog.Builder[sdkvariants.Dataquery]{
-				instantTarget("A", q("sum(increase(%s{%s}[30d]))", metricnames.Spend, sel), "Spend"),
+				instantTarget("A", q("sum(%s)", spendIncrease(sel, "30d")), "Spend"),
 				instantTarget("B", q("vector(%s)", seatTotal), fmt.Sprintf("%d seats at $%s", seats, seat)),
 			}),
 		stacked(timeseriesPanel("Cost per user (USD an hour)", "Spend rate per person.", "currencyUSD", 0, 8)).
-			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (end_user) (rate(%s{%s}[$__rate_interval])) * 3600", metricnames.Spend, userSel), "{{end_user}}")}),
+			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (%s) (rate(%s{%s}[$__rate_interval])) * 3600", user, metricnames.Spend, userSel), legend(user))}),
 		stacked(timeseriesPanel("Model use per user", "Requests a second per person and model.", "reqps", 12, 8)).
-			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (end_user, model) (rate(%s{%s}[$__rate_interval]))", metricnames.Requests, userSel), "{{end_user}} {{model}}")}),
+			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (%s, %s) (rate(%s{%s}[$__rate_interval]))", user, model, metricnames.Requests, userSel), legend(user)+" "+legend(model))}),
 		timeseriesPanel("Request latency by model and provider", "Whole-request duration: p50, p95 and p99.", "s", 0, 16).
 			Targets(quantiles(metricnames.RequestDuration)),
 		timeseriesPanel("Time to first token by model and provider", "How long people wait for the first token of a streamed reply: p50, p95 and p99.", "s", 12, 16).
 			Targets(quantiles(metricnames.TimeToFirstToken)),
 		timeseriesPanel("Failovers", "Requests moved from one provider to the next, by reason.", "reqps", 0, 24).
-			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (from, to, reason) (rate(%s{%s}[$__rate_interval]))", metricnames.Failovers, sel), "{{from}} to {{to}} ({{reason}})")}),
+			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (%s, %s, %s) (rate(%s{%s}[$__rate_interval]))", metricnames.LabelFrom, metricnames.LabelTo, metricnames.LabelReason, metricnames.Failovers, sel),
+				q("%s to %s (%s)", legend(metricnames.LabelFrom), legend(metricnames.LabelTo), legend(metricnames.LabelReason)))}),
 		bargauge.NewPanelBuilder().
 			Title("Quota use today").
 			Description("Each person's spend today as a share of their daily soft and hard quota.").
@@ -109,10 +118,17 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 			Thresholds(steps("green", stepAt("orange", 0.8), stepAt("red", 1))).
 			DisplayMode(common.BarGaugeDisplayModeGradient).Orientation(common.VizOrientationHorizontal).ShowUnfilled(true).
 			ReduceOptions(lastValue).
-			Targets([]cog.Builder[sdkvariants.Dataquery]{instantTarget("A", q("max by (end_user, limit) (%s{%s})", metricnames.QuotaUsedRatio, userSel), "{{end_user}} ({{limit}})")}),
+			Targets([]cog.Builder[sdkvariants.Dataquery]{instantTarget("A", q("max by (%s, %s) (%s{%s})", user, metricnames.LabelLimit, metricnames.QuotaUsedRatio, userSel), q("%s (%s)", legend(user), legend(metricnames.LabelLimit)))}),
+		timeseriesPanel(fmt.Sprintf("Spend per user, last 24 hours, against the $%s alert", dailySpend),
+			"Each person's spend over the 24 hours before each point, as the daily-spend alert sees it (the gateway's PrometheusRule records it: it needs monitoring.alerts). The red line is monitoring.alerts.dailySpendUSD.",
+			"currencyUSD", 0, 32).
+			Span(24).Decimals(4).
+			Thresholds(steps("green", stepAt("red", dailySpendFloat))).
+			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine)).
+			Targets([]cog.Builder[sdkvariants.Dataquery]{rangeTarget("A", q("sum by (%s) (%s{%s})", user, RecordUserDailySpend, userSel), legend(user))}),
 	}
 
-	userQuery := fmt.Sprintf("label_values(%s{%s}, end_user)", metricnames.Spend, sel)
+	userQuery := fmt.Sprintf("label_values(%s{%s}, %s)", metricnames.Spend, sel, user)
 	b := dashboard.NewDashboardBuilder(fmt.Sprintf("Chat gateway %s/%s", gw.Namespace, gw.Name)).
 		Uid(dashboardUID(gw)).
 		Description(fmt.Sprintf("Cost, use and health of chat gateway %s/%s. Rendered by %s; edits are overwritten.", gw.Namespace, gw.Name, ManagedBy)).
@@ -123,7 +139,7 @@ func GrafanaDashboardJSON(in Inputs) ([]byte, error) {
 		Time("now-7d", "now").
 		Timezone(common.TimeZoneBrowser).
 		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus")).
-		WithVariable(dashboard.NewQueryVariableBuilder("end_user").Label("User").
+		WithVariable(dashboard.NewQueryVariableBuilder(user).Label("User").
 			Datasource(datasource).Definition(userQuery).
 			Query(dashboard.StringOrMap{Map: map[string]any{"query": userQuery, "refId": "PrometheusVariableQueryEditor-VariableQuery"}}).
 			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc).
@@ -214,6 +230,9 @@ func stacked(p *timeseries.PanelBuilder) *timeseries.PanelBuilder {
 	return p.DrawStyle(common.GraphDrawStyleLine).FillOpacity(20).LineWidth(1).
 		Stacking(common.NewStackingConfigBuilder().Group("A").Mode(common.StackingModeNormal))
 }
+
+// legend is a legend template showing a label's value.
+func legend(label string) string { return "{{" + label + "}}" }
 
 func ptrTo[T any](v T) *T { return &v }
 

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -145,8 +146,8 @@ func ruleGroups(in Inputs) ([]monitoringv1.RuleGroup, error) {
 			Labels: map[string]string{severityLabel: severityWarning},
 			Annotations: map[string]string{
 				"summary": fmt.Sprintf("A user spent more than $%s in 24 hours.", threshold),
-				"description": fmt.Sprintf(`{{ $labels.%s }} spent ${{ printf "%%.2f" $value }} in the last 24 hours on %s, above the alert threshold of $%s.`,
-					user, where, threshold),
+				"description": fmt.Sprintf(`{{ $labels.%s }} spent ${{ printf "%%.%df" $value }} in the last 24 hours on %s, above the alert threshold of $%s.`,
+					user, centsOr(threshold), where, threshold),
 			},
 		},
 		{
@@ -179,6 +180,14 @@ func ruleGroups(in Inputs) ([]monitoringv1.RuleGroup, error) {
 		return nil, err
 	}
 	return []monitoringv1.RuleGroup{{Name: "chatgateway-" + gw.Name, Rules: append(rules, drift...)}}, nil
+}
+
+// centsOr is how many decimals show an amount next to threshold: cents,
+// or as many as the threshold has, so that a spend over a $0.001 threshold
+// does not read $0.00.
+func centsOr(threshold string) int {
+	_, frac, _ := strings.Cut(threshold, ".")
+	return max(2, len(frac))
 }
 
 // seriesSelector matches this gateway's series.

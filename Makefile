@@ -14,7 +14,9 @@ OAUTH2_PROXY ?= $(LOCALBIN)/oauth2-proxy
 # kubectl is built from source with the envtest binaries; its built-in kustomize renders config/.
 KUBECTL ?= $(LOCALBIN)/k8s/$(K8S_VERSION)-linux-amd64/kubectl
 KUSTOMIZE ?= $(KUBECTL) kustomize
-GO_TEST_FLAGS ?= -count=1
+# test/e2e waits out the rendered alerts' five-minute "for" on a real Prometheus, which with
+# the rest of that package can outlast go test's default 10m timeout on a slow machine.
+GO_TEST_FLAGS ?= -count=1 -timeout 25m
 export GOTOOLCHAIN = local
 
 SHELL = /usr/bin/env bash -o pipefail

@@ -113,7 +113,7 @@ const (
 	dailySpendThreshold = "0.001"
 	// testInterval is how often the test's Prometheus scrapes and
 	// evaluates rules; everything else comes from the rendered objects.
-	testInterval = time.Second
+	testInterval = 2 * time.Second
 )
 
 // sent is one request the test made and what it must show in the metrics.
@@ -536,6 +536,9 @@ func (c *dashboardCheck) run(ctx context.Context, dashboard []byte) (values []pa
 				Instant      bool
 			}
 		}
+		Time struct {
+			From, To string
+		}
 		Templating struct {
 			List []struct {
 				Name, Type string
@@ -574,8 +577,16 @@ func (c *dashboardCheck) run(ctx context.Context, dashboard []byte) (values []pa
 	if all == "" {
 		fail("variable end_user", "missing, or without an allValue")
 	}
-	// Grafana's $__rate_interval: four scrape intervals at the least.
-	rateInterval := model.Duration(4 * testInterval).String()
+	// The range queries as Grafana asks them when the dashboard opens on
+	// its default time range (now-7d): a panel about a thousand points wide
+	// gets a ten-minute step (7d/1000, rounded as Grafana rounds), and
+	// $__rate_interval is the step plus one scrape interval.
+	span, err := model.ParseDuration(strings.TrimPrefix(d.Time.From, "now-"))
+	if err != nil || d.Time.To != "now" {
+		return nil, []error{fmt.Errorf("dashboard time range %+v is not now-<duration> to now: %v", d.Time, err)}
+	}
+	const step = 10 * time.Minute
+	rateInterval := model.Duration(step + testInterval).String()
 	// The whole traffic in one window, for the rate panels' totals.
 	window := int(math.Ceil(c.at.Sub(c.from).Seconds()))
 	for _, p := range d.Panels {
@@ -596,7 +607,7 @@ func (c *dashboardCheck) run(ctx context.Context, dashboard []byte) (values []pa
 				}
 				values = append(values, panelValue{p.Title + " " + tg.RefID, formatVector(v)})
 			} else {
-				m, err := c.prom.queryRange(ctx, expr, c.from, c.at, testInterval)
+				m, err := c.prom.queryRange(ctx, expr, c.at.Add(-time.Duration(span)), c.at, step)
 				if err != nil {
 					fail(p.Title, "%v", err)
 					continue

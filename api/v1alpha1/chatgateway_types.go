@@ -498,6 +498,19 @@ type AlertsSpec struct {
 	// +optional
 	// +kubebuilder:default="5"
 	DailySpendUSD *USD `json:"dailySpendUSD,omitempty"`
+
+	// liteLLMSpendDrift checks the gateway's metering against LiteLLM's: for
+	// each provider that renders a LiteLLM config with its Prometheus
+	// callback on (liteLLM.settings.successCallback holds "prometheus") and
+	// whose baseURL is a Service in the cluster, an alert fires when, for one
+	// of its models, the spend the gateways in this namespace metered over
+	// the last hour and LiteLLM's own litellm_spend_metric_total for that
+	// hour differ by more than this fraction of LiteLLM's figure: 0.05 is
+	// 5%. A price in a ModelProvider that disagrees with LiteLLM's is the
+	// usual cause.
+	// +optional
+	// +kubebuilder:default="0.05"
+	LiteLLMSpendDrift *Fraction `json:"liteLLMSpendDrift,omitempty"`
 }
 
 // GrafanaDashboardSpec configures the Grafana dashboard.

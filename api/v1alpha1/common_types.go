@@ -7,6 +7,13 @@ package v1alpha1
 // +kubebuilder:validation:MaxLength=16
 type USD string
 
+// Fraction is a share written as a decimal string greater than 0 and at
+// most 1, such as "0.05" for 5%.
+// +kubebuilder:validation:MaxLength=8
+// +kubebuilder:validation:XValidation:rule="self.matches('^(0(\\\\.[0-9]{1,6})?|1(\\\\.0{1,6})?)$')",message="must be a decimal fraction from 0 to 1 with at most 6 decimals, such as 0.05 for 5%"
+// +kubebuilder:validation:XValidation:rule="!self.matches('^0(\\\\.0*)?$')",message="must be more than 0, such as 0.05 for 5%"
+type Fraction string
+
 // SecretKeyRef points at one key of a Secret in the resource's namespace.
 type SecretKeyRef struct {
 	// name of the Secret, in the same namespace as the resource.

@@ -60,6 +60,9 @@
 //     must export for the soft-quota alert and the quota panel:
 //     chatgateway_quota_used_ratio{end_user,limit="soft"|"hard"}, today's
 //     spend (in the quota's time zone) over that limit.
+//   - Spend windows use the anchored range modifier (Prometheus 3.16, or
+//     promql-extended-range-selectors before it), so sums match the ledger;
+//     docs/monitoring.md says what else Prometheus needs for that.
 //   - The gateway container runs GatewayCommand ("/gateway") with
 //     --config /etc/chatgateway/config/gateway.yaml, as user 65532.
 //
@@ -68,7 +71,9 @@
 // names.go (names, labels, ports), inputs.go (Inputs and CRD defaults),
 // gatewayconfig.go, litellm.go, oauth2proxy.go, deployment.go, service.go
 // (Service, PVC, NetworkPolicy), monitoring.go (ServiceMonitor,
-// PrometheusRule), dashboard.go, secrets.go, hash.go, yaml.go. Golden files for all
+// PrometheusRule), monitoring_litellm.go (the LiteLLM spend-drift alert),
+// dashboard.go (built with grafana-foundation-sdk), secrets.go, hash.go,
+// yaml.go. Golden files for all
 // rendered text are in testdata/golden; refresh them with
 // go test ./internal/render -update and read the diff. Two tests use real
 // binaries when their paths are set: PROMTOOL runs promtool check and test

@@ -2,12 +2,12 @@ package render
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
+	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -31,10 +31,12 @@ import (
 // litellm_settings keys set attributes of the litellm module, so telemetry:
 // false is litellm.telemetry = False, LiteLLM's documented opt-out.
 // Within litellm_params, model comes first and the other keys follow sorted.
-// The CRD holds params as strings; a value that reads as a number or as
-// true/false is written bare so LiteLLM gets the int, float or bool it
-// expects (rpm: 6, timeout: 30), and every other value that YAML could
-// misread is double-quoted.
+// The document is built as a YAML node tree and written by the YAML encoder,
+// which does all quoting and escaping; this code only chooses each scalar's
+// type and style. The CRD holds params as strings; a value that reads as a
+// number or as true/false is written bare so LiteLLM gets the int, float or
+// bool it expects (rpm: 6, timeout: 30), and every other value that a YAML
+// 1.1 reader (PyYAML, which LiteLLM uses) could misread is double-quoted.
 func LiteLLMConfigYAML(mp *v1alpha1.ModelProvider) ([]byte, error) {
 	spec := mp.Spec.LiteLLM
 	if spec == nil {
@@ -43,29 +45,47 @@ func LiteLLMConfigYAML(mp *v1alpha1.ModelProvider) ([]byte, error) {
 	if mp.Spec.Type != v1alpha1.ProviderOpenAICompatible {
 		return nil, fmt.Errorf("ModelProvider %s: liteLLM needs type %s, not %s", mp.Name, v1alpha1.ProviderOpenAICompatible, mp.Spec.Type)
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# LiteLLM proxy config rendered by %s from ModelProvider %s/%s. Edits are overwritten.\n", ManagedBy, mp.Namespace, mp.Name)
-	b.WriteString("model_list:\n")
+	models := &yaml.Node{Kind: yaml.SequenceNode}
 	for _, m := range spec.Models {
 		if _, ok := m.Params["model"]; !ok {
 			return nil, fmt.Errorf("ModelProvider %s: liteLLM model %q has no params.model", mp.Name, m.Name)
 		}
-		fmt.Fprintf(&b, "  - model_name: %s\n", yamlString(m.Name))
-		b.WriteString("    litellm_params:\n")
+		params := mapping()
 		for _, k := range paramKeys(m.Params) {
-			fmt.Fprintf(&b, "      %s: %s\n", yamlKey(k), yamlParam(m.Params[k]))
+			params.Content = append(params.Content, keyNode(k), paramNode(m.Params[k]))
 		}
+		models.Content = append(models.Content, mapping(
+			keyNode("model_name"), stringNode(m.Name),
+			keyNode("litellm_params"), params,
+		))
 	}
 	dropParams := spec.Settings.DropParams == nil || *spec.Settings.DropParams
-	b.WriteString("litellm_settings:\n")
-	fmt.Fprintf(&b, "  drop_params: %t\n", dropParams)
-	b.WriteString("  telemetry: false\n")
+	settings := mapping(
+		keyNode("drop_params"), boolNode(dropParams),
+		keyNode("telemetry"), boolNode(false),
+	)
 	if len(spec.Settings.SuccessCallback) > 0 {
-		quoted := make([]string, 0, len(spec.Settings.SuccessCallback))
+		callbacks := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 		for _, c := range spec.Settings.SuccessCallback {
-			quoted = append(quoted, jsonString(c))
+			callbacks.Content = append(callbacks.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: c, Style: yaml.DoubleQuotedStyle})
 		}
-		fmt.Fprintf(&b, "  success_callback: [%s]\n", strings.Join(quoted, ", "))
+		settings.Content = append(settings.Content, keyNode("success_callback"), callbacks)
+	}
+	root := mapping(
+		keyNode("model_list"), models,
+		keyNode("litellm_settings"), settings,
+	)
+	// On the first key rather than the document, so no blank line follows it.
+	root.Content[0].HeadComment = fmt.Sprintf("# LiteLLM proxy config rendered by %s from ModelProvider %s/%s. Edits are overwritten.", ManagedBy, mp.Namespace, mp.Name)
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encoding the LiteLLM config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encoding the LiteLLM config: %w", err)
 	}
 	return b.Bytes(), nil
 }
@@ -115,34 +135,44 @@ var (
 	}
 )
 
-func yamlKey(k string) string {
-	if plainKey.MatchString(k) && !yaml11Words[strings.ToLower(k)] {
-		return k
-	}
-	return jsonString(k)
+func mapping(pairs ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.MappingNode, Content: pairs}
 }
 
-// yamlString writes s so that YAML reads back exactly the string s.
-func yamlString(s string) string {
-	if plainString.MatchString(s) && !strings.HasSuffix(s, ":") && !yaml11Words[strings.ToLower(s)] {
-		return s
-	}
-	return jsonString(s)
+func boolNode(v bool) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(v)}
 }
 
-// yamlParam writes numbers and true/false bare (typed), anything else as a string.
-func yamlParam(s string) string {
-	if yamlNumber.MatchString(s) || s == "true" || s == "false" {
-		return s
+// keyNode is a mapping key: plain when it is an identifier no YAML reader
+// takes for anything but a string, else double-quoted.
+func keyNode(k string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}
+	if !plainKey.MatchString(k) || yaml11Words[strings.ToLower(k)] {
+		n.Style = yaml.DoubleQuotedStyle
 	}
-	return yamlString(s)
+	return n
 }
 
-// jsonString is s as a JSON string, which is also a YAML double-quoted scalar.
-func jsonString(s string) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return strings.TrimSuffix(b.String(), "\n")
+// stringNode is s as a string for YAML 1.1 and 1.2 readers alike: plain only
+// when it starts with a letter, "_" or "/" and holds nothing a reader could
+// take for a number, date, bool, null, key or comment; else double-quoted.
+func stringNode(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	if !plainString.MatchString(s) || strings.HasSuffix(s, ":") || yaml11Words[strings.ToLower(s)] {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
+}
+
+// paramNode types numbers and true/false; anything else is a string.
+func paramNode(s string) *yaml.Node {
+	switch {
+	case s == "true" || s == "false":
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: s}
+	case yamlNumber.MatchString(s) && strings.Contains(s, "."):
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}
+	case yamlNumber.MatchString(s):
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: s}
+	}
+	return stringNode(s)
 }

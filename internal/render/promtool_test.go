@@ -10,10 +10,12 @@ import (
 	"testing"
 )
 
-// promtoolTests are the unit tests for the alert rules, in promtool's test
-// file format: each alert firing for the right series, and not firing for
-// the others (below the threshold, another gateway's series, the hard
-// limit, a one-off failover).
+// promtoolTests are the unit tests for the rules, in promtool's test file
+// format: the daily-spend recording exact across a counter reset and a
+// series that starts mid-window; each alert firing for the right series,
+// and not firing for the others (below the threshold, another gateway's
+// series, the hard limit, a one-off failover, LiteLLM's figure agreeing,
+// another LiteLLM's series, a model the gateway does not use).
 func promtoolTests() map[string]any {
 	const (
 		me    = `namespace="family",service="family-gateway"`
@@ -47,11 +49,50 @@ func promtoolTests() map[string]any {
 			"description": "Requests to provider anthropic have failed over to the next provider for 15m on " + where + " (0.017 failovers a second). Check the provider's status, rate limits and API key.",
 		},
 	}}
+	drift := func(model, percent string) alert {
+		return alert{
+			"exp_labels": labels("severity", "warning", "provider", "litellm-bedrock", "litellm_model", model),
+			"exp_annotations": map[string]string{
+				"summary":     "The gateway's spend for " + model + " via litellm-bedrock disagrees with LiteLLM's.",
+				"description": "Over the last hour, the spend the chat gateways in namespace family metered for LiteLLM model " + model + " (provider litellm-bedrock) differs from LiteLLM's litellm_spend_metric_total (Service family/litellm) by " + percent + " of LiteLLM's figure, more than the 0.05 allowed. Compare the model's prices in ModelProvider litellm-bedrock with LiteLLM's, and check both are scraped.",
+			},
+		}
+	}
+	litellm := func(svc, model string) string {
+		return fmt.Sprintf(`litellm_spend_metric_total{namespace="family",service=%q,model=%q,end_user="None",hashed_api_key="88dc28",api_provider="bedrock"}`, svc, model)
+	}
+	ourSpend := func(gateway, model, provider string) string {
+		return fmt.Sprintf(`chatgateway_spend_usd_total{namespace="family",service=%q,pod=%q,end_user="alice@example.com",model=%q,provider=%q}`, gateway, gateway+"-0", model, provider)
+	}
 
 	return map[string]any{
 		"rule_files":          []string{"rules.yaml"},
 		"evaluation_interval": "1m",
 		"tests": []any{
+			map[string]any{
+				"interval": "1m",
+				"input_series": []map[string]string{
+					// alice on two replicas: a quarter a minute on one; half a
+					// dollar a minute on the other, which restarts at 600m.
+					// (Amounts exact in binary, so the sums compare exactly.)
+					series(fmt.Sprintf(`chatgateway_spend_usd_total{%s,pod="a",end_user="alice@example.com",model="opus",provider="anthropic"}`, me), "0+0.25x1500"),
+					series(fmt.Sprintf(`chatgateway_spend_usd_total{%s,pod="b",end_user="alice@example.com",model="opus",provider="anthropic"}`, me), "0+0.5x600 0+0.5x900"),
+					series(fmt.Sprintf(`chatgateway_spend_usd_total{%s,pod="a",end_user="bob@example.com",model="haiku",provider="anthropic"}`, me), "0+0.125x1500"),
+					// carol's first request comes at 300m.
+					series(fmt.Sprintf(`chatgateway_spend_usd_total{%s,pod="a",end_user="carol@example.com",model="haiku",provider="anthropic"}`, me), "_x300 0+0.0625x1200"),
+					series(fmt.Sprintf(`chatgateway_spend_usd_total{%s,pod="a",end_user="mallory@example.com",model="opus",provider="anthropic"}`, other), "0+1x1500"),
+				},
+				"promql_expr_test": []map[string]any{{
+					"expr":      RecordUserDailySpend,
+					"eval_time": "1440m",
+					"exp_samples": []map[string]any{
+						// 360 + 300 before the restart + 419.50 after it.
+						{"labels": RecordUserDailySpend + `{namespace="family",service="family-gateway",end_user="alice@example.com"}`, "value": 1079.5},
+						{"labels": RecordUserDailySpend + `{namespace="family",service="family-gateway",end_user="bob@example.com"}`, "value": 180},
+						{"labels": RecordUserDailySpend + `{namespace="family",service="family-gateway",end_user="carol@example.com"}`, "value": 71.25},
+					},
+				}},
+			},
 			test(AlertUserDailySpendHigh,
 				[]map[string]string{
 					// alice spends a cent a minute, $14.40 a day; bob a tenth of that.
@@ -98,6 +139,31 @@ func promtoolTests() map[string]any {
 						"description": "alice@example.com has spent 120% of their daily soft quota on " + where + ". Requests still go through until the hard quota.",
 					},
 				}}),
+			),
+			test(AlertLiteLLMSpendDrift,
+				[]map[string]string{
+					// nova-micro through two gateways of the namespace: LiteLLM
+					// counts both, and agrees.
+					series(ourSpend("family-gateway", "nova-micro", "litellm-bedrock"), "0+0.001x120"),
+					series(ourSpend("kids-gateway", "nova-micro", "litellm-bedrock"), "0+0.001x120"),
+					series(litellm("litellm", "us.amazon.nova-micro-v1:0"), "0+0.002x120"),
+					// Sonnet on Bedrock: LiteLLM prices it 10% higher.
+					series(ourSpend("family-gateway", "claude-sonnet-bedrock", "litellm-bedrock"), "0+0.01x120"),
+					series(litellm("litellm", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "0+0.011x120"),
+					// nova-lite: LiteLLM has no price for it and counts nothing.
+					series(ourSpend("family-gateway", "nova-lite", "litellm-bedrock"), "0+0.001x120"),
+					series(litellm("litellm", "us.amazon.nova-lite-v1:0"), "0x120"),
+					// Haiku on Bedrock: LiteLLM is not scraped for it; not compared.
+					series(ourSpend("family-gateway", "claude-haiku-bedrock", "litellm-bedrock"), "0+0.01x120"),
+					// Not LiteLLM's: Anthropic, another namespace, another
+					// LiteLLM, a model used directly on LiteLLM.
+					series(ourSpend("family-gateway", "sonnet", "anthropic"), "0+1x120"),
+					series(`chatgateway_spend_usd_total{namespace="other",service="family-gateway",end_user="x",model="nova-micro",provider="litellm-bedrock"}`, "0+5x120"),
+					series(litellm("other-litellm", "us.amazon.nova-micro-v1:0"), "0+9x120"),
+					series(litellm("litellm", "gpt-4o"), "0+1x120"),
+				},
+				at("4m", none),
+				at("70m", []alert{drift("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "9.091%"), drift("us.amazon.nova-lite-v1:0", "+Inf%")}),
 			),
 		},
 	}

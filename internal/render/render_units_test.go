@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -294,36 +295,77 @@ func TestLiteLLM(t *testing.T) {
 }
 
 // TestYAMLScalars checks that every LiteLLM param reads back as what was
-// meant: strings that YAML 1.1 would turn into bools, nulls or numbers are
-// quoted; numbers and true/false are typed.
+// meant, through the whole renderer and a YAML 1.1 reader (sigs.k8s.io/yaml
+// reads YAML 1.1, as LiteLLM's PyYAML does): strings that YAML 1.1 would
+// turn into bools, nulls, numbers or dates are quoted; numbers and
+// true/false are typed. Keys and model names go the same way.
 func TestYAMLScalars(t *testing.T) {
-	for in, want := range map[string]any{
+	cases := map[string]any{
 		"us-east-1":                         "us-east-1",
 		"bedrock/us.amazon.nova-micro-v1:0": "bedrock/us.amazon.nova-micro-v1:0",
 		"os.environ/AWS_ACCESS_KEY_ID":      "os.environ/AWS_ACCESS_KEY_ID",
 		"no":                                "no",
 		"Yes":                               "Yes",
+		"ON":                                "ON",
+		"y":                                 "y",
 		"null":                              "null",
 		"~":                                 "~",
 		"1:30":                              "1:30",
+		"2026-01-31":                        "2026-01-31",
+		"1_000":                             "1_000",
+		".inf":                              ".inf",
+		"0x1F":                              "0x1F",
 		"key: value":                        "key: value",
 		"# not a comment":                   "# not a comment",
 		"trailing:":                         "trailing:",
 		`quote"d`:                           `quote"d`,
+		"back\\slash":                       "back\\slash",
+		"tab\there":                         "tab\there",
+		"two\nlines":                        "two\nlines",
+		"ünïcödé":                           "ünïcödé",
 		"":                                  "",
 		"60":                                float64(60),
 		"0.5":                               0.5,
 		"true":                              true,
 		"false":                             false,
 		"007":                               "007",
-	} {
-		var got map[string]any
-		if err := yaml.Unmarshal([]byte("v: "+yamlParam(in)), &got); err != nil {
-			t.Errorf("%q: %v", in, err)
-			continue
+	}
+	mp := family(t).Providers[1].DeepCopy()
+	mp.Spec.LiteLLM.Models = nil
+	i := 0
+	for in := range cases {
+		// Each value as a param, as a param key and as a model name.
+		mp.Spec.LiteLLM.Models = append(mp.Spec.LiteLLM.Models, v1alpha1.LiteLLMModel{
+			Name: fmt.Sprintf("m%d-%s", i, in), Params: map[string]string{"model": "openai/x", "v": in, in + "-key": "k"}})
+		i++
+	}
+	b, err := LiteLLMConfigYAML(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ModelList []struct {
+			ModelName     string         `json:"model_name"`
+			LiteLLMParams map[string]any `json:"litellm_params"`
+		} `json:"model_list"`
+		LiteLLMSettings map[string]any `json:"litellm_settings"`
+	}
+	if err := yaml.UnmarshalStrict(b, &got); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if len(got.ModelList) != len(cases) {
+		t.Fatalf("%d models read back, want %d", len(got.ModelList), len(cases))
+	}
+	for i, m := range got.ModelList {
+		in := mp.Spec.LiteLLM.Models[i].Params["v"]
+		if m.LiteLLMParams["v"] != cases[in] {
+			t.Errorf("param %q reads back as %#v, want %#v", in, m.LiteLLMParams["v"], cases[in])
 		}
-		if got["v"] != want {
-			t.Errorf("param %q reads back as %#v (%s), want %#v", in, got["v"], yamlParam(in), want)
+		if m.LiteLLMParams[in+"-key"] != "k" {
+			t.Errorf("param key %q does not read back: %v", in+"-key", m.LiteLLMParams)
+		}
+		if m.ModelName != mp.Spec.LiteLLM.Models[i].Name {
+			t.Errorf("model name %q reads back as %q", mp.Spec.LiteLLM.Models[i].Name, m.ModelName)
 		}
 	}
 }
@@ -354,7 +396,7 @@ func TestDashboard(t *testing.T) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.SchemaVersion != 39 || len(d.UID) > 40 {
+	if d.SchemaVersion < 39 || len(d.UID) > 40 {
 		t.Errorf("schemaVersion %d uid %q", d.SchemaVersion, d.UID)
 	}
 	vars := map[string]string{}
@@ -380,6 +422,7 @@ func TestDashboard(t *testing.T) {
 		"chatgateway_spend_usd_total", "chatgateway_requests_total", "histogram_quantile(0.99",
 		"chatgateway_request_duration_seconds_bucket", "chatgateway_time_to_first_token_seconds_bucket",
 		"chatgateway_failovers_total", "chatgateway_quota_used_ratio", "vector(60)", `end_user=~"$end_user"`,
+		"[30d] anchored", RecordUserDailySpend,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no panel queries %s", want)
@@ -427,5 +470,87 @@ func TestHash(t *testing.T) {
 	}
 	if len(Hash()) != 64 {
 		t.Error("not a hex SHA-256")
+	}
+}
+
+func TestLiteLLMDriftRules(t *testing.T) {
+	driftRules := func(in Inputs) []string {
+		t.Helper()
+		groups, err := ruleGroups(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exprs []string
+		for _, r := range groups[0].Rules {
+			if r.Alert == AlertLiteLLMSpendDrift {
+				exprs = append(exprs, r.Expr.String())
+			}
+		}
+		return exprs
+	}
+	if got := driftRules(family(t)); len(got) != 1 || !strings.Contains(got[0], `litellm_spend_metric_total{namespace="family",service="litellm"}`) ||
+		!strings.Contains(got[0], `model="nova-micro"}[1h] anchored), "litellm_model", "us.amazon.nova-micro-v1:0"`) || !strings.Contains(got[0], "> 0.05,") {
+		t.Errorf("family: drift rules %v", got)
+	}
+	for name, c := range map[string]struct {
+		mutate func(*Inputs)
+		want   int
+	}{
+		"callback off":            {func(in *Inputs) { in.Providers[1].Spec.LiteLLM.Settings.SuccessCallback = []string{"langfuse"} }, 0},
+		"no liteLLM section":      {func(in *Inputs) { in.Providers[1].Spec.LiteLLM = nil }, 0},
+		"external URL":            {func(in *Inputs) { in.Providers[1].Spec.BaseURL = "https://litellm.example.com" }, 0},
+		"service.namespace":       {func(in *Inputs) { in.Providers[1].Spec.BaseURL = "http://litellm.ai:4000" }, 0},
+		"IP address":              {func(in *Inputs) { in.Providers[1].Spec.BaseURL = "http://10.0.0.7:4000" }, 0},
+		"short Service name":      {func(in *Inputs) { in.Providers[1].Spec.BaseURL = "http://litellm:4000" }, 1},
+		"cluster domain":          {func(in *Inputs) { in.Providers[1].Spec.BaseURL = "http://litellm.ai.svc.cluster.local:4000/v1" }, 1},
+		"provider not referenced": {func(in *Inputs) { in.Gateway.Spec.Providers = in.Gateway.Spec.Providers[:1] }, 0},
+		"no alias maps to LiteLLM": {func(in *Inputs) {
+			for i := range in.Providers[1].Spec.Models {
+				in.Providers[1].Spec.Models[i].ID = "elsewhere"
+			}
+		}, 0},
+	} {
+		in := family(t)
+		in.Providers = []v1alpha1.ModelProvider{*in.Providers[0].DeepCopy(), *in.Providers[1].DeepCopy()}
+		c.mutate(&in)
+		if got := driftRules(in); len(got) != c.want {
+			t.Errorf("%s: %d drift rules, want %d: %v", name, len(got), c.want, got)
+		}
+	}
+
+	in := family(t)
+	in.Providers[1].Spec.BaseURL = "http://litellm.ai.svc.cluster.local:4000/v1"
+	if got := driftRules(in); len(got) != 1 || !strings.Contains(got[0], `{namespace="ai",service="litellm"}`) {
+		t.Errorf("a LiteLLM in namespace ai: %v", got)
+	}
+	// Two aliases for one LiteLLM model add up under its label.
+	in = family(t)
+	in.Providers[1].Spec.Models = append(in.Providers[1].Spec.Models, v1alpha1.ModelSpec{Name: "micro", ID: "nova-micro"})
+	if got := driftRules(in); len(got) != 1 || strings.Count(got[0], `"litellm_model", "us.amazon.nova-micro-v1:0"`) != 2 {
+		t.Errorf("two aliases of nova-micro: %v", got)
+	}
+
+	for _, bad := range []v1alpha1.Fraction{"0", "0.0", "1.5", "5", "abc", "-0.1"} {
+		in := family(t)
+		in.Gateway.Spec.Monitoring.Alerts.LiteLLMSpendDrift = &bad
+		if _, err := PrometheusRule(in); err == nil {
+			t.Errorf("liteLLMSpendDrift %q renders", bad)
+		}
+	}
+
+	for _, c := range []struct {
+		params map[string]string
+		want   string
+	}{
+		{map[string]string{"model": "bedrock/us.amazon.nova-micro-v1:0"}, "us.amazon.nova-micro-v1:0"},
+		{map[string]string{"model": "bedrock/converse/us.amazon.nova-pro-v1:0"}, "converse/us.amazon.nova-pro-v1:0"},
+		{map[string]string{"model": "gpt-4o"}, "gpt-4o"},
+		{map[string]string{"model": "openrouter/anthropic/claude-sonnet-4.5"}, "anthropic/claude-sonnet-4.5"},
+		{map[string]string{"model": "openai/gpt-4o", "custom_llm_provider": "openai"}, "gpt-4o"},
+		{map[string]string{"model": "meta-llama/Llama-3.3-70B", "custom_llm_provider": "hosted_vllm"}, "meta-llama/Llama-3.3-70B"},
+	} {
+		if got := liteLLMModelLabelValue(c.params); got != c.want {
+			t.Errorf("LiteLLM model label of %v = %q, want %q", c.params, got, c.want)
+		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // Daily quotas. Admission reserves a request's worst-case cost against the
-// caller's hard limit in a QuotaStore shared by the replicas, and the end
+// caller's hard limit in a store.Quotas shared by the replicas, and the end
 // of the request settles the charge to the real cost, so concurrent
 // requests, on one replica or several, cannot together overrun the limit.
 //
@@ -418,104 +418,6 @@ func newChargeID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// MemoryQuotaStore is a QuotaStore for one process without a store (and
-// for tests), with the store's semantics: live reservations by id, and
-// settled spend per user in quarter-hour buckets, so a user's admission
-// costs the same however many requests they made today.
-type MemoryQuotaStore struct {
-	mu       sync.Mutex
-	users    map[string]*memQuota
-	notified map[string]bool
-}
-
-type memQuota struct {
-	reserved map[string]store.Reservation
-	spent    map[time.Time]int64 // bucket start → picodollars
-}
-
-const memBucket = 15 * time.Minute
-
-var _ store.QuotaStore = (*MemoryQuotaStore)(nil)
-
-// NewMemoryQuotaStore returns an empty MemoryQuotaStore.
-func NewMemoryQuotaStore() *MemoryQuotaStore {
-	return &MemoryQuotaStore{users: map[string]*memQuota{}, notified: map[string]bool{}}
-}
-
-func (m *MemoryQuotaStore) user(email string) *memQuota {
-	q := m.users[email]
-	if q == nil {
-		q = &memQuota{reserved: map[string]store.Reservation{}, spent: map[time.Time]int64{}}
-		m.users[email] = q
-	}
-	return q
-}
-
-// usage sums a user's spend and live reservations, dropping expired
-// reservations and buckets too old to fall in any window.
-func (q *memQuota) usage(since, now time.Time) (u store.QuotaUsage) {
-	from := since.Truncate(memBucket)
-	for b, amount := range q.spent {
-		switch {
-		case !b.Before(from):
-			u.SpentPicodollars += amount
-		case b.Before(now.Add(-48 * time.Hour)):
-			delete(q.spent, b)
-		}
-	}
-	for id, r := range q.reserved {
-		if r.ExpiresAt.After(now) {
-			u.ReservedPicodollars += r.AmountPicodollars
-		} else {
-			delete(q.reserved, id)
-		}
-	}
-	return u
-}
-
-// Reserve implements store.QuotaStore.
-func (m *MemoryQuotaStore) Reserve(_ context.Context, r store.Reservation, since, now time.Time, limit int64) (store.QuotaUsage, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	q := m.user(r.User)
-	u := q.usage(since, now)
-	own := q.reserved[r.ID].AmountPicodollars
-	if !store.QuotaFits(u, own, r.AmountPicodollars, limit) {
-		return u, false, nil
-	}
-	q.reserved[r.ID] = r
-	return u, true, nil
-}
-
-// Settle implements store.QuotaStore.
-func (m *MemoryQuotaStore) Settle(_ context.Context, r store.Reservation) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	q := m.user(r.User)
-	delete(q.reserved, r.ID)
-	q.spent[r.At.Truncate(memBucket)] += r.AmountPicodollars
-	return nil
-}
-
-// QuotaUsage implements store.QuotaStore.
-func (m *MemoryQuotaStore) QuotaUsage(_ context.Context, user string, since, now time.Time) (store.QuotaUsage, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.user(user).usage(since, now), nil
-}
-
-// MarkNotified implements store.QuotaStore.
-func (m *MemoryQuotaStore) MarkNotified(_ context.Context, user, window, threshold string, _ time.Time) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := user + "\x00" + window + "\x00" + threshold
-	if m.notified[k] {
-		return false, nil
-	}
-	m.notified[k] = true
-	return true, nil
 }
 
 // quotaMetrics are the quota series, registered on the gateway's registry.

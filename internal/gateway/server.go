@@ -30,7 +30,7 @@ type Options struct {
 	Store store.Store
 	// Quotas holds quota charges; the default is Store's, else in memory
 	// (right for one replica only).
-	Quotas store.QuotaStore
+	Quotas store.Quotas
 }
 
 // Gateway is the HTTP server's handler and its config holder.
@@ -41,7 +41,7 @@ type Gateway struct {
 	now        func() time.Time
 	store      store.Store
 
-	quotas       store.QuotaStore
+	quotas       store.Quotas
 	quotaMetrics *quotaMetrics
 	notifier     *notifier
 	notified     sync.Map // user, day, threshold → notification handled
@@ -80,11 +80,11 @@ func New(opts Options) (*Gateway, error) {
 		g.ledger = &MemoryLedger{}
 	}
 	g.quotas = opts.Quotas
-	if q, ok := store.Quotas(g.store); ok && g.quotas == nil && g.store != nil {
-		g.quotas = q
+	if g.quotas == nil && g.store != nil {
+		g.quotas = g.store
 	}
 	if g.quotas == nil {
-		g.quotas = NewMemoryQuotaStore()
+		g.quotas = store.NewMemoryQuotas()
 	}
 	g.quotaMetrics = newQuotaMetrics(g.metrics.reg)
 	g.notifier = newNotifier(g.log, g.quotaMetrics)

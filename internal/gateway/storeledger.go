@@ -73,23 +73,17 @@ func newStoreLedger(st store.Store) *storeLedger { return &storeLedger{st: st} }
 func (l *storeLedger) Record(ctx context.Context, e Entry) error {
 	se := spendEntry(e)
 	if _, ok := l.provisional.LoadAndDelete(e.RequestID); ok {
-		if r, ok := l.st.(store.SpendReviser); ok {
-			return r.ReviseSpend(ctx, se)
-		}
+		return l.st.ReviseSpend(ctx, se)
 	}
 	return l.st.RecordSpend(ctx, se)
 }
 
 // revise writes a provisional row for a turn still streaming.
 func (l *storeLedger) revise(ctx context.Context, e Entry, status string) error {
-	r, ok := l.st.(store.SpendReviser)
-	if !ok {
-		return nil
-	}
 	l.provisional.Store(e.RequestID, struct{}{})
 	se := spendEntry(e)
 	se.Status = status
-	return r.ReviseSpend(ctx, se)
+	return l.st.ReviseSpend(ctx, se)
 }
 
 // forget drops a turn's provisional mark when no final Record came.

@@ -27,6 +27,7 @@ type Store interface {
 	Sessions
 	Messages
 	Ledger
+	Quotas
 	AuditLog
 	Archive
 	// Close releases the database. It is safe to call more than once.
@@ -97,6 +98,14 @@ type Ledger interface {
 	UsageByUser(ctx context.Context, from, to time.Time) ([]UserUsage, error)
 	// SpendSince is user's total cost in picodollars at or after since.
 	SpendSince(ctx context.Context, user string, since time.Time) (int64, error)
+	// ReviseSpend stores e, replacing the tokens, cost, model, provider and
+	// status of an earlier entry with the same RequestID (it inserts when
+	// there is none). The row keeps its user and time. It lets the gateway
+	// bill a streamed reply from its first token and revise the row as
+	// output arrives, so a process killed mid-stream leaves the request
+	// billed for what was streamed. Only the gateway's own request ids may
+	// be revised: a caller-chosen id could otherwise overwrite someone's bill.
+	ReviseSpend(ctx context.Context, e SpendEntry) error
 }
 
 // AuditLog records every use of a privacy opt-in (an admin reading or

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // anthropicAnthropic serves the Anthropic front from an Anthropic provider:
@@ -21,16 +23,16 @@ func (anthropicAnthropic) request(in *clientRequest, t target, out *bytes.Buffer
 	return nil
 }
 
-func (anthropicAnthropic) response(body []byte, out *bytes.Buffer) (Usage, error) {
+func (anthropicAnthropic) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var m struct {
 		Type  string         `json:"type"`
 		Usage anthropicUsage `json:"usage"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
-		return Usage{}, err
+		return metering.Usage{}, err
 	}
 	if m.Type != "message" {
-		return Usage{}, errors.New(`the response is not a "message"`)
+		return metering.Usage{}, errors.New(`the response is not a "message"`)
 	}
 	out.Write(body)
 	return m.Usage.usage(), nil
@@ -39,7 +41,7 @@ func (anthropicAnthropic) response(body []byte, out *bytes.Buffer) (Usage, error
 func (anthropicAnthropic) stream(*clientRequest) streamTranslator { return &anthropicPassStream{} }
 
 type anthropicPassStream struct {
-	u        Usage
+	u        metering.Usage
 	finished bool
 }
 
@@ -79,7 +81,7 @@ func (s *anthropicPassStream) eof(*sseWriter) error {
 	return nil
 }
 
-func (s *anthropicPassStream) usage() Usage { return s.u }
+func (s *anthropicPassStream) usage() metering.Usage { return s.u }
 
 func anthropicStreamFault(e *anthropicError) *streamFault {
 	if e == nil {

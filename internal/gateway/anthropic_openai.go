@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // anthropicOpenAI serves the Anthropic front (Messages API) from an
@@ -186,13 +188,13 @@ func toolResultText(b anthropicBlock) (string, error) {
 	return text, nil
 }
 
-func (anthropicOpenAI) response(body []byte, out *bytes.Buffer) (Usage, error) {
+func (anthropicOpenAI) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var c openaiCompletion
 	if err := json.Unmarshal(body, &c); err != nil {
-		return Usage{}, err
+		return metering.Usage{}, err
 	}
 	if len(c.Choices) == 0 {
-		return Usage{}, errors.New("the response has no choices")
+		return metering.Usage{}, errors.New("the response has no choices")
 	}
 	ch := c.Choices[0]
 	content := []anthropicBlock{}
@@ -205,7 +207,7 @@ func (anthropicOpenAI) response(body []byte, out *bytes.Buffer) (Usage, error) {
 	for _, tc := range ch.Message.ToolCalls {
 		content = append(content, anthropicBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
 	}
-	var u Usage
+	var u metering.Usage
 	if c.Usage != nil {
 		u = c.Usage.usage()
 	}
@@ -247,7 +249,7 @@ type anthropicFromOpenAIStream struct {
 	next     int // index of the next block
 	tools    map[int]int
 	stop     string
-	u        Usage
+	u        metering.Usage
 	finished bool
 }
 
@@ -382,4 +384,4 @@ func (s *anthropicFromOpenAIStream) eof(out *sseWriter) error {
 	return nil
 }
 
-func (s *anthropicFromOpenAIStream) usage() Usage { return s.u }
+func (s *anthropicFromOpenAIStream) usage() metering.Usage { return s.u }

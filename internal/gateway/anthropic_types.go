@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // Wire types of Anthropic's Messages API, limited to what translation reads
@@ -103,8 +105,8 @@ type anthropicUsage struct {
 	OutputTokens             int64 `json:"output_tokens"`
 }
 
-func (u anthropicUsage) usage() Usage {
-	return Usage{Input: u.InputTokens, Output: u.OutputTokens, CacheRead: u.CacheReadInputTokens, CacheWrite: u.CacheCreationInputTokens}
+func (u anthropicUsage) usage() metering.Usage {
+	return metering.Usage{Input: u.InputTokens, Output: u.OutputTokens, CacheRead: u.CacheReadInputTokens, CacheWrite: u.CacheCreationInputTokens}
 }
 
 // anthropicEvent is any Messages stream event, decoded once.
@@ -135,7 +137,7 @@ type anthropicDeltaUsage struct {
 	OutputTokens             *int64 `json:"output_tokens,omitempty"`
 }
 
-func (d *anthropicDeltaUsage) applyTo(u *Usage) {
+func (d *anthropicDeltaUsage) applyTo(u *metering.Usage) {
 	set := func(dst *int64, v *int64) {
 		if v != nil {
 			*dst = *v

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -356,7 +357,7 @@ type turnWriter struct {
 	failed   bool // the store refused the reply; the stream is abandoned
 	finished bool
 	upErr    *apiErrorDetail
-	usage    Usage
+	usage    metering.Usage
 	text     strings.Builder
 	sinceCP  int
 	lastCP   time.Time
@@ -503,7 +504,7 @@ func (t *turnWriter) checkpoint() {
 
 // streamedUsage is what the stream has cost so far: the provider's counts,
 // or estimates where it has not reported yet.
-func (t *turnWriter) streamedUsage() Usage {
+func (t *turnWriter) streamedUsage() metering.Usage {
 	u := t.usage
 	if u.Input+u.CacheRead+u.CacheWrite == 0 {
 		u.Input = estimateTokens(strings.Repeat(" ", t.promptBytes))
@@ -519,14 +520,14 @@ func (t *turnWriter) bill(ctx context.Context, status string) {
 	t.billUsage(ctx, t.streamedUsage(), status)
 }
 
-func (t *turnWriter) billUsage(ctx context.Context, u Usage, status string) {
-	sl, ok := t.g.ledger.(*storeLedger)
+func (t *turnWriter) billUsage(ctx context.Context, u metering.Usage, status string) {
+	sl, ok := t.g.ledger.(*metering.StoreLedger)
 	if !ok {
 		return
 	}
 	rt := t.route()
-	e := Entry{Time: t.c.start, RequestID: t.c.id, User: t.owner, Model: rt.alias, Provider: rt.provider.Name(), Usage: u, Cost: rt.prices.cost(u)}
-	if err := sl.revise(ctx, e, status); err != nil {
+	e := metering.Entry{Time: t.c.start, RequestID: t.c.id, User: t.owner, Model: rt.alias, Provider: rt.provider.Name(), Usage: u, Cost: rt.prices.Cost(u)}
+	if err := sl.Revise(ctx, e, status); err != nil {
 		t.g.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", t.c.id), slog.String("error", err.Error()))
 	}
 }
@@ -564,7 +565,7 @@ func (t *turnWriter) finish() {
 	o := t.c.metered
 	res := turnResult{
 		SessionID: t.ev.SessionID, NewSession: t.ev.NewSession, UserMessageID: t.ev.UserMessageID,
-		MessageID: t.ev.MessageID, Model: t.alias, DroppedMessages: t.ev.DroppedMessages, CostUSD: Picodollars(0).String(),
+		MessageID: t.ev.MessageID, Model: t.alias, DroppedMessages: t.ev.DroppedMessages, CostUSD: metering.Picodollars(0).String(),
 	}
 	if !t.started {
 		// Nothing was streamed: answer the completion path's error.
@@ -603,7 +604,7 @@ func (t *turnWriter) finish() {
 		}
 	}
 	u := t.usage
-	if o != nil && !o.usage.isZero() {
+	if o != nil && !o.usage.IsZero() {
 		u = o.usage
 	}
 	if res.Status != store.StatusComplete {
@@ -619,11 +620,11 @@ func (t *turnWriter) finish() {
 		}
 		t.billUsage(ctx, u, status)
 	}
-	if sl, ok := t.g.ledger.(*storeLedger); ok {
-		sl.forget(t.c.id)
+	if sl, ok := t.g.ledger.(*metering.StoreLedger); ok {
+		sl.Forget(t.c.id)
 	}
 	res.Usage = turnUsage{InputTokens: u.Input, OutputTokens: u.Output, CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
-	cost := t.route().prices.cost(u)
+	cost := t.route().prices.Cost(u)
 	if o != nil && res.Status == store.StatusComplete {
 		cost = o.cost
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 )
 
@@ -102,8 +103,8 @@ type outcome struct {
 	model    string // alias that served, else the one asked for
 	provider string // empty when no provider answered
 	status   int
-	usage    Usage
-	cost     Picodollars
+	usage    metering.Usage
+	cost     metering.Picodollars
 	duration time.Duration
 	ttft     time.Duration // zero unless a stream reached the client
 

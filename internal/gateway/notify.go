@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // Quota notifications go to a Slack incoming webhook. Sending never blocks
@@ -124,7 +126,7 @@ func (g *Gateway) gatewayName() string {
 	return s.cfg.Gateway.Namespace + "/" + s.cfg.Gateway.Name
 }
 
-func quotaMessage(gateway, user, threshold string, spent, limit Picodollars, day string, loc *time.Location) string {
+func quotaMessage(gateway, user, threshold string, spent, limit metering.Picodollars, day string, loc *time.Location) string {
 	if threshold == thresholdHard {
 		return fmt.Sprintf("ChatGateway %s: %s has reached the daily hard limit of %s, having spent %s (%s, %s); requests that could cost more than what is left are refused until the day ends.",
 			gateway, user, formatUSD(limit), formatUSD(spent), day, loc)

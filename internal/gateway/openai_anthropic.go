@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // openaiAnthropic serves the OpenAI front (chat completions) from an
@@ -234,13 +236,13 @@ func imageSource(url string) (*anthropicSource, error) {
 	return nil, errors.New("image_url must be an http(s) URL or a base64 data URL")
 }
 
-func (openaiAnthropic) response(body []byte, out *bytes.Buffer) (Usage, error) {
+func (openaiAnthropic) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var m anthropicResponse
 	if err := json.Unmarshal(body, &m); err != nil {
-		return Usage{}, err
+		return metering.Usage{}, err
 	}
 	if m.Type != "message" {
-		return Usage{}, errors.New(`the response is not a "message"`)
+		return metering.Usage{}, errors.New(`the response is not a "message"`)
 	}
 	msg := openaiResponseMessage{Role: "assistant"}
 	var text strings.Builder
@@ -277,7 +279,7 @@ func (openaiAnthropic) response(body []byte, out *bytes.Buffer) (Usage, error) {
 
 // openaiUsageOf reports usage the OpenAI way: prompt_tokens includes the
 // cached tokens, cached_tokens says how many were read from cache.
-func openaiUsageOf(u Usage) *openaiUsage {
+func openaiUsageOf(u metering.Usage) *openaiUsage {
 	ou := &openaiUsage{
 		PromptTokens:     u.Input + u.CacheRead + u.CacheWrite,
 		CompletionTokens: u.Output,
@@ -302,7 +304,7 @@ type openaiFromAnthropicStream struct {
 	id, model    string
 	created      int64
 	tools        map[int]int // Anthropic block index → OpenAI tool call index
-	u            Usage
+	u            metering.Usage
 	finished     bool
 }
 
@@ -385,4 +387,4 @@ func (s *openaiFromAnthropicStream) eof(*sseWriter) error {
 	return nil
 }
 
-func (s *openaiFromAnthropicStream) usage() Usage { return s.u }
+func (s *openaiFromAnthropicStream) usage() metering.Usage { return s.u }

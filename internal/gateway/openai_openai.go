@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // openaiOpenAI serves the OpenAI front from an OpenAI-compatible provider.
@@ -31,21 +33,21 @@ func (openaiOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *api
 	return nil
 }
 
-func (openaiOpenAI) response(body []byte, out *bytes.Buffer) (Usage, error) {
+func (openaiOpenAI) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	// []struct{} checks that choices is there without copying it.
 	var c struct {
 		Choices []struct{}   `json:"choices"`
 		Usage   *openaiUsage `json:"usage"`
 	}
 	if err := json.Unmarshal(body, &c); err != nil {
-		return Usage{}, err
+		return metering.Usage{}, err
 	}
 	if c.Choices == nil {
-		return Usage{}, errors.New("the response has no choices")
+		return metering.Usage{}, errors.New("the response has no choices")
 	}
 	out.Write(body)
 	if c.Usage == nil {
-		return Usage{}, nil
+		return metering.Usage{}, nil
 	}
 	return c.Usage.usage(), nil
 }
@@ -56,7 +58,7 @@ func (openaiOpenAI) stream(in *clientRequest) streamTranslator {
 
 type openaiPassStream struct {
 	includeUsage bool
-	u            Usage
+	u            metering.Usage
 	finished     bool
 }
 
@@ -107,7 +109,7 @@ func (s *openaiPassStream) eof(*sseWriter) error {
 	return nil
 }
 
-func (s *openaiPassStream) usage() Usage { return s.u }
+func (s *openaiPassStream) usage() metering.Usage { return s.u }
 
 func openaiStreamFault(raw json.RawMessage) *streamFault {
 	msg, _ := upstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // Wire types of the OpenAI chat completions API, limited to what translation
@@ -167,8 +169,8 @@ type openaiUsage struct {
 
 // usage splits prompt_tokens, which includes cached tokens, into the parts
 // that are priced differently.
-func (u *openaiUsage) usage() Usage {
-	out := Usage{Output: u.CompletionTokens}
+func (u *openaiUsage) usage() metering.Usage {
+	out := metering.Usage{Output: u.CompletionTokens}
 	var write int64
 	if d := u.PromptTokensDetails; d != nil {
 		out.CacheRead = d.CachedTokens

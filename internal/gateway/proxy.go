@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // maxResponseSize bounds a non-streaming provider response.
@@ -24,7 +26,7 @@ type attemptResult struct {
 	unsupported *apiError
 	// Otherwise the client got a response.
 	status int
-	usage  Usage
+	usage  metering.Usage
 	ttft   time.Duration
 	// broken is the provider failure that cut a stream short.
 	broken *upstreamFailure
@@ -104,7 +106,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 		}
 		if res.failure == nil {
 			o.model, o.provider, o.status, o.usage, o.ttft = rt.alias, rt.provider.Name(), res.status, res.usage, res.ttft
-			o.cost = rt.prices.cost(res.usage)
+			o.cost = rt.prices.Cost(res.usage)
 			switch {
 			case res.broken != nil:
 				g.providerFailed(c.snap, rt, res.broken)
@@ -225,8 +227,8 @@ func (g *Gateway) finish(ctx context.Context, c *call, o *outcome, attempts int)
 	o.duration = time.Since(c.start)
 	c.metered = o
 	g.metrics.observe(o)
-	if o.provider != "" && (o.status == http.StatusOK || !o.usage.isZero()) {
-		e := Entry{Time: c.start, RequestID: c.id, User: c.who.email, Model: o.model, Provider: o.provider, Usage: o.usage, Cost: o.cost, Status: o.status}
+	if o.provider != "" && (o.status == http.StatusOK || !o.usage.IsZero()) {
+		e := metering.Entry{Time: c.start, RequestID: c.id, User: c.who.email, Model: o.model, Provider: o.provider, Usage: o.usage, Cost: o.cost, Status: o.status}
 		if err := g.ledger.Record(context.WithoutCancel(ctx), e); err != nil {
 			g.log.Error("Failed to record spend", slog.String("request_id", c.id), slog.String("error", err.Error()))
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -55,7 +56,7 @@ const (
 	// maxReservation caps one request's reservation (about $72,000, far
 	// above any real request's worst case) so that sums of reservations
 	// stay within int64 even for absurd max_tokens or n.
-	maxReservation Picodollars = 1 << 56
+	maxReservation metering.Picodollars = 1 << 56
 	// settleTimeout bounds the write that ends a request's charge.
 	settleTimeout = 10 * time.Second
 )
@@ -68,7 +69,7 @@ const (
 
 // quotaLimits are one user's daily limits; zero means none.
 type quotaLimits struct {
-	soft, hard Picodollars
+	soft, hard metering.Picodollars
 }
 
 func (l quotaLimits) none() bool { return l.soft == 0 && l.hard == 0 }
@@ -111,12 +112,12 @@ func newQuotaPolicy(c *gatewayconfig.Config) *quotaPolicy {
 
 // usdLimit converts a validated decimal dollar string; MicroUSD × 1e6 is
 // picodollars exactly.
-func usdLimit(s string) Picodollars {
+func usdLimit(s string) metering.Picodollars {
 	if s == "" {
 		return 0
 	}
 	v, _ := gatewayconfig.ParseUSD(s)
-	return Picodollars(v) * 1_000_000
+	return metering.Picodollars(v) * 1_000_000
 }
 
 func (p *quotaPolicy) limits(email string) quotaLimits {
@@ -181,7 +182,7 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 	if policy.costAware {
 		routes = plan[:1]
 	}
-	var worst Picodollars
+	var worst metering.Picodollars
 	for _, rt := range routes {
 		worst = max(worst, res.worstCase(rt))
 	}
@@ -195,17 +196,17 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 	}
 	if !ok {
 		g.quotaMetrics.rejections.WithLabelValues(res.endUser).Inc()
-		g.quotaMetrics.setUsed(res.endUser, lim, Picodollars(u.SpentPicodollars))
+		g.quotaMetrics.setUsed(res.endUser, lim, metering.Picodollars(u.SpentPicodollars))
 		// Settled spend stops short of the hard limit by design: the user
 		// has reached it when a request no longer fits even with nothing
 		// else in flight (a refusal only for concurrency is not that).
 		if !store.QuotaFits(store.QuotaUsage{SpentPicodollars: u.SpentPicodollars}, 0, int64(worst), int64(lim.hard)) {
-			g.notifyOnce(ctx, res, day, thresholdHard, Picodollars(u.SpentPicodollars), lim.hard)
+			g.notifyOnce(ctx, res, day, thresholdHard, metering.Picodollars(u.SpentPicodollars), lim.hard)
 		}
-		return nil, quotaExceeded(lim.hard, Picodollars(u.SpentPicodollars), Picodollars(u.ReservedPicodollars), worst, end.Sub(now))
+		return nil, quotaExceeded(lim.hard, metering.Picodollars(u.SpentPicodollars), metering.Picodollars(u.ReservedPicodollars), worst, end.Sub(now))
 	}
 	// The first request of a day also resets the gauges from yesterday's.
-	g.quotaMetrics.setUsed(res.endUser, lim, Picodollars(u.SpentPicodollars))
+	g.quotaMetrics.setUsed(res.endUser, lim, metering.Picodollars(u.SpentPicodollars))
 	return res, nil
 }
 
@@ -217,14 +218,14 @@ func (r *reservation) hardLimit() int64 {
 }
 
 // worstCase is the most rt can cost for this request (see the top of the file).
-func (r *reservation) worstCase(rt *route) Picodollars {
+func (r *reservation) worstCase(rt *route) metering.Picodollars {
 	p := rt.prices
-	inPrice := max(p.input, p.cacheWrite, p.cacheRead)
+	inPrice := max(p.Input, p.CacheWrite, p.CacheRead)
 	out := r.out
 	if out <= 0 {
 		out = rt.maxTokens
 	}
-	return satAdd(satMul(r.in, int64(inPrice)), satMul(satMul(out, int64(p.output)), r.n))
+	return satAdd(satMul(r.in, int64(inPrice)), satMul(satMul(out, int64(p.Output)), r.n))
 }
 
 // cover makes the reservation cover rt's worst case, growing it when rt is
@@ -253,7 +254,7 @@ func (r *reservation) cover(ctx context.Context, rt *route) bool {
 // settle ends the charge at the real cost, updates the used-ratio gauges
 // and sends the notifications a crossed threshold calls for. It runs once;
 // later calls do nothing. The write survives the client hanging up.
-func (r *reservation) settle(ctx context.Context, cost Picodollars) {
+func (r *reservation) settle(ctx context.Context, cost metering.Picodollars) {
 	if r == nil {
 		return
 	}
@@ -282,7 +283,7 @@ func (r *reservation) settle(ctx context.Context, cost Picodollars) {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "Failed to read quota usage", slog.String("error", err.Error()))
 		return
 	}
-	spent := Picodollars(u.SpentPicodollars)
+	spent := metering.Picodollars(u.SpentPicodollars)
 	g.quotaMetrics.setUsed(r.endUser, r.limits, spent)
 	if r.limits.soft > 0 && spent >= r.limits.soft {
 		g.notifyOnce(ctx, r, day, thresholdSoft, spent, r.limits.soft)
@@ -295,7 +296,7 @@ func (r *reservation) settle(ctx context.Context, cost Picodollars) {
 // notifyOnce sends the threshold's notification unless it went out in
 // this window already, from this replica (remembered, to spare the store
 // a write per request past the threshold) or another (the store's dedup).
-func (g *Gateway) notifyOnce(ctx context.Context, r *reservation, day, threshold string, spent, limit Picodollars) {
+func (g *Gateway) notifyOnce(ctx context.Context, r *reservation, day, threshold string, spent, limit metering.Picodollars) {
 	key := r.user + "\x00" + day + "\x00" + threshold
 	if _, done := g.notified.Load(key); done {
 		return
@@ -351,7 +352,7 @@ func (g *Gateway) QuotaStatus(ctx context.Context, email string) (QuotaStatus, e
 	return st, nil
 }
 
-func quotaExceeded(limit, spent, reserved, worst Picodollars, untilReset time.Duration) *apiError {
+func quotaExceeded(limit, spent, reserved, worst metering.Picodollars, untilReset time.Duration) *apiError {
 	secs := int64((untilReset + time.Second - 1) / time.Second)
 	msg := fmt.Sprintf("daily spending limit reached: you have spent %s of your %s daily limit today", formatUSD(spent), formatUSD(limit))
 	if reserved > 0 {
@@ -363,7 +364,7 @@ func quotaExceeded(limit, spent, reserved, worst Picodollars, untilReset time.Du
 
 // formatUSD writes an exact amount as dollars, rounded up to the
 // micro-dollar and trimmed to at least cents: "$0.0025", "$5.00".
-func formatUSD(p Picodollars) string {
+func formatUSD(p metering.Picodollars) string {
 	micro := (int64(p) + 999_999) / 1_000_000
 	s := fmt.Sprintf("%d.%06d", micro/1_000_000, micro%1_000_000)
 	s = strings.TrimRight(s, "0")
@@ -405,11 +406,11 @@ func satMul(a, b int64) int64 {
 	return a * b
 }
 
-func satAdd(a, b int64) Picodollars {
+func satAdd(a, b int64) metering.Picodollars {
 	if a > math.MaxInt64-b {
 		return math.MaxInt64
 	}
-	return Picodollars(a + b)
+	return metering.Picodollars(a + b)
 }
 
 // newChargeID names a charge. It is the gateway's own, never the caller's
@@ -449,7 +450,7 @@ func newQuotaMetrics(reg prometheus.Registerer) *quotaMetrics {
 
 // setUsed updates the ratio gauges. With metricsEndUser None every user
 // would share one series and overwrite each other, so nothing is set.
-func (m *quotaMetrics) setUsed(endUser string, l quotaLimits, spent Picodollars) {
+func (m *quotaMetrics) setUsed(endUser string, l quotaLimits, spent metering.Picodollars) {
 	if endUser == "" {
 		return
 	}

@@ -4,16 +4,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
 func TestWorstCase(t *testing.T) {
-	rt := &route{maxTokens: 8192, prices: prices{input: 3_000_000, output: 15_000_000, cacheRead: 300_000, cacheWrite: 3_750_000}}
+	rt := &route{maxTokens: 8192, prices: metering.Prices{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}}
 	for _, tc := range []struct {
 		name  string
 		body  string
 		front dialect
-		want  Picodollars
+		want  metering.Picodollars
 	}{
 		// (bytes + 1024) at the cache-write price, the caller's cap at the output price.
 		{"caller cap", `{"max_tokens":100}`, dialectAnthropic, (18+1024)*3_750_000 + 100*15_000_000},
@@ -33,7 +34,7 @@ func TestWorstCase(t *testing.T) {
 }
 
 func TestFormatUSD(t *testing.T) {
-	for p, want := range map[Picodollars]string{
+	for p, want := range map[metering.Picodollars]string{
 		0: "$0.00", 5_000_000_000_000: "$5.00", 2_500_000: "$0.000003", 1_230_000_000: "$0.00123", 100_000_000_000: "$0.10",
 	} {
 		if got := formatUSD(p); got != want {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -21,7 +22,7 @@ type Options struct {
 	// Logger receives structured logs; the default discards them.
 	Logger *slog.Logger
 	// Ledger records spend; the default is a MemoryLedger.
-	Ledger Ledger
+	Ledger metering.Ledger
 	// Now is the clock, for tests of the token grace period.
 	Now func() time.Time
 	// Store keeps sessions, the spend ledger and the audit log (see
@@ -37,7 +38,7 @@ type Options struct {
 type Gateway struct {
 	configPath string
 	log        *slog.Logger
-	ledger     Ledger
+	ledger     metering.Ledger
 	now        func() time.Time
 	store      store.Store
 
@@ -74,10 +75,10 @@ func New(opts Options) (*Gateway, error) {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.ledger == nil && g.store != nil {
-		g.ledger = newStoreLedger(g.store)
+		g.ledger = metering.NewStoreLedger(g.store)
 	}
 	if g.ledger == nil {
-		g.ledger = &MemoryLedger{}
+		g.ledger = &metering.MemoryLedger{}
 	}
 	g.quotas = opts.Quotas
 	if g.quotas == nil && g.store != nil {
@@ -272,4 +273,4 @@ func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
 }
 
 // Ledger returns the spend ledger.
-func (g *Gateway) Ledger() Ledger { return g.ledger }
+func (g *Gateway) Ledger() metering.Ledger { return g.ledger }

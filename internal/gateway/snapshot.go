@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -46,7 +47,7 @@ type route struct {
 	modelID   string
 	maxTokens int64
 	firstByte time.Duration
-	prices    prices
+	prices    metering.Prices
 }
 
 // tokens holds SHA-256 digests of the gateway tokens, so comparisons run
@@ -199,7 +200,7 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		}
 		prov := newProvider(p, key, tr.get(p))
 		for j, m := range p.Models {
-			pr, err := parsePrices(m.Pricing)
+			pr, err := metering.ParsePrices(m.Pricing)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
 			}

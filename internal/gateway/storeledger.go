@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -53,55 +51,4 @@ func recoverCutoff(cfg *gatewayconfig.Config, now time.Time) time.Time {
 		return now
 	}
 	return now.Add(-cfg.Failover.RequestTimeout.Duration - time.Minute)
-}
-
-// storeLedger writes each request's spend to the store's ledger.
-//
-// A stateful chat turn is billed while it streams (see turnBilling): its
-// row is written when the stream starts and revised as output arrives. The
-// final Record of such a turn replaces the provisional row; every other
-// Record is insert-once, so a caller repeating an X-Request-Id can neither
-// bill twice nor overwrite an earlier bill.
-type storeLedger struct {
-	st store.Store
-	// provisional holds the request ids of turns billed while streaming.
-	provisional sync.Map
-}
-
-func newStoreLedger(st store.Store) *storeLedger { return &storeLedger{st: st} }
-
-func (l *storeLedger) Record(ctx context.Context, e Entry) error {
-	se := spendEntry(e)
-	if _, ok := l.provisional.LoadAndDelete(e.RequestID); ok {
-		return l.st.ReviseSpend(ctx, se)
-	}
-	return l.st.RecordSpend(ctx, se)
-}
-
-// revise writes a provisional row for a turn still streaming.
-func (l *storeLedger) revise(ctx context.Context, e Entry, status string) error {
-	l.provisional.Store(e.RequestID, struct{}{})
-	se := spendEntry(e)
-	se.Status = status
-	return l.st.ReviseSpend(ctx, se)
-}
-
-// forget drops a turn's provisional mark when no final Record came.
-func (l *storeLedger) forget(id string) { l.provisional.Delete(id) }
-
-func spendEntry(e Entry) store.SpendEntry {
-	return store.SpendEntry{
-		RequestID:        e.RequestID,
-		User:             e.User,
-		Model:            e.Model,
-		RequestedModel:   e.Model,
-		Provider:         e.Provider,
-		InputTokens:      e.Usage.Input,
-		OutputTokens:     e.Usage.Output,
-		CacheReadTokens:  e.Usage.CacheRead,
-		CacheWriteTokens: e.Usage.CacheWrite,
-		CostPicodollars:  int64(e.Cost),
-		Status:           strconv.Itoa(e.Status),
-		Time:             e.Time,
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // clientRequest is the caller's request, read once and shared by every
@@ -100,7 +102,7 @@ type translator interface {
 	// caller's fault (something this provider's dialect cannot express).
 	request(in *clientRequest, t target, out *bytes.Buffer) *apiError
 	// response converts a complete provider response into the front's.
-	response(body []byte, out *bytes.Buffer) (Usage, error)
+	response(body []byte, out *bytes.Buffer) (metering.Usage, error)
 	// stream starts converting one event stream.
 	stream(in *clientRequest) streamTranslator
 }
@@ -114,7 +116,7 @@ type streamTranslator interface {
 	// eof handles the end of the provider's stream; it fails when the
 	// stream ended before its terminal event.
 	eof(out *sseWriter) error
-	usage() Usage
+	usage() metering.Usage
 }
 
 // streamFault is a provider failure found inside an event stream.

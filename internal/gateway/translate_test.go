@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 var translatorPairs = []struct {
@@ -171,7 +173,7 @@ func TestStreamTranslation(t *testing.T) {
 		if usage == nil || usage.PromptTokens != 7 || usage.CompletionTokens != 7 || usage.PromptTokensDetails.CachedTokens != 2 {
 			t.Errorf("usage %+v", usage)
 		}
-		if u := st.usage(); u != (Usage{Input: 5, Output: 7, CacheRead: 2}) {
+		if u := st.usage(); u != (metering.Usage{Input: 5, Output: 7, CacheRead: 2}) {
 			t.Errorf("metered %+v", u)
 		}
 	})
@@ -195,7 +197,7 @@ func TestStreamTranslation(t *testing.T) {
 		if !strings.Contains(events[7].data, `"stop_reason":"tool_use"`) || !strings.Contains(events[7].data, `"input_tokens":5`) {
 			t.Errorf("message_delta %s", events[7].data)
 		}
-		if u := st.usage(); u != (Usage{Input: 5, Output: 3, CacheRead: 4}) {
+		if u := st.usage(); u != (metering.Usage{Input: 5, Output: 3, CacheRead: 4}) {
 			t.Errorf("metered %+v", u)
 		}
 	})
@@ -208,7 +210,7 @@ func TestStreamTranslation(t *testing.T) {
 		if len(events) != 6 {
 			t.Errorf("%d events, want 6 (the usage chunk dropped)", len(events))
 		}
-		if u := st.usage(); u != (Usage{Input: 5, Output: 3, CacheRead: 4}) {
+		if u := st.usage(); u != (metering.Usage{Input: 5, Output: 3, CacheRead: 4}) {
 			t.Errorf("metered %+v", u)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -76,15 +77,15 @@ type myQuota struct {
 
 func quotaInDollars(q QuotaStatus) myQuota {
 	out := myQuota{Day: q.Day, ResetsAt: q.ResetsAt,
-		SpentUSD: Picodollars(q.SpentPicodollars).String(), ReservedUSD: Picodollars(q.ReservedPicodollars).String()}
+		SpentUSD: metering.Picodollars(q.SpentPicodollars).String(), ReservedUSD: metering.Picodollars(q.ReservedPicodollars).String()}
 	if q.SoftLimitPicodollars > 0 {
-		out.DailySoftUSD = Picodollars(q.SoftLimitPicodollars).String()
+		out.DailySoftUSD = metering.Picodollars(q.SoftLimitPicodollars).String()
 	}
 	if q.HardLimitPicodollars > 0 {
-		out.DailyHardUSD = Picodollars(q.HardLimitPicodollars).String()
+		out.DailyHardUSD = metering.Picodollars(q.HardLimitPicodollars).String()
 	}
 	if q.RemainingPicodollars >= 0 {
-		out.RemainingUSD = Picodollars(q.RemainingPicodollars).String()
+		out.RemainingUSD = metering.Picodollars(q.RemainingPicodollars).String()
 	}
 	return out
 }
@@ -100,10 +101,10 @@ func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) 
 		return
 	}
 	out := myUsage{TimeZone: loc.String(), From: from.Format(time.DateOnly), To: to.AddDate(0, 0, -1).Format(time.DateOnly), Days: []dayUsage{}}
-	var total Picodollars
+	var total metering.Picodollars
 	for _, d := range days {
-		out.Days = append(out.Days, dayUsage{DayUsage: d, CostUSD: Picodollars(d.CostPicodollars).String()})
-		total += Picodollars(d.CostPicodollars)
+		out.Days = append(out.Days, dayUsage{DayUsage: d, CostUSD: metering.Picodollars(d.CostPicodollars).String()})
+		total += metering.Picodollars(d.CostPicodollars)
 	}
 	out.TotalUSD = total.String()
 	q, err := g.QuotaStatus(r.Context(), c.who.email)
@@ -145,7 +146,7 @@ func (g *Gateway) serveAdminUsage(w http.ResponseWriter, r *http.Request, c *cal
 	}
 	out := adminUsage{TimeZone: loc.String(), From: from.Format(time.DateOnly), To: to.AddDate(0, 0, -1).Format(time.DateOnly), Users: []userUsage{}}
 	for _, u := range users {
-		out.Users = append(out.Users, userUsage{UserUsage: u, CostUSD: Picodollars(u.CostPicodollars).String()})
+		out.Users = append(out.Users, userUsage{UserUsage: u, CostUSD: metering.Picodollars(u.CostPicodollars).String()})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

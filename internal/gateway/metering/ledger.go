@@ -1,4 +1,4 @@
-package gateway
+package metering
 
 import (
 	"context"
@@ -26,7 +26,7 @@ type Ledger interface {
 	Record(ctx context.Context, e Entry) error
 }
 
-// MemoryLedger keeps entries in memory, for tests and until a store persists them.
+// MemoryLedger keeps entries in memory, for tests and gateways without a store.
 type MemoryLedger struct {
 	mu      sync.Mutex
 	entries []Entry

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
@@ -92,8 +93,8 @@ func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, c *call, er
 // gateway token, then the email header and the allowlist), errors in the
 // /api shape.
 func (g *Gateway) apiAuthed(h callHandler) http.HandlerFunc {
-	return g.identified(dialectAnthropic, dialectOpenAI,
-		func(w http.ResponseWriter, e *apiError) { writeAPIError(w, e.status, e.msg) }, h)
+	return g.identified(translate.Anthropic, translate.OpenAI,
+		func(w http.ResponseWriter, e *translate.Error) { writeAPIError(w, e.Status, e.Msg) }, h)
 }
 
 func (c *call) isAdmin() bool { return c.who.user != nil && c.who.user.Role == gatewayconfig.RoleAdmin }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -32,17 +33,17 @@ const (
 // identify checks the gateway token first and only then believes the email
 // header: OAuth2 Proxy sets that header, and the token proves the request
 // came through it (or from someone an admin gave the token).
-func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (caller, string, *apiError) {
-	toks, malformed := presentedTokens(r.Header, front == dialectAnthropic)
+func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Time) (caller, string, *translate.Error) {
+	toks, malformed := presentedTokens(r.Header, front == translate.Anthropic)
 	if malformed != "" {
-		return caller{}, refusedBadToken, errorf(http.StatusUnauthorized, malformed)
+		return caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, malformed)
 	}
 	if len(toks) == 0 {
 		how := "Authorization: Bearer <token> or X-Gateway-Token: <token>"
-		if front == dialectAnthropic {
+		if front == translate.Anthropic {
 			how += " (or x-api-key: <token>)"
 		}
-		return caller{}, refusedNoToken, errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
+		return caller{}, refusedNoToken, translate.Errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
 	}
 	status := tokenInvalid
 	for _, tok := range toks {
@@ -50,9 +51,9 @@ func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (calle
 	}
 	switch status {
 	case tokenExpired:
-		return caller{}, refusedExpiredToken, errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
+		return caller{}, refusedExpiredToken, translate.Errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
 	case tokenInvalid:
-		return caller{}, refusedBadToken, errorf(http.StatusUnauthorized, "invalid gateway token")
+		return caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, "invalid gateway token")
 	}
 
 	// Header lookup is by canonical name, so "X_Forwarded_Email" (which
@@ -61,15 +62,15 @@ func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (calle
 	values := r.Header.Values(s.emailHeader)
 	switch len(values) {
 	case 0:
-		return caller{}, refusedNoEmail, errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
+		return caller{}, refusedNoEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
 	case 1:
 	default:
-		return caller{}, refusedDuplicateEmail, errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
+		return caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
 	}
 	email := strings.ToLower(strings.TrimSpace(values[0]))
 	u, ok := s.users[email]
 	if !ok {
-		return caller{}, refusedNotAllowed, errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
+		return caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
 	}
 	return caller{email: email, user: u, hash: s.hashes[email]}, "", nil
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -36,7 +37,7 @@ import (
 // A restart marks a message left streaming incomplete (RecoverIncomplete);
 // its ledger row already says "incomplete" and bills what was streamed up to
 // the last checkpoint: input tokens as the provider reported them at the
-// start of the stream (or estimated from the prompt when its dialect
+// start of the stream (or estimated from the prompt when its translate.Dialect
 // reports them only at the end), output tokens estimated from the saved
 // text at four bytes a token.
 //
@@ -207,7 +208,7 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 	// The turn is a request of its own on the completion path, with an id
 	// the gateway chose: the ledger row it revises must not be one a
 	// caller could name.
-	tc := &call{id: newTurnID(), start: time.Now(), front: dialectAnthropic, snap: c.snap, who: c.who}
+	tc := &call{id: newTurnID(), start: time.Now(), front: translate.Anthropic, snap: c.snap, who: c.who}
 	inner := r.Clone(ctx)
 	inner.Body = io.NopCloser(bytes.NewReader(body))
 	inner.ContentLength = int64(len(body))
@@ -421,15 +422,46 @@ func parseEvent(b []byte) (name string, data []byte) {
 	return name, data
 }
 
+// turnEvent is what a turn reads of an Anthropic stream event.
+type turnEvent struct {
+	Message *struct {
+		Usage turnWireUsage `json:"usage"`
+	} `json:"message"`
+	Usage *turnWireUsage `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+type turnWireUsage struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+}
+
+// applyTo sets the counts the event carries; absent ones keep theirs.
+func (w *turnWireUsage) applyTo(u *metering.Usage) {
+	for _, f := range []struct {
+		dst *int64
+		v   *int64
+	}{{&u.Input, w.InputTokens}, {&u.CacheWrite, w.CacheCreationInputTokens}, {&u.CacheRead, w.CacheReadInputTokens}, {&u.Output, w.OutputTokens}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+}
+
 func (t *turnWriter) event(name string, data []byte) error {
-	var e anthropicEvent
+	var e turnEvent
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil // the completion path already vetted the stream
 	}
 	switch name {
 	case "message_start":
 		if e.Message != nil {
-			t.usage = e.Message.Usage.usage()
+			t.usage = metering.Usage{}
+			e.Message.Usage.applyTo(&t.usage)
 		}
 		return t.start()
 	case "content_block_delta":
@@ -576,7 +608,7 @@ func (t *turnWriter) finish() {
 		msg := "the model provider failed"
 		if t.failed {
 			status, msg = http.StatusInternalServerError, "the session store failed; try again"
-		} else if m, _ := upstreamErrorMessage(t.errBody.Bytes(), 0); m != "" && t.errBody.Len() > 0 {
+		} else if m, _ := translate.UpstreamErrorMessage(t.errBody.Bytes(), 0); m != "" && t.errBody.Len() > 0 {
 			msg = m
 		}
 		// A quota refusal says when to come back.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -59,12 +60,16 @@ func classifyStatus(status int) failureClass {
 	return classNone
 }
 
-// classifyStreamError maps an Anthropic in-stream error type.
-func classifyStreamError(typ string) failureClass {
-	switch typ {
-	case "overloaded_error":
+// faultClass classifies a failure found in a stream: an event that does
+// not parse is the server's fault, a stream that stops short the
+// connection's; an error event is classed by Anthropic's error type.
+func faultClass(f *translate.Fault) failureClass {
+	switch {
+	case f.Kind == translate.FaultTruncated:
+		return classConnectionError
+	case f.Type == "overloaded_error":
 		return classOverloaded
-	case "rate_limit_error":
+	case f.Type == "rate_limit_error":
 		return classRateLimited
 	}
 	return classServerError
@@ -84,7 +89,7 @@ func classifyTransport(attemptCtx context.Context, err error) *upstreamFailure {
 }
 
 func statusFailure(status int, header http.Header, body []byte) *upstreamFailure {
-	msg, _ := upstreamErrorMessage(body, status)
+	msg, _ := translate.UpstreamErrorMessage(body, status)
 	f := &upstreamFailure{class: classifyStatus(status), status: status, msg: msg}
 	if ra := header.Get("Retry-After"); ra != "" {
 		f.retryAfterRaw = ra
@@ -111,26 +116,26 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // error. A provider's 4xx about the request keeps its status and message;
 // configuration faults (the gateway's key or model id refused) become 502,
 // since the caller did nothing wrong and cannot fix them.
-func (f *upstreamFailure) clientError(provider string) *apiError {
+func (f *upstreamFailure) clientError(provider string) *translate.Error {
 	switch {
 	case f.status == http.StatusUnauthorized || f.status == http.StatusForbidden:
-		return &apiError{status: http.StatusBadGateway, msg: fmt.Sprintf("provider %s refused the gateway's API key (%d); an administrator must fix the provider's key Secret", provider, f.status)}
+		return &translate.Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("provider %s refused the gateway's API key (%d); an administrator must fix the provider's key Secret", provider, f.status)}
 	case f.status == http.StatusNotFound:
-		return &apiError{status: http.StatusBadGateway, msg: fmt.Sprintf("provider %s does not know the configured model id: %s", provider, f.msg)}
+		return &translate.Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("provider %s does not know the configured model id: %s", provider, f.msg)}
 	case f.class == classNone && f.status >= 400 && f.status < 500:
-		return &apiError{status: f.status, msg: fmt.Sprintf("provider %s rejected the request: %s", provider, f.msg)}
+		return &translate.Error{Status: f.status, Msg: fmt.Sprintf("provider %s rejected the request: %s", provider, f.msg)}
 	}
-	e := &apiError{retryAfter: f.retryAfterRaw}
+	e := &translate.Error{RetryAfter: f.retryAfterRaw}
 	switch f.class {
 	case classRateLimited:
-		e.status, e.msg = http.StatusTooManyRequests, "every provider for this model is rate limited; retry later"
+		e.Status, e.Msg = http.StatusTooManyRequests, "every provider for this model is rate limited; retry later"
 	case classOverloaded:
-		e.status, e.msg = 529, "every provider for this model is overloaded; retry later"
+		e.Status, e.Msg = 529, "every provider for this model is overloaded; retry later"
 	case classTimeout:
-		e.status, e.msg = http.StatusGatewayTimeout, "no provider answered in time; retry later"
+		e.Status, e.Msg = http.StatusGatewayTimeout, "no provider answered in time; retry later"
 	default:
-		e.status, e.msg = http.StatusBadGateway, "no provider could serve the request; retry later"
+		e.Status, e.Msg = http.StatusBadGateway, "no provider could serve the request; retry later"
 	}
-	e.msg += fmt.Sprintf(" (last: provider %s: %s)", provider, f.msg)
+	e.Msg += fmt.Sprintf(" (last: provider %s: %s)", provider, f.msg)
 	return e
 }

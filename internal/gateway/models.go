@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 )
 
 // serveModels lists the aliases (GET /v1/models) or one of them (GET
@@ -14,7 +16,7 @@ import (
 func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
 	created := c.snap.loadedAt.UTC()
 	object := func(alias string) any {
-		if c.front == dialectAnthropic {
+		if c.front == translate.Anthropic {
 			return map[string]string{"type": "model", "id": alias, "display_name": alias, "created_at": created.Format(time.RFC3339)}
 		}
 		return map[string]any{"id": alias, "object": "model", "created": created.Unix(), "owned_by": "chatgateway"}
@@ -23,7 +25,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
 	aliases := g.modelList(c.snap)
 	if id := r.PathValue("id"); id != "" {
 		if !slices.Contains(aliases, id) {
-			writeError(w, c.front, &apiError{status: http.StatusNotFound, code: "model_not_found", msg: fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the ones that are", id)})
+			translate.WriteError(w, c.front, &translate.Error{Status: http.StatusNotFound, Code: "model_not_found", Msg: fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the ones that are", id)})
 			return
 		}
 		v = object(id)
@@ -32,7 +34,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
 		for _, a := range aliases {
 			data = append(data, object(a))
 		}
-		if c.front == dialectAnthropic {
+		if c.front == translate.Anthropic {
 			first, last := "", ""
 			if n := len(aliases); n > 0 {
 				first, last = aliases[0], aliases[n-1]

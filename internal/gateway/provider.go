@@ -9,13 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
-// Provider sends requests, already in its own dialect, to one upstream.
+// Provider sends requests, already in its own translate.Dialect, to one upstream.
 type Provider interface {
 	Name() string
-	Dialect() dialect
+	Dialect() translate.Dialect
 	// Send posts body and returns once the response headers arrived. The
 	// request carries only what the upstream needs: its key, its version
 	// header and the body the gateway built; nothing from the caller.
@@ -63,8 +64,8 @@ func (e *endpoint) newRequest(ctx context.Context, body *upstreamBody, stream bo
 // anthropicProvider speaks the Messages API.
 type anthropicProvider struct{ endpoint }
 
-func (p *anthropicProvider) Name() string     { return p.name }
-func (p *anthropicProvider) Dialect() dialect { return dialectAnthropic }
+func (p *anthropicProvider) Name() string               { return p.name }
+func (p *anthropicProvider) Dialect() translate.Dialect { return translate.Anthropic }
 
 func (p *anthropicProvider) Send(ctx context.Context, body *upstreamBody, stream bool) (*http.Response, error) {
 	req, err := p.newRequest(ctx, body, stream)
@@ -81,8 +82,8 @@ func (p *anthropicProvider) Send(ctx context.Context, body *upstreamBody, stream
 // openaiProvider speaks chat completions (OpenAI, LiteLLM, vLLM, Ollama…).
 type openaiProvider struct{ endpoint }
 
-func (p *openaiProvider) Name() string     { return p.name }
-func (p *openaiProvider) Dialect() dialect { return dialectOpenAI }
+func (p *openaiProvider) Name() string               { return p.name }
+func (p *openaiProvider) Dialect() translate.Dialect { return translate.OpenAI }
 
 func (p *openaiProvider) Send(ctx context.Context, body *upstreamBody, stream bool) (*http.Response, error) {
 	req, err := p.newRequest(ctx, body, stream)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 )
 
 // maxResponseSize bounds a non-streaming provider response.
@@ -21,9 +22,9 @@ const maxResponseSize = 64 << 20
 type attemptResult struct {
 	// failure is set when nothing reached the client: the caller may fail over.
 	failure *upstreamFailure
-	// unsupported is set when this provider's dialect cannot express the
+	// unsupported is set when this provider's translate.Dialect cannot express the
 	// request; the next provider may.
-	unsupported *apiError
+	unsupported *translate.Error
 	// Otherwise the client got a response.
 	status int
 	usage  metering.Usage
@@ -40,22 +41,22 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	o := &outcome{endUser: c.snap.endUser(c.who.email)}
 	attempts := 0
 	defer func() { g.finish(r.Context(), c, o, attempts) }()
-	fail := func(e *apiError) {
-		o.status = e.statusIn(c.front)
-		writeError(w, c.front, e)
+	fail := func(e *translate.Error) {
+		o.status = e.StatusIn(c.front)
+		translate.WriteError(w, c.front, e)
 	}
 
 	body := getBuffer()
 	defer putBuffer(body)
 	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, c.snap.cfg.MaxRequestBodyBytes)); err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			fail(errorf(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than this gateway's limit of %d bytes", mbe.Limit)))
+			fail(translate.Errorf(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than this gateway's limit of %d bytes", mbe.Limit)))
 			return
 		}
-		fail(errorf(http.StatusBadRequest, "reading the request body: "+err.Error()))
+		fail(translate.Errorf(http.StatusBadRequest, "reading the request body: "+err.Error()))
 		return
 	}
-	in, aerr := parseClientRequest(c.front, body.Bytes())
+	in, aerr := translate.Parse(c.front, body.Bytes())
 	if aerr != nil {
 		fail(aerr)
 		return
@@ -64,9 +65,9 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	o.requested = requested
 	if !ok {
 		// The unknown name is not used as a label: callers choose it freely.
-		e := errorf(http.StatusNotFound, fmt.Sprintf("model %q is not served by this gateway; use one of %s (GET /v1/models lists them), or omit model for the default, %s",
-			in.model, strings.Join(c.snap.aliases, ", "), c.snap.cfg.DefaultModel))
-		e.code = "model_not_found"
+		e := translate.Errorf(http.StatusNotFound, fmt.Sprintf("model %q is not served by this gateway; use one of %s (GET /v1/models lists them), or omit model for the default, %s",
+			in.Model(), strings.Join(c.snap.aliases, ", "), c.snap.cfg.DefaultModel))
+		e.Code = "model_not_found"
 		fail(e)
 		return
 	}
@@ -84,10 +85,10 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 		return
 	}
 	c.quota = res
-	t := target{user: c.snap.upstreamIdentity(c.who.email), capOutput: res != nil}
+	t := translate.Target{User: c.snap.upstreamIdentity(c.who.email), CapOutput: res != nil}
 	var last *upstreamFailure
 	var lastRoute *route
-	var unsupported *apiError
+	var unsupported *translate.Error
 	for i, rt := range plan {
 		if !res.cover(ctx, rt) {
 			// Cost-aware fallback: the remaining quota cannot cover this
@@ -101,7 +102,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 		if res.unsupported != nil {
 			unsupported = res.unsupported
 			g.log.LogAttrs(ctx, slog.LevelDebug, "Skipped a provider that cannot express the request",
-				slog.String("request_id", c.id), slog.String("provider", rt.provider.Name()), slog.String("reason", res.unsupported.msg))
+				slog.String("request_id", c.id), slog.String("provider", rt.provider.Name()), slog.String("reason", res.unsupported.Msg))
 			continue
 		}
 		if res.failure == nil {
@@ -121,7 +122,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 			o.status = statusClientClosed
 			return
 		case ctx.Err() != nil:
-			fail(&apiError{status: http.StatusGatewayTimeout, msg: fmt.Sprintf("the request took longer than this gateway's limit of %s", cfg.Failover.RequestTimeout.Duration)})
+			fail(&translate.Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("the request took longer than this gateway's limit of %s", cfg.Failover.RequestTimeout.Duration)})
 			return
 		}
 		if f.class == classNone {
@@ -148,7 +149,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	case unsupported != nil:
 		fail(unsupported)
 	default:
-		fail(errorf(http.StatusBadGateway, "no provider serves model "+alias))
+		fail(translate.Errorf(http.StatusBadGateway, "no provider serves model "+alias))
 	}
 }
 
@@ -166,12 +167,12 @@ func (g *Gateway) providerFailed(s *snapshot, rt *route, f *upstreamFailure) {
 // once the provider's answer is known to be good: the whole body for a
 // non-streaming request, the first event for a stream. Until then a failure
 // leaves the client untouched, so the caller can fail over.
-func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter, c *call, in *clientRequest, rt *route, t target) attemptResult {
-	tr := translatorFor(in.front, rt.provider.Dialect())
-	t.modelID, t.maxTokens = rt.modelID, rt.maxTokens
+func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter, c *call, in *translate.Request, rt *route, t translate.Target) attemptResult {
+	tr := translate.For(in.Front(), rt.provider.Dialect())
+	t.ModelID, t.MaxTokens = rt.modelID, rt.maxTokens
 	body := newUpstreamBody()
 	defer body.release()
-	if aerr := tr.request(in, t, body.buf); aerr != nil {
+	if aerr := tr.Request(in, t, body.buf); aerr != nil {
 		return attemptResult{unsupported: aerr}
 	}
 
@@ -183,7 +184,7 @@ func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter,
 	timer := time.AfterFunc(rt.firstByte, func() { cancel(errFirstByteTimeout) })
 	defer timer.Stop()
 
-	resp, err := rt.provider.Send(actx, body, in.stream)
+	resp, err := rt.provider.Send(actx, body, in.Stream())
 	if err != nil {
 		return attemptResult{failure: classifyTransport(actx, err)}
 	}
@@ -194,8 +195,8 @@ func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter,
 		_, _ = eb.ReadFrom(io.LimitReader(resp.Body, 64<<10))
 		return attemptResult{failure: statusFailure(resp.StatusCode, resp.Header, eb.Bytes())}
 	}
-	if in.stream {
-		return g.relayStream(actx, clientCtx, timer, w, c, tr.stream(in), resp.Body)
+	if in.Stream() {
+		return g.relayStream(actx, clientCtx, timer, w, c, tr.Stream(in), resp.Body)
 	}
 
 	// A whole response follows its headers; the overall deadline bounds it.
@@ -207,7 +208,7 @@ func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter,
 	}
 	out := getBuffer()
 	defer putBuffer(out)
-	usage, err := tr.response(up.Bytes(), out)
+	usage, err := tr.Response(up.Bytes(), out)
 	if err != nil {
 		return attemptResult{failure: &upstreamFailure{class: classServerError, msg: "the provider's response could not be read", err: err}}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -163,10 +164,10 @@ type reservation struct {
 }
 
 // admit reserves the worst case of plan for the caller, or refuses with a
-// 429 in the caller's dialect naming the limit, today's spend and when the
+// 429 in the caller's translate.Dialect naming the limit, today's spend and when the
 // window resets (Retry-After). A store error refuses with 503: a hard limit
 // that cannot be checked is not enforced by letting requests through.
-func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientRequest) (*reservation, *apiError) {
+func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *translate.Request) (*reservation, *translate.Error) {
 	policy := c.snap.quota
 	lim := policy.limits(c.who.email)
 	if lim.none() || len(plan) == 0 {
@@ -176,7 +177,7 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 	res := &reservation{
 		g: g, policy: policy, limits: lim, user: c.who.email,
 		endUser: c.snap.endUser(c.who.email), name: notifyName(c),
-		in: int64(len(in.body)) + reserveOverheadTokens, out: requestedOutput(in), n: requestedChoices(in),
+		in: int64(in.Size()) + reserveOverheadTokens, out: in.OutputCap(), n: in.Choices(),
 	}
 	routes := plan
 	if policy.costAware {
@@ -192,7 +193,7 @@ func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *clientR
 	u, ok, err := g.quotas.Reserve(ctx, res.r, start, now, res.hardLimit())
 	if err != nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "Failed to check the quota", slog.String("request_id", c.id), slog.String("error", err.Error()))
-		return nil, errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
+		return nil, translate.Errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
 	}
 	if !ok {
 		g.quotaMetrics.rejections.WithLabelValues(res.endUser).Inc()
@@ -352,14 +353,14 @@ func (g *Gateway) QuotaStatus(ctx context.Context, email string) (QuotaStatus, e
 	return st, nil
 }
 
-func quotaExceeded(limit, spent, reserved, worst metering.Picodollars, untilReset time.Duration) *apiError {
+func quotaExceeded(limit, spent, reserved, worst metering.Picodollars, untilReset time.Duration) *translate.Error {
 	secs := int64((untilReset + time.Second - 1) / time.Second)
 	msg := fmt.Sprintf("daily spending limit reached: you have spent %s of your %s daily limit today", formatUSD(spent), formatUSD(limit))
 	if reserved > 0 {
 		msg += fmt.Sprintf(", %s more is held by requests in progress", formatUSD(reserved))
 	}
 	msg += fmt.Sprintf(", and this request could cost up to %s. The limit resets in %s.", formatUSD(worst), (time.Duration(secs) * time.Second).String())
-	return &apiError{status: http.StatusTooManyRequests, msg: msg, code: "daily_quota_exceeded", retryAfter: strconv.FormatInt(secs, 10)}
+	return &translate.Error{Status: http.StatusTooManyRequests, Msg: msg, Code: "daily_quota_exceeded", RetryAfter: strconv.FormatInt(secs, 10)}
 }
 
 // formatUSD writes an exact amount as dollars, rounded up to the
@@ -372,28 +373,6 @@ func formatUSD(p metering.Picodollars) string {
 		s += strings.Repeat("0", 3-(len(s)-i))
 	}
 	return "$" + s
-}
-
-// requestedOutput is the caller's output cap: max_tokens, or OpenAI's
-// max_completion_tokens; 0 when neither is set.
-func requestedOutput(in *clientRequest) int64 {
-	var n int64
-	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
-		var v int64
-		if decodeField(in.raw, k, &v) == nil && v > n {
-			n = v
-		}
-	}
-	return n
-}
-
-// requestedChoices is OpenAI's n (each choice is a full completion).
-func requestedChoices(in *clientRequest) int64 {
-	var n int64
-	if in.front == dialectOpenAI && decodeField(in.raw, "n", &n) == nil && n > 1 {
-		return n
-	}
-	return 1
 }
 
 func satMul(a, b int64) int64 {

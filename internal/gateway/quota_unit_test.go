@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -13,20 +14,20 @@ func TestWorstCase(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		body  string
-		front dialect
+		front translate.Dialect
 		want  metering.Picodollars
 	}{
 		// (bytes + 1024) at the cache-write price, the caller's cap at the output price.
-		{"caller cap", `{"max_tokens":100}`, dialectAnthropic, (18+1024)*3_750_000 + 100*15_000_000},
-		{"model cap", `{}`, dialectOpenAI, (2+1024)*3_750_000 + 8192*15_000_000},
-		{"n choices", `{"max_completion_tokens":10,"n":3}`, dialectOpenAI, (34+1024)*3_750_000 + 3*10*15_000_000},
-		{"absurd n saturates", `{"max_tokens":9000000000000,"n":9000000000}`, dialectOpenAI, 1<<63 - 1},
+		{"caller cap", `{"max_tokens":100}`, translate.Anthropic, (18+1024)*3_750_000 + 100*15_000_000},
+		{"model cap", `{}`, translate.OpenAI, (2+1024)*3_750_000 + 8192*15_000_000},
+		{"n choices", `{"max_completion_tokens":10,"n":3}`, translate.OpenAI, (34+1024)*3_750_000 + 3*10*15_000_000},
+		{"absurd n saturates", `{"max_tokens":9000000000000,"n":9000000000}`, translate.OpenAI, 1<<63 - 1},
 	} {
-		in, aerr := parseClientRequest(tc.front, []byte(tc.body))
+		in, aerr := translate.Parse(tc.front, []byte(tc.body))
 		if aerr != nil {
 			t.Fatal(aerr)
 		}
-		r := &reservation{in: int64(len(in.body)) + reserveOverheadTokens, out: requestedOutput(in), n: requestedChoices(in)}
+		r := &reservation{in: int64(in.Size()) + reserveOverheadTokens, out: in.OutputCap(), n: in.Choices()}
 		if got := r.worstCase(rt); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}

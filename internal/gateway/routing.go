@@ -3,8 +3,8 @@ package gateway
 import (
 	"regexp"
 	"slices"
-	"strings"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -70,49 +70,23 @@ func (r *router) choose(in routingInput) string {
 // the requested_model label: "auto" is routed; an alias or provider model
 // id names its alias (also the label); an unknown name is not served and
 // labels as "" (callers choose it freely).
-func (g *Gateway) resolveModel(c *call, in *clientRequest) (alias, requested string, ok bool) {
-	if alias, ok := c.snap.resolve(in.model); ok {
+func (g *Gateway) resolveModel(c *call, in *translate.Request) (alias, requested string, ok bool) {
+	if alias, ok := c.snap.resolve(in.Model()); ok {
 		return alias, alias, true
 	}
-	if in.model != autoModel {
+	if in.Model() != autoModel {
 		return "", "", false
 	}
 	return c.snap.router.choose(routingInputOf(c, in)), autoModel, true
 }
 
-func routingInputOf(c *call, in *clientRequest) routingInput {
+func routingInputOf(c *call, in *translate.Request) routingInput {
 	ri := routingInput{}
 	if c.who.user != nil {
 		ri.role = c.who.user.Role
 	}
-	var text int
-	switch in.front {
-	case dialectAnthropic:
-		a, aerr := in.anthropic()
-		if aerr != nil {
-			break // the attempt reports it
-		}
-		text += anthropicTextLen(a.System)
-		for _, m := range a.Messages {
-			text += anthropicTextLen(m.Content)
-			if m.Role == "user" {
-				ri.lastUser = anthropicText(m.Content)
-			}
-		}
-	default:
-		o, aerr := in.openai()
-		if aerr != nil {
-			break
-		}
-		for _, m := range o.Messages {
-			t := openaiText(m.Content)
-			text += len(t)
-			if m.Role == "user" {
-				ri.lastUser = t
-			}
-		}
-	}
-	ri.tokens = estimateInputTokens(text)
+	text, lastUser := in.Text()
+	ri.tokens, ri.lastUser = estimateInputTokens(text), lastUser
 	return ri
 }
 
@@ -120,33 +94,6 @@ func routingInputOf(c *call, in *clientRequest) routingInput {
 // close for English prose under the common BPE tokenizers. (The quota
 // reservation uses an upper bound instead; see quota.go.)
 func estimateInputTokens(textBytes int) int64 { return int64(textBytes+3) / 4 }
-
-func anthropicTextLen(c anthropicContent) int {
-	n := 0
-	for _, b := range c {
-		n += len(b.Text)
-		if b.Content != nil {
-			n += anthropicTextLen(*b.Content)
-		}
-	}
-	return n
-}
-
-func openaiText(c openaiContent) string {
-	if c.Parts == nil {
-		return c.Text
-	}
-	var sb strings.Builder
-	for _, p := range c.Parts {
-		if p.Type == "text" {
-			if sb.Len() > 0 {
-				sb.WriteByte('\n')
-			}
-			sb.WriteString(p.Text)
-		}
-	}
-	return sb.String()
-}
 
 // modelList is GET /v1/models: the aliases, and "auto" when rules exist.
 func (g *Gateway) modelList(s *snapshot) []string {

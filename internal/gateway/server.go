@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -104,8 +105,8 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", g.serveReady)
 	m.Handle("GET /metrics", g.metrics.handler())
-	m.HandleFunc("POST /v1/messages", g.authed(dialectAnthropic, g.serveCompletion))
-	m.HandleFunc("POST /v1/chat/completions", g.authed(dialectOpenAI, g.serveCompletion))
+	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
+	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
 	g.sessionRoutes(m)
@@ -136,7 +137,7 @@ func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
 type call struct {
 	id    string
 	start time.Time
-	front dialect
+	front translate.Dialect
 	snap  *snapshot
 	who   caller
 	// metered is the outcome finish recorded, for callers inside the
@@ -150,19 +151,19 @@ type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
 
 // authed wraps an API route: request id, the snapshot the request keeps,
 // and identity.
-func (g *Gateway) authed(front dialect, h callHandler) http.HandlerFunc {
-	return g.identified(front, front, func(w http.ResponseWriter, e *apiError) { writeError(w, front, e) }, h)
+func (g *Gateway) authed(front translate.Dialect, h callHandler) http.HandlerFunc {
+	return g.identified(front, front, func(w http.ResponseWriter, e *translate.Error) { translate.WriteError(w, front, e) }, h)
 }
 
 // identified runs h for a caller with a valid gateway token and an allowed
 // email, and otherwise answers with refuse. tokenFront is the API whose
 // token headers count (x-api-key only on the Anthropic front); front is the
-// dialect the call is served in.
-func (g *Gateway) identified(front, tokenFront dialect, refuse func(http.ResponseWriter, *apiError), h callHandler) http.HandlerFunc {
+// translate.Dialect the call is served in.
+func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(http.ResponseWriter, *translate.Error), h callHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
 		w.Header().Set("X-Request-Id", c.id)
-		if tokenFront == dialectAnthropic {
+		if tokenFront == translate.Anthropic {
 			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
 		}
 		who, reason, aerr := identify(r, c.snap, tokenFront, g.now())
@@ -179,10 +180,10 @@ func (g *Gateway) identified(front, tokenFront dialect, refuse func(http.Respons
 	}
 }
 
-// authedModels picks the dialect from the request: Anthropic's SDKs send
+// authedModels picks the translate.Dialect from the request: Anthropic's SDKs send
 // anthropic-version, and both APIs list models at GET /v1/models.
 func (g *Gateway) authedModels(h callHandler) http.HandlerFunc {
-	anth, oai := g.authed(dialectAnthropic, h), g.authed(dialectOpenAI, h)
+	anth, oai := g.authed(translate.Anthropic, h), g.authed(translate.OpenAI, h)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Anthropic-Version") != "" {
 			anth(w, r)
@@ -193,11 +194,11 @@ func (g *Gateway) authedModels(h callHandler) http.HandlerFunc {
 }
 
 func (g *Gateway) serveNotFound(w http.ResponseWriter, r *http.Request) {
-	d := dialectOpenAI
+	d := translate.OpenAI
 	if r.Header.Get("Anthropic-Version") != "" || r.URL.Path == "/v1/messages" {
-		d = dialectAnthropic
+		d = translate.Anthropic
 	}
-	writeError(w, d, errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
+	translate.WriteError(w, d, translate.Errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
 }
 
 // requestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an ingress

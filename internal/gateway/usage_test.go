@@ -2,35 +2,13 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 )
-
-func TestOpenAIUsageSplit(t *testing.T) {
-	cases := []struct {
-		json string
-		want metering.Usage
-	}{
-		{`{"prompt_tokens":10,"completion_tokens":2}`, metering.Usage{Input: 10, Output: 2}},
-		{`{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}`, metering.Usage{Input: 6, Output: 2, CacheRead: 4}},
-		// LiteLLM in front of Anthropic: prompt_tokens includes reads and writes.
-		{`{"prompt_tokens":98805,"completion_tokens":5120,"prompt_tokens_details":{"cached_tokens":66360,"cache_creation_tokens":32435},"cache_creation_input_tokens":32435}`, metering.Usage{Input: 10, Output: 5120, CacheRead: 66360, CacheWrite: 32435}},
-	}
-	for _, c := range cases {
-		var u openaiUsage
-		if err := json.Unmarshal([]byte(c.json), &u); err != nil {
-			t.Fatal(err)
-		}
-		if got := u.usage(); got != c.want {
-			t.Errorf("%s: %+v, want %+v", c.json, got, c.want)
-		}
-	}
-}
 
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -65,8 +43,8 @@ func (p namedProvider) Name() string { return string(p.Provider.(fakeName)) }
 
 type fakeName string
 
-func (fakeName) Name() string     { return "" }
-func (fakeName) Dialect() dialect { return dialectOpenAI }
+func (fakeName) Name() string               { return "" }
+func (fakeName) Dialect() translate.Dialect { return translate.OpenAI }
 func (fakeName) Send(_ context.Context, _ *upstreamBody, _ bool) (*http.Response, error) {
 	return nil, io.EOF
 }

@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bytes"
@@ -14,16 +14,16 @@ import (
 // dropped when the caller did not ask for it.
 type openaiOpenAI struct{}
 
-func (openaiOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
-	set := []rawField{{"model", jsonString(t.modelID)}, {"user", jsonString(t.user)}}
+func (openaiOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
+	set := []rawField{{"model", jsonString(t.ModelID)}, {"user", jsonString(t.User)}}
 	_, hasMax := in.raw["max_tokens"]
 	_, hasMaxCompletion := in.raw["max_completion_tokens"]
-	if t.capOutput && !hasMax && !hasMaxCompletion && t.maxTokens > 0 {
-		set = append(set, rawField{"max_tokens", itoa(t.maxTokens)})
+	if t.CapOutput && !hasMax && !hasMaxCompletion && t.MaxTokens > 0 {
+		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
 	}
 	if in.stream {
 		opts := map[string]json.RawMessage{}
-		_ = decodeField(in.raw, "stream_options", &opts) // validated in parseClientRequest
+		_ = decodeField(in.raw, "stream_options", &opts) // validated in Parse
 		opts["include_usage"] = json.RawMessage("true")
 		var b bytes.Buffer
 		writeObject(&b, opts)
@@ -33,7 +33,7 @@ func (openaiOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *api
 	return nil
 }
 
-func (openaiOpenAI) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
+func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	// []struct{} checks that choices is there without copying it.
 	var c struct {
 		Choices []struct{}   `json:"choices"`
@@ -52,7 +52,7 @@ func (openaiOpenAI) response(body []byte, out *bytes.Buffer) (metering.Usage, er
 	return c.Usage.usage(), nil
 }
 
-func (openaiOpenAI) stream(in *clientRequest) streamTranslator {
+func (openaiOpenAI) Stream(in *Request) Stream {
 	return &openaiPassStream{includeUsage: in.includeUsage}
 }
 
@@ -67,10 +67,11 @@ var (
 	promptKey = []byte(`"prompt_tokens"`)
 )
 
-func (s *openaiPassStream) event(ev *sseEvent, out *sseWriter) error {
+func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 	if isDone(ev.Data) {
 		s.finished = true
-		out.forward(nil, ev.Data)
+		// The canonical form: the provider's may carry blank data lines.
+		out.Raw("", doneData)
 		return nil
 	}
 	if !json.Valid(ev.Data) {
@@ -98,20 +99,20 @@ func (s *openaiPassStream) event(ev *sseEvent, out *sseWriter) error {
 			}
 		}
 	}
-	out.forward(nil, ev.Data)
+	out.Forward(nil, ev.Data)
 	return nil
 }
 
-func (s *openaiPassStream) eof(*sseWriter) error {
+func (s *openaiPassStream) EOF(*Writer) error {
 	if !s.finished {
 		return errTruncated
 	}
 	return nil
 }
 
-func (s *openaiPassStream) usage() metering.Usage { return s.u }
+func (s *openaiPassStream) Usage() metering.Usage { return s.u }
 
-func openaiStreamFault(raw json.RawMessage) *streamFault {
-	msg, _ := upstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)
-	return &streamFault{class: classServerError, msg: msg}
+func openaiStreamFault(raw json.RawMessage) *Fault {
+	msg, _ := UpstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)
+	return &Fault{Kind: FaultReported, Msg: msg}
 }

@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bytes"
@@ -13,17 +13,17 @@ import (
 // identity; responses and events pass through, read only for usage.
 type anthropicAnthropic struct{}
 
-func (anthropicAnthropic) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
-	meta, _ := json.Marshal(anthropicMetadata{UserID: t.user})
-	set := []rawField{{"model", jsonString(t.modelID)}, {"metadata", meta}}
+func (anthropicAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
+	meta, _ := json.Marshal(anthropicMetadata{UserID: t.User})
+	set := []rawField{{"model", jsonString(t.ModelID)}, {"metadata", meta}}
 	if _, ok := in.raw["max_tokens"]; !ok {
-		set = append(set, rawField{"max_tokens", itoa(t.maxTokens)})
+		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
 	}
 	writeObject(out, in.raw, set...)
 	return nil
 }
 
-func (anthropicAnthropic) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
+func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var m struct {
 		Type  string         `json:"type"`
 		Usage anthropicUsage `json:"usage"`
@@ -38,14 +38,14 @@ func (anthropicAnthropic) response(body []byte, out *bytes.Buffer) (metering.Usa
 	return m.Usage.usage(), nil
 }
 
-func (anthropicAnthropic) stream(*clientRequest) streamTranslator { return &anthropicPassStream{} }
+func (anthropicAnthropic) Stream(*Request) Stream { return &anthropicPassStream{} }
 
 type anthropicPassStream struct {
 	u        metering.Usage
 	finished bool
 }
 
-func (s *anthropicPassStream) event(ev *sseEvent, out *sseWriter) error {
+func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
 	if !json.Valid(ev.Data) {
 		return malformedEvent(errors.New("invalid JSON"))
 	}
@@ -70,22 +70,22 @@ func (s *anthropicPassStream) event(ev *sseEvent, out *sseWriter) error {
 	case "message_stop":
 		s.finished = true
 	}
-	out.forward(typ, ev.Data) // named even if the provider left names out
+	out.Forward(typ, ev.Data) // named even if the provider left names out
 	return nil
 }
 
-func (s *anthropicPassStream) eof(*sseWriter) error {
+func (s *anthropicPassStream) EOF(*Writer) error {
 	if !s.finished {
 		return errTruncated
 	}
 	return nil
 }
 
-func (s *anthropicPassStream) usage() metering.Usage { return s.u }
+func (s *anthropicPassStream) Usage() metering.Usage { return s.u }
 
-func anthropicStreamFault(e *anthropicError) *streamFault {
+func anthropicStreamFault(e *anthropicError) *Fault {
 	if e == nil {
-		return &streamFault{class: classServerError, msg: "the provider sent an error event"}
+		return &Fault{Kind: FaultReported, Msg: "the provider sent an error event"}
 	}
-	return &streamFault{class: classifyStreamError(e.Type), msg: e.Message}
+	return &Fault{Kind: FaultReported, Type: e.Type, Msg: e.Message}
 }

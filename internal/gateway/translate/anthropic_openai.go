@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bytes"
@@ -15,21 +15,21 @@ import (
 // OpenAI-compatible provider.
 type anthropicOpenAI struct{}
 
-func (anthropicOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
+func (anthropicOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
 	a, aerr := in.anthropic()
 	if aerr != nil {
 		return aerr
 	}
 	o := openaiRequest{
-		Model:       t.modelID,
-		User:        t.user,
+		Model:       t.ModelID,
+		User:        t.User,
 		Temperature: a.Temperature,
 		TopP:        a.TopP,
 		Stream:      a.Stream,
 	}
 	maxTokens := a.MaxTokens
 	if maxTokens <= 0 {
-		maxTokens = t.maxTokens
+		maxTokens = t.MaxTokens
 	}
 	// max_tokens rather than max_completion_tokens: every OpenAI-compatible
 	// server (LiteLLM, vLLM, Ollama) understands it.
@@ -46,13 +46,13 @@ func (anthropicOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *
 	for i, m := range a.Messages {
 		msgs, err := anthropicMessageToOpenAI(m)
 		if err != nil {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("messages[%d]: %v", i, err))
+			return Errorf(http.StatusBadRequest, fmt.Sprintf("messages[%d]: %v", i, err))
 		}
 		o.Messages = append(o.Messages, msgs...)
 	}
 	for _, tool := range a.Tools {
 		if tool.Type != "" && tool.Type != "custom" {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("tool %q of type %q is an Anthropic server tool, which OpenAI-compatible providers do not offer; use a model served by an Anthropic provider", tool.Name, tool.Type))
+			return Errorf(http.StatusBadRequest, fmt.Sprintf("tool %q of type %q is an Anthropic server tool, which OpenAI-compatible providers do not offer; use a model served by an Anthropic provider", tool.Name, tool.Type))
 		}
 		params := tool.InputSchema
 		if len(params) == 0 {
@@ -71,14 +71,14 @@ func (anthropicOpenAI) request(in *clientRequest, t target, out *bytes.Buffer) *
 		case "tool":
 			o.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}})
 		default:
-			return errorf(http.StatusBadRequest, fmt.Sprintf("tool_choice type %q is not one of auto, any, tool, none", tc.Type))
+			return Errorf(http.StatusBadRequest, fmt.Sprintf("tool_choice type %q is not one of auto, any, tool, none", tc.Type))
 		}
 		if tc.DisableParallelToolUse && len(o.Tools) > 0 {
 			o.ParallelToolCalls = ptr(false)
 		}
 	}
 	if err := encodeJSON(out, &o); err != nil {
-		return errorf(http.StatusBadRequest, "encoding the request: "+err.Error())
+		return Errorf(http.StatusBadRequest, "encoding the request: "+err.Error())
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func toolResultText(b anthropicBlock) (string, error) {
 	return text, nil
 }
 
-func (anthropicOpenAI) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
+func (anthropicOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var c openaiCompletion
 	if err := json.Unmarshal(body, &c); err != nil {
 		return metering.Usage{}, err
@@ -233,7 +233,7 @@ func toolInput(args string) json.RawMessage {
 	return json.RawMessage(`{}`)
 }
 
-func (anthropicOpenAI) stream(*clientRequest) streamTranslator {
+func (anthropicOpenAI) Stream(*Request) Stream {
 	return &anthropicFromOpenAIStream{open: -1, tools: map[int]int{}}
 }
 
@@ -280,7 +280,7 @@ type anthropicIndexEvent struct {
 	Index int    `json:"index"`
 }
 
-func (s *anthropicFromOpenAIStream) event(ev *sseEvent, out *sseWriter) error {
+func (s *anthropicFromOpenAIStream) Event(ev *Event, out *Writer) error {
 	if isDone(ev.Data) {
 		s.end(out)
 		return nil
@@ -294,7 +294,7 @@ func (s *anthropicFromOpenAIStream) event(ev *sseEvent, out *sseWriter) error {
 	}
 	if !s.started {
 		s.started = true
-		out.json("message_start", map[string]any{"type": "message_start", "message": map[string]any{
+		out.JSON("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 			"id": c.ID, "type": "message", "role": "assistant", "model": c.Model, "content": []any{},
 			"stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsage{},
 		}})
@@ -313,7 +313,7 @@ func (s *anthropicFromOpenAIStream) event(ev *sseEvent, out *sseWriter) error {
 				s.startBlock(out, map[string]string{"type": "text", "text": ""})
 				s.openText = true
 			}
-			out.json("content_block_delta", anthropicBlockDelta{Type: "content_block_delta", Index: s.open, Delta: anthropicTextDelta{Type: "text_delta", Text: *t}})
+			out.JSON("content_block_delta", anthropicBlockDelta{Type: "content_block_delta", Index: s.open, Delta: anthropicTextDelta{Type: "text_delta", Text: *t}})
 		}
 		for _, tc := range d.ToolCalls {
 			idx := 0
@@ -327,7 +327,7 @@ func (s *anthropicFromOpenAIStream) event(ev *sseEvent, out *sseWriter) error {
 				s.tools[idx] = block
 			}
 			if tc.Function.Arguments != "" {
-				out.json("content_block_delta", anthropicBlockDelta{Type: "content_block_delta", Index: block, Delta: anthropicJSONDelta{Type: "input_json_delta", PartialJSON: tc.Function.Arguments}})
+				out.JSON("content_block_delta", anthropicBlockDelta{Type: "content_block_delta", Index: block, Delta: anthropicJSONDelta{Type: "input_json_delta", PartialJSON: tc.Function.Arguments}})
 			}
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
@@ -341,21 +341,21 @@ func (s *anthropicFromOpenAIStream) event(ev *sseEvent, out *sseWriter) error {
 	return nil
 }
 
-func (s *anthropicFromOpenAIStream) startBlock(out *sseWriter, block any) int {
+func (s *anthropicFromOpenAIStream) startBlock(out *Writer, block any) int {
 	s.open, s.openText = s.next, false
 	s.next++
-	out.json("content_block_start", anthropicBlockStart{Type: "content_block_start", Index: s.open, ContentBlock: block})
+	out.JSON("content_block_start", anthropicBlockStart{Type: "content_block_start", Index: s.open, ContentBlock: block})
 	return s.open
 }
 
-func (s *anthropicFromOpenAIStream) closeBlock(out *sseWriter) {
+func (s *anthropicFromOpenAIStream) closeBlock(out *Writer) {
 	if s.open >= 0 {
-		out.json("content_block_stop", anthropicIndexEvent{Type: "content_block_stop", Index: s.open})
+		out.JSON("content_block_stop", anthropicIndexEvent{Type: "content_block_stop", Index: s.open})
 		s.open = -1
 	}
 }
 
-func (s *anthropicFromOpenAIStream) end(out *sseWriter) {
+func (s *anthropicFromOpenAIStream) end(out *Writer) {
 	if s.finished || !s.started {
 		return
 	}
@@ -363,18 +363,18 @@ func (s *anthropicFromOpenAIStream) end(out *sseWriter) {
 	if s.stop == "" {
 		s.stop = "end_turn"
 	}
-	out.json("message_delta", map[string]any{
+	out.JSON("message_delta", map[string]any{
 		"type":  "message_delta",
 		"delta": map[string]any{"stop_reason": s.stop, "stop_sequence": nil},
 		"usage": anthropicUsage{InputTokens: s.u.Input, OutputTokens: s.u.Output, CacheReadInputTokens: s.u.CacheRead, CacheCreationInputTokens: s.u.CacheWrite},
 	})
-	out.json("message_stop", map[string]string{"type": "message_stop"})
+	out.JSON("message_stop", map[string]string{"type": "message_stop"})
 	s.finished = true
 }
 
 // eof accepts a stream that ended without [DONE] once the finish_reason
 // arrived: some OpenAI-compatible servers omit [DONE].
-func (s *anthropicFromOpenAIStream) eof(out *sseWriter) error {
+func (s *anthropicFromOpenAIStream) EOF(out *Writer) error {
 	if !s.finished {
 		if s.stop == "" {
 			return errTruncated
@@ -384,4 +384,4 @@ func (s *anthropicFromOpenAIStream) eof(out *sseWriter) error {
 	return nil
 }
 
-func (s *anthropicFromOpenAIStream) usage() metering.Usage { return s.u }
+func (s *anthropicFromOpenAIStream) Usage() metering.Usage { return s.u }

@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bytes"
@@ -16,20 +16,20 @@ import (
 // Anthropic provider.
 type openaiAnthropic struct{}
 
-func (openaiAnthropic) request(in *clientRequest, t target, out *bytes.Buffer) *apiError {
+func (openaiAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
 	o, aerr := in.openai()
 	if aerr != nil {
 		return aerr
 	}
 	if o.N != nil && *o.N > 1 {
-		return errorf(http.StatusBadRequest, "n > 1 is not supported by Anthropic providers; send one request per completion")
+		return Errorf(http.StatusBadRequest, "n > 1 is not supported by Anthropic providers; send one request per completion")
 	}
 	if rf := o.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {
-		return errorf(http.StatusBadRequest, fmt.Sprintf("response_format %q is not supported by Anthropic providers; describe the format in the prompt or use a tool", rf.Type))
+		return Errorf(http.StatusBadRequest, fmt.Sprintf("response_format %q is not supported by Anthropic providers; describe the format in the prompt or use a tool", rf.Type))
 	}
 	a := anthropicRequest{
-		Model:    t.modelID,
-		Metadata: &anthropicMetadata{UserID: t.user},
+		Model:    t.ModelID,
+		Metadata: &anthropicMetadata{UserID: t.User},
 		Stream:   o.Stream,
 		TopP:     o.TopP,
 	}
@@ -42,24 +42,24 @@ func (openaiAnthropic) request(in *clientRequest, t target, out *bytes.Buffer) *
 	case o.MaxTokens != nil:
 		a.MaxTokens = *o.MaxTokens
 	default:
-		a.MaxTokens = t.maxTokens // required by the Messages API
+		a.MaxTokens = t.MaxTokens // required by the Messages API
 	}
 	if stop := bytes.TrimSpace(o.Stop); len(stop) > 0 && string(stop) != "null" {
 		var one string
 		if json.Unmarshal(stop, &one) == nil {
 			a.StopSequences = []string{one}
 		} else if json.Unmarshal(stop, &a.StopSequences) != nil {
-			return errorf(http.StatusBadRequest, "stop must be a string or a list of strings")
+			return Errorf(http.StatusBadRequest, "stop must be a string or a list of strings")
 		}
 	}
 	for i, m := range o.Messages {
 		if err := appendOpenAIMessage(&a, m); err != nil {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("messages[%d]: %v", i, err))
+			return Errorf(http.StatusBadRequest, fmt.Sprintf("messages[%d]: %v", i, err))
 		}
 	}
 	for _, tool := range o.Tools {
 		if tool.Type != "function" {
-			return errorf(http.StatusBadRequest, fmt.Sprintf("tools of type %q are not supported; use function tools", tool.Type))
+			return Errorf(http.StatusBadRequest, fmt.Sprintf("tools of type %q are not supported; use function tools", tool.Type))
 		}
 		schema := tool.Function.Parameters
 		if len(schema) == 0 {
@@ -70,7 +70,7 @@ func (openaiAnthropic) request(in *clientRequest, t target, out *bytes.Buffer) *
 	if tc := bytes.TrimSpace(o.ToolChoice); len(tc) > 0 && string(tc) != "null" {
 		choice, err := openaiToolChoice(tc)
 		if err != nil {
-			return errorf(http.StatusBadRequest, err.Error())
+			return Errorf(http.StatusBadRequest, err.Error())
 		}
 		a.ToolChoice = choice
 	}
@@ -81,7 +81,7 @@ func (openaiAnthropic) request(in *clientRequest, t target, out *bytes.Buffer) *
 		a.ToolChoice.DisableParallelToolUse = a.ToolChoice.Type != "none"
 	}
 	if err := encodeJSON(out, &a); err != nil {
-		return errorf(http.StatusBadRequest, "encoding the request: "+err.Error())
+		return Errorf(http.StatusBadRequest, "encoding the request: "+err.Error())
 	}
 	return nil
 }
@@ -236,7 +236,7 @@ func imageSource(url string) (*anthropicSource, error) {
 	return nil, errors.New("image_url must be an http(s) URL or a base64 data URL")
 }
 
-func (openaiAnthropic) response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
+func (openaiAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var m anthropicResponse
 	if err := json.Unmarshal(body, &m); err != nil {
 		return metering.Usage{}, err
@@ -292,7 +292,7 @@ func openaiUsageOf(u metering.Usage) *openaiUsage {
 	return ou
 }
 
-func (openaiAnthropic) stream(in *clientRequest) streamTranslator {
+func (openaiAnthropic) Stream(in *Request) Stream {
 	return &openaiFromAnthropicStream{includeUsage: in.includeUsage, tools: map[int]int{}, created: time.Now().Unix()}
 }
 
@@ -308,14 +308,14 @@ type openaiFromAnthropicStream struct {
 	finished     bool
 }
 
-func (s *openaiFromAnthropicStream) chunk(out *sseWriter, d openaiDelta, finish *string) {
-	out.json("", openaiChunk{
+func (s *openaiFromAnthropicStream) chunk(out *Writer, d openaiDelta, finish *string) {
+	out.JSON("", openaiChunk{
 		ID: s.id, Object: "chat.completion.chunk", Created: s.created, Model: s.model,
 		Choices: []openaiChunkChoice{{Delta: d, FinishReason: finish}},
 	})
 }
 
-func (s *openaiFromAnthropicStream) event(ev *sseEvent, out *sseWriter) error {
+func (s *openaiFromAnthropicStream) Event(ev *Event, out *Writer) error {
 	var e anthropicEvent
 	if err := json.Unmarshal(ev.Data, &e); err != nil {
 		return malformedEvent(err)
@@ -367,12 +367,12 @@ func (s *openaiFromAnthropicStream) event(ev *sseEvent, out *sseWriter) error {
 		s.chunk(out, openaiDelta{}, ptr(anthropicStopToOpenAI(stop)))
 	case "message_stop":
 		if s.includeUsage {
-			out.json("", openaiChunk{
+			out.JSON("", openaiChunk{
 				ID: s.id, Object: "chat.completion.chunk", Created: s.created, Model: s.model,
 				Choices: []openaiChunkChoice{}, Usage: openaiUsageOf(s.u),
 			})
 		}
-		out.raw("", []byte("[DONE]"))
+		out.Raw("", doneData)
 		s.finished = true
 	case "error":
 		return anthropicStreamFault(e.Error)
@@ -380,11 +380,11 @@ func (s *openaiFromAnthropicStream) event(ev *sseEvent, out *sseWriter) error {
 	return nil
 }
 
-func (s *openaiFromAnthropicStream) eof(*sseWriter) error {
+func (s *openaiFromAnthropicStream) EOF(*Writer) error {
 	if !s.finished {
 		return errTruncated
 	}
 	return nil
 }
 
-func (s *openaiFromAnthropicStream) usage() metering.Usage { return s.u }
+func (s *openaiFromAnthropicStream) Usage() metering.Usage { return s.u }

@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"encoding/json"
@@ -6,70 +6,74 @@ import (
 	"strconv"
 )
 
-// apiError is an error answered to the caller, in the caller's dialect.
-type apiError struct {
-	status int
-	msg    string
-	// typ overrides the dialect's error type for the status.
-	typ string
-	// code is OpenAI's machine-readable code (ignored by the Anthropic dialect).
-	code       string
-	retryAfter string
+// Error is an error answered to the caller, in the caller's dialect.
+type Error struct {
+	Status int
+	// Msg says what went wrong and what to do, never content.
+	Msg string
+	// Type overrides the dialect's error type for the status.
+	Type string
+	// Code is OpenAI's machine-readable code (ignored by the Anthropic dialect).
+	Code string
+	// RetryAfter is sent as the Retry-After header when set.
+	RetryAfter string
 }
 
-func (e *apiError) Error() string { return e.msg }
+func (e *Error) Error() string { return e.Msg }
 
-func errorf(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
+// Errorf is an Error with a status and a message.
+func Errorf(status int, msg string) *Error { return &Error{Status: status, Msg: msg} }
 
-// writeError answers e in the caller's dialect.
-func writeError(w http.ResponseWriter, d dialect, e *apiError) {
+// WriteError answers e in the caller's dialect.
+func WriteError(w http.ResponseWriter, d Dialect, e *Error) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	if e.retryAfter != "" {
-		h.Set("Retry-After", e.retryAfter)
+	if e.RetryAfter != "" {
+		h.Set("Retry-After", e.RetryAfter)
 	}
-	w.WriteHeader(e.statusIn(d))
-	_, _ = w.Write(errorBody(d, e))
+	w.WriteHeader(e.StatusIn(d))
+	_, _ = w.Write(ErrorBody(d, e))
 }
 
-// statusIn is the status sent in dialect d: OpenAI clients know 503, not
+// StatusIn is the status sent in dialect d: OpenAI clients know 503, not
 // Anthropic's 529, for "overloaded".
-func (e *apiError) statusIn(d dialect) int {
-	if e.status == 529 && d == dialectOpenAI {
+func (e *Error) StatusIn(d Dialect) int {
+	if e.Status == 529 && d == OpenAI {
 		return http.StatusServiceUnavailable
 	}
-	return e.status
+	return e.Status
 }
 
-func errorBody(d dialect, e *apiError) []byte {
+// ErrorBody is e as the error JSON of dialect d.
+func ErrorBody(d Dialect, e *Error) []byte {
 	var v any
-	if d == dialectAnthropic {
-		v = anthropicErrorEnvelope{Type: "error", Error: anthropicError{Type: e.anthropicType(), Message: e.msg}}
+	if d == Anthropic {
+		v = anthropicErrorEnvelope{Type: "error", Error: anthropicError{Type: e.anthropicType(), Message: e.Msg}}
 	} else {
 		typ, code := e.openaiType()
-		v = openaiErrorEnvelope{Error: openaiError{Message: e.msg, Type: typ, Code: code}}
+		v = openaiErrorEnvelope{Error: openaiError{Message: e.Msg, Type: typ, Code: code}}
 	}
 	b, _ := json.Marshal(v)
 	return b
 }
 
-// writeStreamError ends a stream the client is already reading.
+// WriteStreamError ends a stream the client is already reading.
 // Anthropic names the event "error"; OpenAI-compatible streams send a data
 // line with an "error" object, which the OpenAI SDKs raise.
-func writeStreamError(out *sseWriter, d dialect, e *apiError) {
+func WriteStreamError(out *Writer, d Dialect, e *Error) {
 	name := ""
-	if d == dialectAnthropic {
+	if d == Anthropic {
 		name = "error"
 	}
-	out.raw(name, errorBody(d, e))
+	out.Raw(name, ErrorBody(d, e))
 }
 
 // anthropicType follows the error types the Messages API documents.
-func (e *apiError) anthropicType() string {
-	if e.typ != "" {
-		return e.typ
+func (e *Error) anthropicType() string {
+	if e.Type != "" {
+		return e.Type
 	}
-	switch e.status {
+	switch e.Status {
 	case 400:
 		return "invalid_request_error"
 	case 401:
@@ -87,22 +91,22 @@ func (e *apiError) anthropicType() string {
 	case 529:
 		return "overloaded_error"
 	}
-	if e.status >= 500 {
+	if e.Status >= 500 {
 		return "api_error"
 	}
 	return "invalid_request_error"
 }
 
 // openaiType follows the type and code values OpenAI's API answers with.
-func (e *apiError) openaiType() (typ string, code *string) {
+func (e *Error) openaiType() (typ string, code *string) {
 	str := func(s string) *string {
 		if s == "" {
 			return nil
 		}
 		return &s
 	}
-	c := e.code
-	switch e.status {
+	c := e.Code
+	switch e.Status {
 	case 401:
 		typ, c = "invalid_request_error", firstNonEmpty(c, "invalid_api_key")
 	case 403:
@@ -116,14 +120,14 @@ func (e *apiError) openaiType() (typ string, code *string) {
 	case 504:
 		typ, c = "server_error", firstNonEmpty(c, "timeout")
 	default:
-		if e.status >= 500 {
+		if e.Status >= 500 {
 			typ = "server_error"
 		} else {
 			typ = "invalid_request_error"
 		}
 	}
-	if e.typ != "" {
-		typ = e.typ
+	if e.Type != "" {
+		typ = e.Type
 	}
 	return typ, str(c)
 }
@@ -135,10 +139,10 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// upstreamErrorMessage extracts the message from an error body in either
+// UpstreamErrorMessage extracts the message from an error body in either
 // dialect; it falls back to the status text, never to the raw body, which
 // might echo parts of the prompt.
-func upstreamErrorMessage(body []byte, status int) (msg, typ string) {
+func UpstreamErrorMessage(body []byte, status int) (msg, typ string) {
 	var v struct {
 		Error json.RawMessage `json:"error"`
 	}

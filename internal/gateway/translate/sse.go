@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bufio"
@@ -12,32 +12,33 @@ import (
 // the gateway buffer without limit.
 const maxEventSize = 16 << 20
 
-var errEventTooLarge = errors.New("server-sent event larger than 16 MiB")
+var ErrEventTooLarge = errors.New("server-sent event larger than 16 MiB")
 
-// sseEvent is one server-sent event. Name and Data alias the reader's
-// buffers and are valid until the next call to next.
-type sseEvent struct {
+// Event is one server-sent event. Name and Data alias the reader's
+// buffers and are valid until the next call to Next.
+type Event struct {
 	Name []byte
 	Data []byte
 }
 
-// sseReader parses a text/event-stream (the WHATWG format: "field: value"
+// Reader parses a text/event-stream (the WHATWG format: "field: value"
 // lines, events ending at a blank line, multi-line data joined with "\n").
 // It keeps no per-event allocations once its buffers have grown.
-type sseReader struct {
+type Reader struct {
 	r    *bufio.Reader
 	line []byte // a line longer than the bufio buffer, reassembled
 	name []byte
 	data []byte
 }
 
-func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 16<<10)}
+// NewReader reads events from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 16<<10)}
 }
 
-// next reads the next event with data. It returns io.EOF at a clean end;
+// Next reads the next event with data. It returns io.EOF at a clean end;
 // a final event without its blank line is still delivered.
-func (s *sseReader) next(ev *sseEvent) error {
+func (s *Reader) Next(ev *Event) error {
 	s.name, s.data = s.name[:0], s.data[:0]
 	hasData := false
 	for {
@@ -75,7 +76,7 @@ func (s *sseReader) next(ev *sseEvent) error {
 				s.data = append(s.data, '\n')
 			}
 			if len(s.data)+len(value) > maxEventSize {
-				return errEventTooLarge
+				return ErrEventTooLarge
 			}
 			s.data = append(s.data, value...)
 			hasData = true
@@ -84,13 +85,13 @@ func (s *sseReader) next(ev *sseEvent) error {
 }
 
 // readLine returns one line without its "\n" or "\r\n".
-func (s *sseReader) readLine() ([]byte, error) {
+func (s *Reader) readLine() ([]byte, error) {
 	line, err := s.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		s.line = append(s.line[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
 			if len(s.line) > maxEventSize {
-				return nil, errEventTooLarge
+				return nil, ErrEventTooLarge
 			}
 			line, err = s.r.ReadSlice('\n')
 			s.line = append(s.line, line...)
@@ -111,24 +112,34 @@ func trimEOL(b []byte) []byte {
 	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
-// sseWriter accumulates the client's events for one upstream event; the
+// Writer accumulates the client's events for one upstream event; the
 // stream loop writes and flushes them together, so each upstream event
 // costs one write and one flush.
-type sseWriter struct {
+type Writer struct {
 	buf bytes.Buffer
 	enc *json.Encoder
 }
 
-func newSSEWriter() *sseWriter {
-	w := &sseWriter{}
+// NewWriter returns an empty Writer; reuse it with Reset.
+func NewWriter() *Writer {
+	w := &Writer{}
 	w.enc = json.NewEncoder(&w.buf)
 	w.enc.SetEscapeHTML(false)
 	return w
 }
 
-// raw writes an event whose data is already encoded. Data lines are split
+// Len is the size of the events written since the last Reset.
+func (w *Writer) Len() int { return w.buf.Len() }
+
+// Bytes are the events written since the last Reset.
+func (w *Writer) Bytes() []byte { return w.buf.Bytes() }
+
+// Reset drops what was written, keeping the buffer.
+func (w *Writer) Reset() { w.buf.Reset() }
+
+// Raw writes an event whose data is already encoded. Data lines are split
 // at newlines, as the format requires.
-func (w *sseWriter) raw(name string, data []byte) {
+func (w *Writer) Raw(name string, data []byte) {
 	if name != "" {
 		w.buf.WriteString("event: ")
 		w.buf.WriteString(name)
@@ -137,9 +148,9 @@ func (w *sseWriter) raw(name string, data []byte) {
 	w.data(data)
 }
 
-// forward writes an upstream event (a name as []byte spares converting
+// Forward writes an upstream event (a name as []byte spares converting
 // it to a string for every event).
-func (w *sseWriter) forward(name, data []byte) {
+func (w *Writer) Forward(name, data []byte) {
 	if len(name) > 0 {
 		w.buf.WriteString("event: ")
 		w.buf.Write(name)
@@ -148,7 +159,7 @@ func (w *sseWriter) forward(name, data []byte) {
 	w.data(data)
 }
 
-func (w *sseWriter) data(data []byte) {
+func (w *Writer) data(data []byte) {
 	for {
 		i := bytes.IndexByte(data, '\n')
 		w.buf.WriteString("data: ")
@@ -163,9 +174,9 @@ func (w *sseWriter) data(data []byte) {
 	w.buf.WriteString("\n\n")
 }
 
-// json writes an event whose data is v encoded as JSON (which never holds
+// JSON writes an event whose data is v encoded as JSON (which never holds
 // a raw newline).
-func (w *sseWriter) json(name string, v any) {
+func (w *Writer) JSON(name string, v any) {
 	if name != "" {
 		w.buf.WriteString("event: ")
 		w.buf.WriteString(name)

@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 type parsedEvent struct{ name, data string }
 
 func parseAll(t testing.TB, in string) ([]parsedEvent, error) {
-	rd := newSSEReader(strings.NewReader(in))
+	rd := NewReader(strings.NewReader(in))
 	var out []parsedEvent
-	var ev sseEvent
+	var ev Event
 	for {
-		err := rd.next(&ev)
+		err := rd.Next(&ev)
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
@@ -63,8 +63,8 @@ func TestSSEReader(t *testing.T) {
 }
 
 func TestSSEWriterSplitsLines(t *testing.T) {
-	w := newSSEWriter()
-	w.raw("x", []byte("a\nb"))
+	w := NewWriter()
+	w.Raw("x", []byte("a\nb"))
 	if got := w.buf.String(); got != "event: x\ndata: a\ndata: b\n\n" {
 		t.Errorf("%q", got)
 	}
@@ -88,12 +88,12 @@ func FuzzSSEReader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		w := newSSEWriter()
+		w := NewWriter()
 		for _, ev := range events {
 			if strings.ContainsAny(ev.name, "\r\n") || strings.Contains(ev.data, "\r") {
 				return // not representable after a round trip; the reader is what matters
 			}
-			w.raw(ev.name, []byte(ev.data))
+			w.Raw(ev.name, []byte(ev.data))
 		}
 		again, err := parseAll(t, w.buf.String())
 		if err != nil {
@@ -117,10 +117,10 @@ func BenchmarkSSEReader(b *testing.B) {
 	}
 	b.SetBytes(int64(in.Len()))
 	b.ReportAllocs()
-	var ev sseEvent
+	var ev Event
 	for b.Loop() {
-		rd := newSSEReader(bytes.NewReader(in.Bytes()))
-		for rd.next(&ev) == nil {
+		rd := NewReader(bytes.NewReader(in.Bytes()))
+		for rd.Next(&ev) == nil {
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package translate
 
 import (
 	"bytes"
@@ -13,12 +13,12 @@ import (
 
 var translatorPairs = []struct {
 	name            string
-	front, upstream dialect
+	front, upstream Dialect
 }{
-	{"anthropic_anthropic", dialectAnthropic, dialectAnthropic},
-	{"anthropic_openai", dialectAnthropic, dialectOpenAI},
-	{"openai_anthropic", dialectOpenAI, dialectAnthropic},
-	{"openai_openai", dialectOpenAI, dialectOpenAI},
+	{"anthropic_anthropic", Anthropic, Anthropic},
+	{"anthropic_openai", Anthropic, OpenAI},
+	{"openai_anthropic", OpenAI, Anthropic},
+	{"openai_openai", OpenAI, OpenAI},
 }
 
 var requestSeeds = []string{
@@ -40,15 +40,15 @@ func FuzzTranslateRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, p := range translatorPairs {
-			in, aerr := parseClientRequest(p.front, []byte(body))
+			in, aerr := Parse(p.front, []byte(body))
 			if aerr != nil {
-				if aerr.status != 400 {
-					t.Fatalf("%s: status %d", p.name, aerr.status)
+				if aerr.Status != 400 {
+					t.Fatalf("%s: status %d", p.name, aerr.Status)
 				}
 				continue
 			}
 			var out bytes.Buffer
-			if aerr := translatorFor(p.front, p.upstream).request(in, target{modelID: "upstream-id", maxTokens: 9, user: "u@example.com"}, &out); aerr != nil {
+			if aerr := For(p.front, p.upstream).Request(in, Target{ModelID: "upstream-id", MaxTokens: 9, User: "u@example.com"}, &out); aerr != nil {
 				continue
 			}
 			var v struct {
@@ -76,7 +76,7 @@ func FuzzTranslateResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, p := range translatorPairs {
 			var out bytes.Buffer
-			u, err := translatorFor(p.front, p.upstream).response([]byte(body), &out)
+			u, err := For(p.front, p.upstream).Response([]byte(body), &out)
 			if err != nil {
 				continue
 			}
@@ -115,14 +115,14 @@ const openaiStreamSeed = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk
 
 // runStream feeds a provider stream through a translator and returns the
 // client's events.
-func runStream(st streamTranslator, upstream string) ([]parsedEvent, error) {
-	rd := newSSEReader(strings.NewReader(upstream))
-	out := newSSEWriter()
-	var ev sseEvent
+func runStream(st Stream, upstream string) ([]parsedEvent, error) {
+	rd := NewReader(strings.NewReader(upstream))
+	out := NewWriter()
+	var ev Event
 	for {
-		err := rd.next(&ev)
+		err := rd.Next(&ev)
 		if errors.Is(err, io.EOF) {
-			if err := st.eof(out); err != nil {
+			if err := st.EOF(out); err != nil {
 				return nil, err
 			}
 			break
@@ -130,101 +130,27 @@ func runStream(st streamTranslator, upstream string) ([]parsedEvent, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := st.event(&ev, out); err != nil {
+		if err := st.Event(&ev, out); err != nil {
 			return nil, err
 		}
 	}
 	return parseAll(nil, out.buf.String())
 }
 
-func TestStreamTranslation(t *testing.T) {
-	t.Run("openai_anthropic", func(t *testing.T) {
-		st := openaiAnthropic{}.stream(&clientRequest{includeUsage: true})
-		events, err := runStream(st, anthropicStreamSeed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var content, args string
-		var finish string
-		var usage *openaiUsage
-		for _, ev := range events[:len(events)-1] {
-			var c openaiChunk
-			if err := json.Unmarshal([]byte(ev.data), &c); err != nil {
-				t.Fatal(err)
-			}
-			for _, ch := range c.Choices {
-				if ch.Delta.Content != nil {
-					content += *ch.Delta.Content
-				}
-				for _, tc := range ch.Delta.ToolCalls {
-					args += tc.Function.Arguments
-				}
-				if ch.FinishReason != nil {
-					finish = *ch.FinishReason
-				}
-			}
-			if c.Usage != nil {
-				usage = c.Usage
-			}
-		}
-		if content != "Hi" || args != `{"a":1}` || finish != "tool_calls" || events[len(events)-1].data != "[DONE]" {
-			t.Errorf("content %q args %q finish %q last %q", content, args, finish, events[len(events)-1].data)
-		}
-		if usage == nil || usage.PromptTokens != 7 || usage.CompletionTokens != 7 || usage.PromptTokensDetails.CachedTokens != 2 {
-			t.Errorf("usage %+v", usage)
-		}
-		if u := st.usage(); u != (metering.Usage{Input: 5, Output: 7, CacheRead: 2}) {
-			t.Errorf("metered %+v", u)
-		}
-	})
-	t.Run("anthropic_openai", func(t *testing.T) {
-		st := anthropicOpenAI{}.stream(&clientRequest{})
-		events, err := runStream(st, openaiStreamSeed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, ev := range events {
-			names = append(names, ev.name)
-			if !json.Valid([]byte(ev.data)) {
-				t.Errorf("invalid JSON in %s", ev.data)
-			}
-		}
-		want := "message_start content_block_start content_block_delta content_block_stop content_block_start content_block_delta content_block_stop message_delta message_stop"
-		if got := strings.Join(names, " "); got != want {
-			t.Errorf("events\n got %s\nwant %s", got, want)
-		}
-		if !strings.Contains(events[7].data, `"stop_reason":"tool_use"`) || !strings.Contains(events[7].data, `"input_tokens":5`) {
-			t.Errorf("message_delta %s", events[7].data)
-		}
-		if u := st.usage(); u != (metering.Usage{Input: 5, Output: 3, CacheRead: 4}) {
-			t.Errorf("metered %+v", u)
-		}
-	})
-	t.Run("openai_openai hides the usage chunk", func(t *testing.T) {
-		st := openaiOpenAI{}.stream(&clientRequest{includeUsage: false})
-		events, err := runStream(st, openaiStreamSeed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(events) != 6 {
-			t.Errorf("%d events, want 6 (the usage chunk dropped)", len(events))
-		}
-		if u := st.usage(); u != (metering.Usage{Input: 5, Output: 3, CacheRead: 4}) {
-			t.Errorf("metered %+v", u)
-		}
-	})
+// TestStreamFaults: whatever the pair, an error event and a stream that
+// stops short are faults, never a finished stream.
+func TestStreamFaults(t *testing.T) {
 	t.Run("error event is a fault", func(t *testing.T) {
 		for _, p := range translatorPairs {
 			up := "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n"
-			wantClass := classOverloaded
-			if p.upstream == dialectOpenAI {
+			wantType := "overloaded_error"
+			if p.upstream == OpenAI {
 				up = "data: {\"error\":{\"message\":\"busy\",\"type\":\"server_error\"}}\n\n"
-				wantClass = classServerError
+				wantType = "" // only Anthropic's error types are read
 			}
-			_, err := runStream(translatorFor(p.front, p.upstream).stream(&clientRequest{}), up)
-			var sf *streamFault
-			if !errors.As(err, &sf) || sf.class != wantClass || sf.msg != "busy" {
+			_, err := runStream(For(p.front, p.upstream).Stream(&Request{}), up)
+			var sf *Fault
+			if !errors.As(err, &sf) || sf.Kind != FaultReported || sf.Type != wantType || sf.Msg != "busy" {
 				t.Errorf("%s: %v", p.name, err)
 			}
 		}
@@ -232,11 +158,12 @@ func TestStreamTranslation(t *testing.T) {
 	t.Run("truncated stream is a fault", func(t *testing.T) {
 		for _, p := range translatorPairs {
 			seed := anthropicStreamSeed
-			if p.upstream == dialectOpenAI {
+			if p.upstream == OpenAI {
 				seed = openaiStreamSeed
 			}
-			_, err := runStream(translatorFor(p.front, p.upstream).stream(&clientRequest{}), seed[:len(seed)/2])
-			if err == nil {
+			_, err := runStream(For(p.front, p.upstream).Stream(&Request{}), seed[:len(seed)/2])
+			var sf *Fault
+			if !errors.As(err, &sf) || sf.Kind == FaultReported {
 				t.Errorf("%s: a stream cut in half passed as complete", p.name)
 			}
 		}
@@ -252,7 +179,7 @@ func FuzzStreamTranslation(f *testing.F) {
 	f.Add("event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":-1}}\n\n")
 	f.Fuzz(func(t *testing.T, upstream string) {
 		for _, p := range translatorPairs {
-			events, err := runStream(translatorFor(p.front, p.upstream).stream(&clientRequest{includeUsage: true}), upstream)
+			events, err := runStream(For(p.front, p.upstream).Stream(&Request{includeUsage: true}), upstream)
 			if err != nil {
 				continue
 			}
@@ -271,5 +198,26 @@ func TestWriteObject(t *testing.T) {
 	writeObject(&out, raw, rawField{"c", []byte(`3`)}, rawField{"drop", nil}, rawField{"a", []byte(`"y"`)})
 	if got := out.String(); got != `{"a":"y","b":1,"c":3,"ü\"":2}` {
 		t.Errorf("%s", got)
+	}
+}
+
+func TestOpenAIUsageSplit(t *testing.T) {
+	cases := []struct {
+		json string
+		want metering.Usage
+	}{
+		{`{"prompt_tokens":10,"completion_tokens":2}`, metering.Usage{Input: 10, Output: 2}},
+		{`{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":4}}`, metering.Usage{Input: 6, Output: 2, CacheRead: 4}},
+		// LiteLLM in front of Anthropic: prompt_tokens includes reads and writes.
+		{`{"prompt_tokens":98805,"completion_tokens":5120,"prompt_tokens_details":{"cached_tokens":66360,"cache_creation_tokens":32435},"cache_creation_input_tokens":32435}`, metering.Usage{Input: 10, Output: 5120, CacheRead: 66360, CacheWrite: 32435}},
+	}
+	for _, c := range cases {
+		var u openaiUsage
+		if err := json.Unmarshal([]byte(c.json), &u); err != nil {
+			t.Fatal(err)
+		}
+		if got := u.usage(); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.json, got, c.want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -256,8 +257,8 @@ type modelWindow struct {
 
 func (s *snapshot) window(alias string) modelWindow {
 	w := modelWindow{maxOutput: defaultMaxOutput}
-	if rs := s.routes[alias]; len(rs) > 0 && rs[0].maxTokens > 0 {
-		w.maxOutput = rs[0].maxTokens
+	if rs := s.routes[alias]; len(rs) > 0 && rs[0].MaxTokens > 0 {
+		w.maxOutput = rs[0].MaxTokens
 	}
 	for _, p := range s.cfg.Providers {
 		for _, m := range p.Models {
@@ -558,17 +559,17 @@ func (t *turnWriter) billUsage(ctx context.Context, u metering.Usage, status str
 		return
 	}
 	rt := t.route()
-	e := metering.Entry{Time: t.c.start, RequestID: t.c.id, User: t.owner, Model: rt.alias, Provider: rt.provider.Name(), Usage: u, Cost: rt.prices.Cost(u)}
+	e := metering.Entry{Time: t.c.start, RequestID: t.c.id, User: t.owner, Model: rt.Alias, Provider: rt.Provider.Name(), Usage: u, Cost: rt.Prices.Cost(u)}
 	if err := sl.Revise(ctx, e, status); err != nil {
 		t.g.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", t.c.id), slog.String("error", err.Error()))
 	}
 }
 
 // route is the one that served, once known, else the first planned.
-func (t *turnWriter) route() *route {
+func (t *turnWriter) route() *upstream.Route {
 	if o := t.c.metered; o != nil && o.provider != "" {
 		for _, rt := range t.c.snap.routes[o.model] {
-			if rt.provider.Name() == o.provider {
+			if rt.Provider.Name() == o.provider {
 				return rt
 			}
 		}
@@ -656,7 +657,7 @@ func (t *turnWriter) finish() {
 		sl.Forget(t.c.id)
 	}
 	res.Usage = turnUsage{InputTokens: u.Input, OutputTokens: u.Output, CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
-	cost := t.route().prices.Cost(u)
+	cost := t.route().Prices.Cost(u)
 	if o != nil && res.Status == store.StatusComplete {
 		cost = o.cost
 	}

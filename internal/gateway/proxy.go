@@ -13,24 +13,17 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 )
 
 // maxResponseSize bounds a non-streaming provider response.
 const maxResponseSize = 64 << 20
 
-// attemptResult is how one attempt ended.
+// attemptResult is what an attempt that reached the client produced.
 type attemptResult struct {
-	// failure is set when nothing reached the client: the caller may fail over.
-	failure *upstreamFailure
-	// unsupported is set when this provider's translate.Dialect cannot express the
-	// request; the next provider may.
-	unsupported *translate.Error
-	// Otherwise the client got a response.
 	status int
 	usage  metering.Usage
 	ttft   time.Duration
-	// broken is the provider failure that cut a stream short.
-	broken *upstreamFailure
 }
 
 // serveCompletion is the request path: read, resolve, try each provider of
@@ -46,8 +39,8 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 		translate.WriteError(w, c.front, e)
 	}
 
-	body := getBuffer()
-	defer putBuffer(body)
+	body := upstream.GetBuffer()
+	defer upstream.PutBuffer(body)
 	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, c.snap.cfg.MaxRequestBodyBytes)); err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			fail(translate.Errorf(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than this gateway's limit of %d bytes", mbe.Limit)))
@@ -76,7 +69,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	cfg := c.snap.cfg
 	ctx, cancel := context.WithTimeout(r.Context(), cfg.Failover.RequestTimeout.Duration)
 	defer cancel()
-	plan := g.health.order(c.snap.plan(alias), g.now())
+	plan := g.failover.Order(c.snap.plan(alias))
 	// Every model request is admitted against the caller's daily quota
 	// here, before any provider is called; finish settles it.
 	res, aerr := g.admit(ctx, c, plan, in)
@@ -86,140 +79,76 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	}
 	c.quota = res
 	t := translate.Target{User: c.snap.upstreamIdentity(c.who.email), CapOutput: res != nil}
-	var last *upstreamFailure
-	var lastRoute *route
-	var unsupported *translate.Error
-	for i, rt := range plan {
-		if !res.cover(ctx, rt) {
-			// Cost-aware fallback: the remaining quota cannot cover this
-			// pricier route, so the request ends with the failure so far.
-			g.log.LogAttrs(ctx, slog.LevelInfo, "Skipped a fallback the quota cannot cover",
-				slog.String("request_id", c.id), slog.String("model", rt.alias), slog.String("provider", rt.provider.Name()))
-			break
-		}
-		attempts++
-		res := g.attempt(ctx, r.Context(), w, c, in, rt, t)
-		if res.unsupported != nil {
-			unsupported = res.unsupported
-			g.log.LogAttrs(ctx, slog.LevelDebug, "Skipped a provider that cannot express the request",
-				slog.String("request_id", c.id), slog.String("provider", rt.provider.Name()), slog.String("reason", res.unsupported.Msg))
-			continue
-		}
-		if res.failure == nil {
-			o.model, o.provider, o.status, o.usage, o.ttft = rt.alias, rt.provider.Name(), res.status, res.usage, res.ttft
-			o.cost = rt.prices.Cost(res.usage)
-			switch {
-			case res.broken != nil:
-				g.providerFailed(c.snap, rt, res.broken)
-			case res.status == http.StatusOK:
-				g.health.success(rt.provider.Name())
-			}
-			return
-		}
-		f := res.failure
-		switch {
-		case r.Context().Err() != nil:
-			o.status = statusClientClosed
-			return
-		case ctx.Err() != nil:
-			fail(&translate.Error{Status: http.StatusGatewayTimeout, Msg: fmt.Sprintf("the request took longer than this gateway's limit of %s", cfg.Failover.RequestTimeout.Duration)})
-			return
-		}
-		if f.class == classNone {
-			g.health.success(rt.provider.Name()) // it answered; the request was at fault
-			fail(f.clientError(rt.provider.Name()))
-			return
-		}
-		g.providerFailed(c.snap, rt, f)
-		last, lastRoute = f, rt
-		if !c.snap.retryOn[f.class] {
-			break
-		}
-		if i+1 < len(plan) {
-			next := plan[i+1]
-			g.metrics.failovers.WithLabelValues(rt.provider.Name(), next.provider.Name(), string(f.class)).Inc()
-			g.log.LogAttrs(ctx, slog.LevelWarn, "Failed over",
-				slog.String("request_id", c.id), slog.String("from", rt.provider.Name()), slog.String("to", next.provider.Name()),
-				slog.String("model", rt.alias), slog.String("reason", string(f.class)), slog.String("error", f.Error()))
-		}
-	}
+	var served attemptResult
+	out := g.failover.Run(ctx, r.Context(), upstream.Plan{
+		RequestID: c.id, Alias: alias, Routes: plan, Policy: c.snap.failover,
+		Cover: res.cover,
+		FailedOver: func(from, to *upstream.Route, f *upstream.Failure) {
+			g.metrics.failovers.WithLabelValues(from.Provider.Name(), to.Provider.Name(), string(f.Class)).Inc()
+		},
+	}, func(ctx context.Context, rt *upstream.Route) upstream.Attempt {
+		a, res := g.attempt(ctx, r.Context(), w, c, in, rt, t)
+		served = res
+		return a
+	})
+	attempts = out.Attempts
 	switch {
-	case last != nil:
-		fail(last.clientError(lastRoute.provider.Name()))
-	case unsupported != nil:
-		fail(unsupported)
+	case out.Route != nil:
+		rt := out.Route
+		o.model, o.provider, o.status, o.usage, o.ttft = rt.Alias, rt.Provider.Name(), served.status, served.usage, served.ttft
+		o.cost = rt.Prices.Cost(served.usage)
+	case out.Gone:
+		o.status = statusClientClosed
 	default:
-		fail(translate.Errorf(http.StatusBadGateway, "no provider serves model "+alias))
+		fail(out.Err)
 	}
 }
 
 // statusClientClosed marks a request whose client went away (nginx's 499).
 const statusClientClosed = 499
 
-func (g *Gateway) providerFailed(s *snapshot, rt *route, f *upstreamFailure) {
-	cfg := s.cfg
-	if g.health.failure(rt.provider.Name(), g.now(), int(cfg.Failover.FailureThreshold), cfg.Failover.Cooldown.Duration, f.retryAfter) {
-		g.log.Warn("Benched a provider", slog.String("provider", rt.provider.Name()), slog.String("reason", string(f.class)))
-	}
-}
-
 // attempt sends the request to one provider. It writes to the client only
 // once the provider's answer is known to be good: the whole body for a
 // non-streaming request, the first event for a stream. Until then a failure
 // leaves the client untouched, so the caller can fail over.
-func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter, c *call, in *translate.Request, rt *route, t translate.Target) attemptResult {
-	tr := translate.For(in.Front(), rt.provider.Dialect())
-	t.ModelID, t.MaxTokens = rt.modelID, rt.maxTokens
-	body := newUpstreamBody()
-	defer body.release()
-	if aerr := tr.Request(in, t, body.buf); aerr != nil {
-		return attemptResult{unsupported: aerr}
+func (g *Gateway) attempt(ctx, clientCtx context.Context, w http.ResponseWriter, c *call, in *translate.Request, rt *upstream.Route, t translate.Target) (upstream.Attempt, attemptResult) {
+	tr := translate.For(in.Front(), rt.Provider.Dialect())
+	t.ModelID, t.MaxTokens = rt.ModelID, rt.MaxTokens
+	body := upstream.NewBody()
+	defer body.Release()
+	if aerr := tr.Request(in, t, body.Buffer()); aerr != nil {
+		return upstream.Attempt{Unsupported: aerr}, attemptResult{}
 	}
-
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// One timer covers the response headers and, for streams, the first
-	// event: a provider that sends headers and then stalls is as dead as one
-	// that sends nothing.
-	timer := time.AfterFunc(rt.firstByte, func() { cancel(errFirstByteTimeout) })
-	defer timer.Stop()
-
-	resp, err := rt.provider.Send(actx, body, in.Stream())
-	if err != nil {
-		return attemptResult{failure: classifyTransport(actx, err)}
+	call, f := rt.Send(ctx, body, in.Stream())
+	if f != nil {
+		return upstream.Attempt{Failure: f}, attemptResult{}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		eb := getBuffer()
-		defer putBuffer(eb)
-		_, _ = eb.ReadFrom(io.LimitReader(resp.Body, 64<<10))
-		return attemptResult{failure: statusFailure(resp.StatusCode, resp.Header, eb.Bytes())}
-	}
+	defer call.Close()
 	if in.Stream() {
-		return g.relayStream(actx, clientCtx, timer, w, c, tr.Stream(in), resp.Body)
+		return g.relayStream(clientCtx, call, w, c, tr.Stream(in))
 	}
 
 	// A whole response follows its headers; the overall deadline bounds it.
-	timer.Stop()
-	up := getBuffer()
-	defer putBuffer(up)
-	if _, err := up.ReadFrom(io.LimitReader(resp.Body, maxResponseSize)); err != nil {
-		return attemptResult{failure: classifyTransport(actx, err)}
+	call.FirstByte()
+	up := upstream.GetBuffer()
+	defer upstream.PutBuffer(up)
+	if _, err := up.ReadFrom(io.LimitReader(call.Resp.Body, maxResponseSize)); err != nil {
+		return upstream.Attempt{Failure: call.Failure(err)}, attemptResult{}
 	}
-	out := getBuffer()
-	defer putBuffer(out)
+	out := upstream.GetBuffer()
+	defer upstream.PutBuffer(out)
 	usage, err := tr.Response(up.Bytes(), out)
 	if err != nil {
-		return attemptResult{failure: &upstreamFailure{class: classServerError, msg: "the provider's response could not be read", err: err}}
+		return upstream.Attempt{Failure: &upstream.Failure{Class: upstream.ClassServerError, Msg: "the provider's response could not be read", Err: err}}, attemptResult{}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(out.Len()))
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(out.Bytes()); err != nil {
-		return attemptResult{status: statusClientClosed, usage: usage}
+		return upstream.Attempt{}, attemptResult{status: statusClientClosed, usage: usage}
 	}
-	return attemptResult{status: http.StatusOK, usage: usage}
+	return upstream.Attempt{OK: true}, attemptResult{status: http.StatusOK, usage: usage}
 }
 
 // finish meters a request: metrics, the ledger, one log line. Costs are

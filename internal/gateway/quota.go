@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -167,7 +168,7 @@ type reservation struct {
 // 429 in the caller's translate.Dialect naming the limit, today's spend and when the
 // window resets (Retry-After). A store error refuses with 503: a hard limit
 // that cannot be checked is not enforced by letting requests through.
-func (g *Gateway) admit(ctx context.Context, c *call, plan []*route, in *translate.Request) (*reservation, *translate.Error) {
+func (g *Gateway) admit(ctx context.Context, c *call, plan []*upstream.Route, in *translate.Request) (*reservation, *translate.Error) {
 	policy := c.snap.quota
 	lim := policy.limits(c.who.email)
 	if lim.none() || len(plan) == 0 {
@@ -219,12 +220,12 @@ func (r *reservation) hardLimit() int64 {
 }
 
 // worstCase is the most rt can cost for this request (see the top of the file).
-func (r *reservation) worstCase(rt *route) metering.Picodollars {
-	p := rt.prices
+func (r *reservation) worstCase(rt *upstream.Route) metering.Picodollars {
+	p := rt.Prices
 	inPrice := max(p.Input, p.CacheWrite, p.CacheRead)
 	out := r.out
 	if out <= 0 {
-		out = rt.maxTokens
+		out = rt.MaxTokens
 	}
 	return satAdd(satMul(r.in, int64(inPrice)), satMul(satMul(out, int64(p.Output)), r.n))
 }
@@ -232,7 +233,7 @@ func (r *reservation) worstCase(rt *route) metering.Picodollars {
 // cover makes the reservation cover rt's worst case, growing it when rt is
 // pricier than what is held. False means the user's remaining quota cannot
 // cover rt: the caller must not try it.
-func (r *reservation) cover(ctx context.Context, rt *route) bool {
+func (r *reservation) cover(ctx context.Context, rt *upstream.Route) bool {
 	if r == nil {
 		return true
 	}

@@ -6,11 +6,12 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
 func TestWorstCase(t *testing.T) {
-	rt := &route{maxTokens: 8192, prices: metering.Prices{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}}
+	rt := &upstream.Route{MaxTokens: 8192, Prices: metering.Prices{Input: 3_000_000, Output: 15_000_000, CacheRead: 300_000, CacheWrite: 3_750_000}}
 	for _, tc := range []struct {
 		name  string
 		body  string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -51,8 +52,8 @@ type Gateway struct {
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
 	lastInputs *inputs
-	transports *transports
-	health     *health
+	transports *upstream.Transports
+	failover   *upstream.Failover
 	metrics    *metrics
 	draining   atomic.Bool
 	mux        *http.ServeMux
@@ -68,8 +69,7 @@ func New(opts Options) (*Gateway, error) {
 		ledger:     opts.Ledger,
 		now:        opts.Now,
 		store:      opts.Store,
-		transports: &transports{},
-		health:     newHealth(),
+		transports: &upstream.Transports{},
 		metrics:    newMetrics(),
 	}
 	if g.log == nil {
@@ -93,6 +93,7 @@ func New(opts Options) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.failover = upstream.NewFailover(g.log, g.now)
 	if _, err := g.Reload(); err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func (g *Gateway) Reload() (changed bool, err error) {
 		g.log.Warn("Ignored the changed listen address until the next restart", slog.String("listen", prev.cfg.Listen))
 	}
 	g.snap.Store(s)
-	g.transports.retain(s.cfg.Providers)
+	g.transports.Retain(s.cfg.Providers)
 	g.metrics.reloads.Inc()
 	g.metrics.lastReload.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -27,27 +28,17 @@ type snapshot struct {
 	// load rather than once per request.
 	hashes map[string]string
 	// routes lists, per alias, the providers serving it in failover order.
-	routes    map[string][]*route
+	routes    map[string][]*upstream.Route
 	byModelID map[string]string // provider model id → alias, for tools that send real ids
 	aliases   []string          // sorted, for errors and GET /v1/models
 	fallbacks map[string][]string
-	retryOn   map[failureClass]bool
+	failover  upstream.Policy
 	hasher    *identityHasher // nil without a master key
 	// quota and router are the quota limits and the auto-routing rules,
 	// compiled once per load.
 	quota    *quotaPolicy
 	router   *router
 	loadedAt time.Time
-}
-
-// route is one provider serving one alias.
-type route struct {
-	alias     string
-	provider  Provider
-	modelID   string
-	maxTokens int64
-	firstByte time.Duration
-	prices    metering.Prices
 }
 
 // tokens holds SHA-256 digests of the gateway tokens, so comparisons run
@@ -122,7 +113,7 @@ func referencedFiles(c *gatewayconfig.Config) []string {
 
 // buildSnapshot validates inputs beyond the schema (files present, keys
 // usable) and resolves them. Errors name the field or file at fault.
-func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error) {
+func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapshot, error) {
 	if in.cfgErr != nil {
 		return nil, in.cfgErr
 	}
@@ -145,13 +136,18 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		emailHeader: http.CanonicalHeaderKey(c.Auth.EmailHeader),
 		users:       map[string]*gatewayconfig.User{},
 		hashes:      map[string]string{},
-		routes:      map[string][]*route{},
+		routes:      map[string][]*upstream.Route{},
 		byModelID:   map[string]string{},
 		fallbacks:   map[string][]string{},
-		retryOn:     map[failureClass]bool{},
-		quota:       newQuotaPolicy(c),
-		router:      newRouter(c),
-		loadedAt:    now,
+		failover: upstream.Policy{
+			RetryOn:          map[upstream.Class]bool{},
+			FailureThreshold: int(c.Failover.FailureThreshold),
+			Cooldown:         c.Failover.Cooldown.Duration,
+			RequestTimeout:   c.Failover.RequestTimeout.Duration,
+		},
+		quota:    newQuotaPolicy(c),
+		router:   newRouter(c),
+		loadedAt: now,
 	}
 
 	tok := strings.TrimSpace(string(file("auth.tokenFile", c.Auth.TokenFile, true)))
@@ -188,7 +184,7 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		s.hashes[c.Users[i].Email] = logHash(s.hasher, c.Users[i].Email)
 	}
 	for _, r := range c.Failover.RetryOn {
-		s.retryOn[failureClass(r)] = true
+		s.failover.RetryOn[upstream.Class(r)] = true
 	}
 	for _, f := range c.Fallbacks {
 		s.fallbacks[f.Model] = append(s.fallbacks[f.Model], f.To...)
@@ -198,19 +194,19 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		if p.APIKeyFile != "" {
 			key = strings.TrimSpace(string(file(fmt.Sprintf("providers[%d].apiKeyFile", i), p.APIKeyFile, true)))
 		}
-		prov := newProvider(p, key, tr.get(p))
+		prov := upstream.NewProvider(p, key, tr.Get(p))
 		for j, m := range p.Models {
 			pr, err := metering.ParsePrices(m.Pricing)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
 			}
-			s.routes[m.Name] = append(s.routes[m.Name], &route{
-				alias:     m.Name,
-				provider:  prov,
-				modelID:   m.ID,
-				maxTokens: int64(m.MaxOutputTokens),
-				firstByte: p.Timeouts.FirstByte.Duration,
-				prices:    pr,
+			s.routes[m.Name] = append(s.routes[m.Name], &upstream.Route{
+				Alias:     m.Name,
+				Provider:  prov,
+				ModelID:   m.ID,
+				MaxTokens: int64(m.MaxOutputTokens),
+				FirstByte: p.Timeouts.FirstByte.Duration,
+				Prices:    pr,
 			})
 			if _, taken := s.byModelID[m.ID]; !taken {
 				s.byModelID[m.ID] = m.Name
@@ -243,11 +239,11 @@ func (s *snapshot) resolve(model string) (string, bool) {
 
 // plan lists the attempts for an alias: its providers in order, then those
 // of its fallbacks, each (provider, alias) pair once.
-func (s *snapshot) plan(alias string) []*route {
+func (s *snapshot) plan(alias string) []*upstream.Route {
 	plan := slices.Clone(s.routes[alias])
 	for _, fb := range s.fallbacks[alias] {
 		for _, r := range s.routes[fb] {
-			if !slices.ContainsFunc(plan, func(p *route) bool { return p.alias == r.alias && p.provider.Name() == r.provider.Name() }) {
+			if !slices.ContainsFunc(plan, func(p *upstream.Route) bool { return p.Alias == r.Alias && p.Provider.Name() == r.Provider.Name() }) {
 				plan = append(plan, r)
 			}
 		}

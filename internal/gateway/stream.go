@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 )
 
 var sseWriterPool = sync.Pool{New: func() any { return translate.NewWriter() }}
@@ -17,9 +18,9 @@ var sseWriterPool = sync.Pool{New: func() any { return translate.NewWriter() }}
 // with a flush. The first event decides: an error or garbage before it is a
 // failure the caller may fail over from; after it the client owns a 200
 // stream, and a failure ends that stream with an error event in the
-// client's translate.Dialect, billing the usage seen so far.
-func (g *Gateway) relayStream(actx, clientCtx context.Context, firstByte *time.Timer, w http.ResponseWriter, c *call, st translate.Stream, body io.Reader) attemptResult {
-	rd := translate.NewReader(body)
+// client's dialect, billing the usage seen so far.
+func (g *Gateway) relayStream(clientCtx context.Context, call *upstream.Call, w http.ResponseWriter, c *call, st translate.Stream) (upstream.Attempt, attemptResult) {
+	rd := translate.NewReader(call.Resp.Body)
 	out := sseWriterPool.Get().(*translate.Writer)
 	out.Reset()
 	defer sseWriterPool.Put(out)
@@ -34,7 +35,7 @@ func (g *Gateway) relayStream(actx, clientCtx context.Context, firstByte *time.T
 		ended := false
 		switch {
 		case err == nil:
-			firstByte.Stop()
+			call.FirstByte()
 			err = st.Event(&ev, out)
 		case errors.Is(err, io.EOF):
 			ended = true
@@ -46,25 +47,26 @@ func (g *Gateway) relayStream(actx, clientCtx context.Context, firstByte *time.T
 			ended, err = true, nil
 		}
 		if err != nil {
-			f := streamFailure(actx, err)
+			f := call.Failure(err)
 			if !committed {
-				return attemptResult{failure: f}
+				return upstream.Attempt{Failure: f}, res
 			}
 			res.usage = st.Usage()
 			if clientCtx.Err() != nil {
 				// The client went away: nobody is left to tell.
 				res.status = statusClientClosed
-				return res
+				return upstream.Attempt{}, res
 			}
-			e := &translate.Error{Status: http.StatusBadGateway, Msg: "the provider failed mid-stream: " + f.msg}
-			res.status, res.broken = http.StatusBadGateway, f
-			if errors.Is(actx.Err(), context.DeadlineExceeded) {
+			e := &translate.Error{Status: http.StatusBadGateway, Msg: "the provider failed mid-stream: " + f.Msg}
+			res.status = http.StatusBadGateway
+			a := upstream.Attempt{Broken: f}
+			if call.TimedOut() {
 				e = &translate.Error{Status: http.StatusGatewayTimeout, Msg: "the request took longer than this gateway's limit"}
-				res.status, res.broken = http.StatusGatewayTimeout, nil
+				res.status, a.Broken = http.StatusGatewayTimeout, nil
 			}
 			translate.WriteStreamError(out, c.front, e)
 			_ = g.flushEvents(w, rc, out)
-			return res
+			return a, res
 		}
 		if !committed && (out.Len() > 0 || ended) {
 			h := w.Header()
@@ -78,12 +80,12 @@ func (g *Gateway) relayStream(actx, clientCtx context.Context, firstByte *time.T
 		if out.Len() > 0 {
 			if err := g.flushEvents(w, rc, out); err != nil {
 				res.status, res.usage = statusClientClosed, st.Usage()
-				return res
+				return upstream.Attempt{}, res
 			}
 		}
 		if ended {
 			res.status, res.usage = http.StatusOK, st.Usage()
-			return res
+			return upstream.Attempt{OK: true}, res
 		}
 	}
 }
@@ -95,16 +97,4 @@ func (g *Gateway) flushEvents(w http.ResponseWriter, rc *http.ResponseController
 		return err
 	}
 	return rc.Flush()
-}
-
-// streamFailure classifies an error from reading or translating a stream.
-func streamFailure(actx context.Context, err error) *upstreamFailure {
-	var sf *translate.Fault
-	if errors.As(err, &sf) {
-		return &upstreamFailure{class: faultClass(sf), msg: sf.Msg}
-	}
-	if errors.Is(err, translate.ErrEventTooLarge) {
-		return &upstreamFailure{class: classServerError, msg: err.Error()}
-	}
-	return classifyTransport(actx, err)
 }

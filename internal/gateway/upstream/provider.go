@@ -1,26 +1,22 @@
-package gateway
+package upstream
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
-// Provider sends requests, already in its own translate.Dialect, to one upstream.
+// Provider sends requests, already in its own dialect, to one upstream.
 type Provider interface {
 	Name() string
 	Dialect() translate.Dialect
 	// Send posts body and returns once the response headers arrived. The
 	// request carries only what the upstream needs: its key, its version
 	// header and the body the gateway built; nothing from the caller.
-	Send(ctx context.Context, body *upstreamBody, stream bool) (*http.Response, error)
+	Send(ctx context.Context, body *Body, stream bool) (*http.Response, error)
 }
 
 // anthropicVersion is the Messages API version the translators speak.
@@ -36,7 +32,7 @@ type endpoint struct {
 	transport http.RoundTripper
 }
 
-func (e *endpoint) newRequest(ctx context.Context, body *upstreamBody, stream bool) (*http.Request, error) {
+func (e *endpoint) newRequest(ctx context.Context, body *Body, stream bool) (*http.Request, error) {
 	rd, err := body.reader()
 	if err != nil {
 		return nil, err
@@ -67,7 +63,7 @@ type anthropicProvider struct{ endpoint }
 func (p *anthropicProvider) Name() string               { return p.name }
 func (p *anthropicProvider) Dialect() translate.Dialect { return translate.Anthropic }
 
-func (p *anthropicProvider) Send(ctx context.Context, body *upstreamBody, stream bool) (*http.Response, error) {
+func (p *anthropicProvider) Send(ctx context.Context, body *Body, stream bool) (*http.Response, error) {
 	req, err := p.newRequest(ctx, body, stream)
 	if err != nil {
 		return nil, err
@@ -85,7 +81,7 @@ type openaiProvider struct{ endpoint }
 func (p *openaiProvider) Name() string               { return p.name }
 func (p *openaiProvider) Dialect() translate.Dialect { return translate.OpenAI }
 
-func (p *openaiProvider) Send(ctx context.Context, body *upstreamBody, stream bool) (*http.Response, error) {
+func (p *openaiProvider) Send(ctx context.Context, body *Body, stream bool) (*http.Response, error) {
 	req, err := p.newRequest(ctx, body, stream)
 	if err != nil {
 		return nil, err
@@ -106,72 +102,10 @@ func endpointURL(base, path string) string {
 	return base + "/v1" + path
 }
 
-func newProvider(p gatewayconfig.Provider, key string, rt http.RoundTripper) Provider {
+// NewProvider is the configured upstream p, authenticating with key over rt.
+func NewProvider(p gatewayconfig.Provider, key string, rt http.RoundTripper) Provider {
 	if p.Type == gatewayconfig.ProviderAnthropic {
 		return &anthropicProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/messages"), key: key, transport: rt}}
 	}
 	return &openaiProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/chat/completions"), key: key, transport: rt}}
-}
-
-// transports keeps one tuned Transport per upstream across config reloads,
-// so a reload does not throw away warm connections.
-type transports struct {
-	mu sync.Mutex
-	m  map[string]*http.Transport
-}
-
-func transportKey(p gatewayconfig.Provider) string {
-	return p.Name + "\x00" + p.BaseURL + "\x00" + strconv.FormatInt(int64(p.Timeouts.Connect.Duration), 10)
-}
-
-func (t *transports) get(p gatewayconfig.Provider) *http.Transport {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	key := transportKey(p)
-	if tr, ok := t.m[key]; ok {
-		return tr
-	}
-	if t.m == nil {
-		t.m = map[string]*http.Transport{}
-	}
-	tr := newTransport(p.Timeouts.Connect.Duration)
-	t.m[key] = tr
-	return tr
-}
-
-// retain closes the pools of upstreams that left the config. Requests in
-// flight on them finish: only idle connections are closed.
-func (t *transports) retain(ps []gatewayconfig.Provider) {
-	keep := map[string]bool{}
-	for _, p := range ps {
-		keep[transportKey(p)] = true
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for k, tr := range t.m {
-		if !keep[k] {
-			tr.CloseIdleConnections()
-			delete(t.m, k)
-		}
-	}
-}
-
-// newTransport is tuned for a few upstreams carrying many long requests:
-// a deep idle pool per host, HTTP/2 where offered, and a connect timeout
-// that makes a dead upstream fail fast. The first-byte timeout is applied
-// per attempt (see attempt), so it also covers the first SSE event.
-func newTransport(connect time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   connect,
-		ExpectContinueTimeout: time.Second,
-		ReadBufferSize:        32 << 10,
-		WriteBufferSize:       32 << 10,
-	}
 }

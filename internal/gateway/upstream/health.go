@@ -1,4 +1,4 @@
-package gateway
+package upstream
 
 import (
 	"sync"
@@ -12,7 +12,7 @@ const maxRetryAfter = time.Hour
 // health is passive health per provider, kept across config reloads: a
 // provider that failed failureThreshold times in a row, or asked to be left
 // alone with Retry-After, sits out until its cooldown ends.
-type health struct {
+type Health struct {
 	mu sync.Mutex
 	m  map[string]*providerHealth
 }
@@ -22,9 +22,9 @@ type providerHealth struct {
 	coolingUntil time.Time
 }
 
-func newHealth() *health { return &health{m: map[string]*providerHealth{}} }
+func NewHealth() *Health { return &Health{m: map[string]*providerHealth{}} }
 
-func (h *health) get(name string) *providerHealth {
+func (h *Health) get(name string) *providerHealth {
 	p := h.m[name]
 	if p == nil {
 		p = &providerHealth{}
@@ -34,14 +34,14 @@ func (h *health) get(name string) *providerHealth {
 }
 
 // success resets the provider's count of consecutive failures.
-func (h *health) success(name string) {
+func (h *Health) Success(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.get(name).failures = 0
 }
 
 // failure counts a failure; it reports whether the provider now cools down.
-func (h *health) failure(name string, now time.Time, threshold int, cooldown, retryAfter time.Duration) bool {
+func (h *Health) Failure(name string, now time.Time, threshold int, cooldown, retryAfter time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.get(name)
@@ -63,7 +63,7 @@ func (h *health) failure(name string, now time.Time, threshold int, cooldown, re
 	return false
 }
 
-func (h *health) cooling(name string, now time.Time) bool {
+func (h *Health) cooling(name string, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.m[name]
@@ -72,10 +72,10 @@ func (h *health) cooling(name string, now time.Time) bool {
 
 // order drops the routes whose provider cools down, unless that would
 // leave nothing: a benched provider is still better than no answer.
-func (h *health) order(plan []*route, now time.Time) []*route {
+func (h *Health) Order(plan []*Route, now time.Time) []*Route {
 	ready := plan[:0:0]
 	for _, r := range plan {
-		if !h.cooling(r.provider.Name(), now) {
+		if !h.cooling(r.Provider.Name(), now) {
 			ready = append(ready, r)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package upstream
 
 import (
 	"context"
@@ -26,58 +26,56 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestClassifyStatus(t *testing.T) {
-	for status, want := range map[int]failureClass{
-		400: classNone, 401: classNone, 404: classNone, 413: classNone, 422: classNone,
-		429: classRateLimited, 500: classServerError, 501: classNone, 502: classServerError,
-		503: classServerError, 504: classServerError, 529: classOverloaded,
+	for status, want := range map[int]Class{
+		400: ClassNone, 401: ClassNone, 404: ClassNone, 413: ClassNone, 422: ClassNone,
+		429: ClassRateLimited, 500: ClassServerError, 501: ClassNone, 502: ClassServerError,
+		503: ClassServerError, 504: ClassServerError, 529: ClassOverloaded,
 	} {
-		if got := classifyStatus(status); got != want {
+		if got := ClassifyStatus(status); got != want {
 			t.Errorf("%d: %q, want %q", status, got, want)
 		}
 	}
 }
 
-type namedProvider struct{ Provider }
+// fakeProvider is a provider that is only a name: what health and the
+// failover loop look at.
+type fakeProvider string
 
-func (p namedProvider) Name() string { return string(p.Provider.(fakeName)) }
-
-type fakeName string
-
-func (fakeName) Name() string               { return "" }
-func (fakeName) Dialect() translate.Dialect { return translate.OpenAI }
-func (fakeName) Send(_ context.Context, _ *upstreamBody, _ bool) (*http.Response, error) {
+func (p fakeProvider) Name() string             { return string(p) }
+func (fakeProvider) Dialect() translate.Dialect { return translate.OpenAI }
+func (fakeProvider) Send(context.Context, *Body, bool) (*http.Response, error) {
 	return nil, io.EOF
 }
 
 func TestHealth(t *testing.T) {
-	h := newHealth()
+	h := NewHealth()
 	now := time.Unix(1000, 0)
-	plan := []*route{{provider: namedProvider{fakeName("a")}}, {provider: namedProvider{fakeName("b")}}}
+	plan := []*Route{{Provider: fakeProvider("a")}, {Provider: fakeProvider("b")}}
 	for i := range 2 {
-		if h.failure("a", now, 3, time.Minute, 0) {
+		if h.Failure("a", now, 3, time.Minute, 0) {
 			t.Fatalf("benched after %d failures", i+1)
 		}
 	}
-	h.success("a") // a success resets the run
+	h.Success("a") // a success resets the run
 	for range 2 {
-		h.failure("a", now, 3, time.Minute, 0)
+		h.Failure("a", now, 3, time.Minute, 0)
 	}
-	if !h.failure("a", now, 3, time.Minute, 0) {
+	if !h.Failure("a", now, 3, time.Minute, 0) {
 		t.Fatal("not benched after 3 consecutive failures")
 	}
-	if got := h.order(plan, now.Add(59*time.Second)); len(got) != 1 || got[0].provider.Name() != "b" {
+	if got := h.Order(plan, now.Add(59*time.Second)); len(got) != 1 || got[0].Provider.Name() != "b" {
 		t.Errorf("during cooldown: %d routes", len(got))
 	}
-	if got := h.order(plan, now.Add(time.Minute)); len(got) != 2 {
+	if got := h.Order(plan, now.Add(time.Minute)); len(got) != 2 {
 		t.Errorf("after cooldown: %d routes", len(got))
 	}
 	// Retry-After benches at once, for its own duration.
-	h.failure("b", now, 3, time.Minute, 5*time.Minute)
-	if got := h.order(plan, now.Add(4*time.Minute)); len(got) != 1 || got[0].provider.Name() != "a" {
+	h.Failure("b", now, 3, time.Minute, 5*time.Minute)
+	if got := h.Order(plan, now.Add(4*time.Minute)); len(got) != 1 || got[0].Provider.Name() != "a" {
 		t.Errorf("b benched by Retry-After: %d routes", len(got))
 	}
-	h.failure("a", now.Add(3*time.Minute), 3, time.Minute, time.Hour)
-	if got := h.order(plan, now.Add(4*time.Minute)); len(got) != 2 {
+	h.Failure("a", now.Add(3*time.Minute), 3, time.Minute, time.Hour)
+	if got := h.Order(plan, now.Add(4*time.Minute)); len(got) != 2 {
 		t.Errorf("everything benched: the plan must stay whole, got %d", len(got))
 	}
 	if !h.cooling("b", now.Add(4*time.Minute)) || h.cooling("b", now.Add(5*time.Minute)) {
@@ -86,7 +84,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestUpstreamBodyRelease(t *testing.T) {
-	u := newUpstreamBody()
+	u := NewBody()
 	u.buf.WriteString("hello")
 	r1, _ := u.reader()
 	r2, _ := u.reader() // a GetBody replay
@@ -94,7 +92,7 @@ func TestUpstreamBodyRelease(t *testing.T) {
 		t.Fatalf("%q", b)
 	}
 	r1.Close()
-	u.release() // the attempt is over, r2 still open
+	u.Release() // the attempt is over, r2 still open
 	if b, _ := io.ReadAll(r2); string(b) != "hello" {
 		t.Fatalf("replay %q", b)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package upstream
 
 import (
 	"bytes"
@@ -13,13 +13,15 @@ const maxPooledBuffer = 4 << 20
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func getBuffer() *bytes.Buffer {
+// GetBuffer takes an empty buffer from the pool the request path shares.
+func GetBuffer() *bytes.Buffer {
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	return b
 }
 
-func putBuffer(b *bytes.Buffer) {
+// PutBuffer returns b to the pool; nil and oversized buffers are dropped.
+func PutBuffer(b *bytes.Buffer) {
 	if b == nil || b.Cap() > maxPooledBuffer {
 		return
 	}
@@ -28,23 +30,27 @@ func putBuffer(b *bytes.Buffer) {
 
 var errBodyReleased = errors.New("upstream request body already released")
 
-// upstreamBody is a pooled request body shared by the readers the transport
+// Body is a pooled request body shared by the readers the transport
 // opens (the body itself and GetBody's replays). The Transport may close or
 // even read a request body after RoundTrip returned, from another goroutine,
 // so the buffer goes back to the pool only once the attempt and every reader
 // are done; a read after that fails instead of seeing another request's bytes.
-type upstreamBody struct {
+type Body struct {
 	mu   sync.Mutex
 	buf  *bytes.Buffer
 	refs int
 }
 
-func newUpstreamBody() *upstreamBody {
-	return &upstreamBody{buf: getBuffer(), refs: 1}
+// NewBody holds a pooled buffer for one attempt; Release it when done.
+func NewBody() *Body {
+	return &Body{buf: GetBuffer(), refs: 1}
 }
 
+// Buffer is where the attempt writes the body, before sending it.
+func (u *Body) Buffer() *bytes.Buffer { return u.buf }
+
 // reader opens a reader from the start of the body.
-func (u *upstreamBody) reader() (io.ReadCloser, error) {
+func (u *Body) reader() (io.ReadCloser, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.buf == nil {
@@ -54,25 +60,25 @@ func (u *upstreamBody) reader() (io.ReadCloser, error) {
 	return &upstreamBodyReader{u: u}, nil
 }
 
-func (u *upstreamBody) len() int {
+func (u *Body) len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.buf.Len()
 }
 
 // release drops one reference; the last returns the buffer.
-func (u *upstreamBody) release() {
+func (u *Body) Release() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.refs--
 	if u.refs == 0 {
-		putBuffer(u.buf)
+		PutBuffer(u.buf)
 		u.buf = nil
 	}
 }
 
 type upstreamBodyReader struct {
-	u      *upstreamBody
+	u      *Body
 	off    int
 	closed bool
 }
@@ -100,6 +106,6 @@ func (r *upstreamBodyReader) Close() error {
 	}
 	r.closed = true
 	r.u.mu.Unlock()
-	r.u.release()
+	r.u.Release()
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/routing"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -55,11 +56,7 @@ import (
 const (
 	checkpointInterval = time.Second
 	checkpointEvents   = 64
-	// defaultMaxOutput is max_tokens when the model config sets none.
-	defaultMaxOutput = 4096
-	defaultIdle      = 120 * time.Minute
-	// routedModel asks the completion path to choose (routing rules).
-	routedModel = "auto"
+	defaultIdle        = 120 * time.Minute
 )
 
 type sendRequest struct {
@@ -167,14 +164,11 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 	if asked == "" {
 		asked = s.Model
 	}
-	alias, ok := c.snap.resolve(asked)
-	upstreamModel := alias
-	if !ok && asked == routedModel {
-		// The completion path picks the model; the default bounds the
-		// context and prices the provisional bill until it has.
-		alias, upstreamModel, ok = c.snap.cfg.DefaultModel, routedModel, true
-	}
-	if !ok || len(c.snap.routes[alias]) == 0 {
+	// For Auto the completion path picks the model; the default bounds
+	// the context and prices the provisional bill until it has.
+	choice, ok := c.snap.models.Resolve(asked)
+	alias, upstreamModel := choice.Alias, choice.Name()
+	if !ok || !c.snap.models.Serves(alias) {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %q is not served by this gateway", asked))
 		return
 	}
@@ -183,10 +177,10 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 		g.storeError(w, r, c, err)
 		return
 	}
-	win := c.snap.window(alias)
+	win := c.snap.models.Window(alias)
 	turns, dropped, fits := boundContext(history, req.Content, win)
 	if !fits {
-		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.context))
+		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.Context))
 		return
 	}
 	userMsg, err := g.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
@@ -201,7 +195,7 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 		}
 	}
 
-	body, err := json.Marshal(anthropicTurnRequest{Model: upstreamModel, MaxTokens: win.maxOutput, Stream: true, Messages: turns})
+	body, err := json.Marshal(anthropicTurnRequest{Model: upstreamModel, MaxTokens: win.MaxOutput, Stream: true, Messages: turns})
 	if err != nil {
 		writeAPIError(w, http.StatusInternalServerError, "building the model request failed")
 		return
@@ -249,38 +243,19 @@ func titleFrom(content string) string {
 	return string([]rune(t)[:60]) + "…"
 }
 
-// modelWindow is what bounds a turn's context.
-type modelWindow struct {
-	context   int64 // tokens; 0 is unbounded
-	maxOutput int64
+// estimateTokens is a message's estimate: its text and its framing. It
+// errs high, which drops a turn early rather than have the provider
+// refuse the request.
+func estimateTokens(text string) int64 {
+	return routing.EstimateTokens(len(text)) + routing.MessageOverheadTokens
 }
-
-func (s *snapshot) window(alias string) modelWindow {
-	w := modelWindow{maxOutput: defaultMaxOutput}
-	if rs := s.routes[alias]; len(rs) > 0 && rs[0].MaxTokens > 0 {
-		w.maxOutput = rs[0].MaxTokens
-	}
-	for _, p := range s.cfg.Providers {
-		for _, m := range p.Models {
-			if m.Name == alias && m.ContextWindow > 0 && (w.context == 0 || int64(m.ContextWindow) < w.context) {
-				w.context = int64(m.ContextWindow)
-			}
-		}
-	}
-	return w
-}
-
-// estimateTokens is the conventional four bytes a token, plus a few for
-// the message's framing. It errs high, which drops a turn early rather
-// than have the provider refuse the request.
-func estimateTokens(text string) int64 { return int64(len(text)+3)/4 + 4 }
 
 // boundContext builds the turn's messages: the stored history (replies
 // that produced no text are skipped, consecutive messages of one role
 // joined) and the new message, dropping the oldest until the estimate fits
 // the window less the reply's room. dropped counts stored messages left
 // out. fits is false when the new message alone is too big.
-func boundContext(history []store.Message, content string, w modelWindow) (turns []turnMessage, dropped int, fits bool) {
+func boundContext(history []store.Message, content string, w routing.Window) (turns []turnMessage, dropped int, fits bool) {
 	type item struct {
 		msg    turnMessage
 		stored int // stored messages folded into this one
@@ -310,12 +285,12 @@ func boundContext(history []store.Message, content string, w modelWindow) (turns
 	for _, it := range items {
 		total += it.tokens
 	}
-	budget := w.context - w.maxOutput
-	if w.context > 0 && budget <= 0 {
-		budget = w.context
+	budget := w.Context - w.MaxOutput
+	if w.Context > 0 && budget <= 0 {
+		budget = w.Context
 	}
 	start := 0
-	for w.context > 0 && total > budget && start < len(items)-1 {
+	for w.Context > 0 && total > budget && start < len(items)-1 {
 		total -= items[start].tokens
 		dropped += items[start].stored
 		start++
@@ -325,7 +300,7 @@ func boundContext(history []store.Message, content string, w modelWindow) (turns
 		dropped += items[start].stored
 		start++
 	}
-	if w.context > 0 && total > budget {
+	if w.Context > 0 && total > budget {
 		return nil, 0, false
 	}
 	for _, it := range items[start:] {
@@ -540,9 +515,9 @@ func (t *turnWriter) checkpoint() {
 func (t *turnWriter) streamedUsage() metering.Usage {
 	u := t.usage
 	if u.Input+u.CacheRead+u.CacheWrite == 0 {
-		u.Input = estimateTokens(strings.Repeat(" ", t.promptBytes))
+		u.Input = routing.EstimateTokens(t.promptBytes) + routing.MessageOverheadTokens
 	}
-	if est := int64(t.text.Len()+3) / 4; est > u.Output {
+	if est := routing.EstimateTokens(t.text.Len()); est > u.Output {
 		u.Output = est
 	}
 	return u
@@ -568,13 +543,13 @@ func (t *turnWriter) billUsage(ctx context.Context, u metering.Usage, status str
 // route is the one that served, once known, else the first planned.
 func (t *turnWriter) route() *upstream.Route {
 	if o := t.c.metered; o != nil && o.provider != "" {
-		for _, rt := range t.c.snap.routes[o.model] {
-			if rt.Provider.Name() == o.provider {
+		for _, rt := range t.c.snap.models.Plan(o.model) {
+			if rt.Alias == o.model && rt.Provider.Name() == o.provider {
 				return rt
 			}
 		}
 	}
-	return t.c.snap.routes[t.alias][0]
+	return t.c.snap.models.Plan(t.alias)[0]
 }
 
 func (t *turnWriter) send(name string, v any) {

@@ -59,7 +59,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	if !ok {
 		// The unknown name is not used as a label: callers choose it freely.
 		e := translate.Errorf(http.StatusNotFound, fmt.Sprintf("model %q is not served by this gateway; use one of %s (GET /v1/models lists them), or omit model for the default, %s",
-			in.Model(), strings.Join(c.snap.aliases, ", "), c.snap.cfg.DefaultModel))
+			in.Model(), strings.Join(c.snap.models.Aliases(), ", "), c.snap.cfg.DefaultModel))
 		e.Code = "model_not_found"
 		fail(e)
 		return
@@ -69,7 +69,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	cfg := c.snap.cfg
 	ctx, cancel := context.WithTimeout(r.Context(), cfg.Failover.RequestTimeout.Duration)
 	defer cancel()
-	plan := g.failover.Order(c.snap.plan(alias))
+	plan := g.failover.Order(c.snap.models.Plan(alias))
 	// Every model request is admitted against the caller's daily quota
 	// here, before any provider is called; finish settles it.
 	res, aerr := g.admit(ctx, c, plan, in)

@@ -53,24 +53,3 @@ func TestQuotaWindowAcrossDST(t *testing.T) {
 		t.Errorf("window %s %s–%s", day, start, end)
 	}
 }
-
-func TestRouterChoose(t *testing.T) {
-	r := newRouter(&gatewayconfig.Config{DefaultModel: "d", Routing: gatewayconfig.Routing{Rules: []gatewayconfig.RoutingRule{
-		{MaxInputTokens: 10, Model: "small"},
-		{MinInputTokens: 5, MessageMatches: "^sql", Model: "sql"},
-		{Roles: []string{"Admin"}, Model: "admin"},
-	}}})
-	for _, tc := range []struct {
-		in   routingInput
-		want string
-	}{
-		{routingInput{tokens: 10, lastUser: "sql please"}, "small"},
-		{routingInput{tokens: 11, lastUser: "sql please"}, "sql"},
-		{routingInput{tokens: 11, lastUser: "please sql", role: "Admin"}, "admin"},
-		{routingInput{tokens: 11, lastUser: "please sql", role: "User"}, "d"},
-	} {
-		if got := r.choose(tc.in); got != tc.want {
-			t.Errorf("%+v: %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}

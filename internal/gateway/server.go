@@ -254,7 +254,7 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	g.metrics.reloads.Inc()
 	g.metrics.lastReload.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
-		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.aliases)), slog.Int("users", len(s.users)))
+		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.models.Aliases())), slog.Int("users", len(s.users)))
 	return true, nil
 }
 

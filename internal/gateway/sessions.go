@@ -99,10 +99,8 @@ func (g *Gateway) createSession(w http.ResponseWriter, r *http.Request, c *call)
 // sessionModel resolves the model a session is created with: an alias, a
 // provider model id or "auto" (routing), else the default at the time.
 func (g *Gateway) sessionModel(c *call, asked string) (string, bool) {
-	if asked == routedModel {
-		return asked, true
-	}
-	return c.snap.resolve(asked)
+	choice, ok := c.snap.models.Resolve(asked)
+	return choice.Name(), ok
 }
 
 type sessionList struct {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/routing"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
@@ -27,17 +27,12 @@ type snapshot struct {
 	// hashes holds each user's pseudonym (see logHash), computed once per
 	// load rather than once per request.
 	hashes map[string]string
-	// routes lists, per alias, the providers serving it in failover order.
-	routes    map[string][]*upstream.Route
-	byModelID map[string]string // provider model id → alias, for tools that send real ids
-	aliases   []string          // sorted, for errors and GET /v1/models
-	fallbacks map[string][]string
-	failover  upstream.Policy
-	hasher    *identityHasher // nil without a master key
-	// quota and router are the quota limits and the auto-routing rules,
-	// compiled once per load.
+	// models are the aliases, their routes and the rules for Auto.
+	models   *routing.Table
+	failover upstream.Policy
+	hasher   *identityHasher // nil without a master key
+	// quota is the quota limits, resolved once per load.
 	quota    *quotaPolicy
-	router   *router
 	loadedAt time.Time
 }
 
@@ -136,9 +131,6 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 		emailHeader: http.CanonicalHeaderKey(c.Auth.EmailHeader),
 		users:       map[string]*gatewayconfig.User{},
 		hashes:      map[string]string{},
-		routes:      map[string][]*upstream.Route{},
-		byModelID:   map[string]string{},
-		fallbacks:   map[string][]string{},
 		failover: upstream.Policy{
 			RetryOn:          map[upstream.Class]bool{},
 			FailureThreshold: int(c.Failover.FailureThreshold),
@@ -146,7 +138,6 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 			RequestTimeout:   c.Failover.RequestTimeout.Duration,
 		},
 		quota:    newQuotaPolicy(c),
-		router:   newRouter(c),
 		loadedAt: now,
 	}
 
@@ -186,69 +177,23 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 	for _, r := range c.Failover.RetryOn {
 		s.failover.RetryOn[upstream.Class(r)] = true
 	}
-	for _, f := range c.Fallbacks {
-		s.fallbacks[f.Model] = append(s.fallbacks[f.Model], f.To...)
-	}
+	providers := make([]upstream.Provider, len(c.Providers))
 	for i, p := range c.Providers {
 		var key string
 		if p.APIKeyFile != "" {
 			key = strings.TrimSpace(string(file(fmt.Sprintf("providers[%d].apiKeyFile", i), p.APIKeyFile, true)))
 		}
-		prov := upstream.NewProvider(p, key, tr.Get(p))
-		for j, m := range p.Models {
-			pr, err := metering.ParsePrices(m.Pricing)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
-			}
-			s.routes[m.Name] = append(s.routes[m.Name], &upstream.Route{
-				Alias:     m.Name,
-				Provider:  prov,
-				ModelID:   m.ID,
-				MaxTokens: int64(m.MaxOutputTokens),
-				FirstByte: p.Timeouts.FirstByte.Duration,
-				Prices:    pr,
-			})
-			if _, taken := s.byModelID[m.ID]; !taken {
-				s.byModelID[m.ID] = m.Name
-			}
-		}
+		providers[i] = upstream.NewProvider(p, key, tr.Get(p))
 	}
-	for alias := range s.routes {
-		s.aliases = append(s.aliases, alias)
+	models, err := routing.NewTable(c, providers)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	slices.Sort(s.aliases)
+	s.models = models
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-// resolve maps the model a caller asked for to an alias: the default when
-// none, an alias, or a provider's model id (so tools that send real model
-// ids work unchanged).
-func (s *snapshot) resolve(model string) (string, bool) {
-	if model == "" {
-		return s.cfg.DefaultModel, true
-	}
-	if _, ok := s.routes[model]; ok {
-		return model, true
-	}
-	alias, ok := s.byModelID[model]
-	return alias, ok
-}
-
-// plan lists the attempts for an alias: its providers in order, then those
-// of its fallbacks, each (provider, alias) pair once.
-func (s *snapshot) plan(alias string) []*upstream.Route {
-	plan := slices.Clone(s.routes[alias])
-	for _, fb := range s.fallbacks[alias] {
-		for _, r := range s.routes[fb] {
-			if !slices.ContainsFunc(plan, func(p *upstream.Route) bool { return p.Alias == r.Alias && p.Provider.Name() == r.Provider.Name() }) {
-				plan = append(plan, r)
-			}
-		}
-	}
-	return plan
 }
 
 // upstreamIdentity is the caller as providers see them: the email or its keyed hash.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 )
@@ -72,7 +73,8 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	plan := g.failover.Order(c.snap.models.Plan(alias))
 	// Every model request is admitted against the caller's daily quota
 	// here, before any provider is called; finish settles it.
-	res, aerr := g.admit(ctx, c, plan, in)
+	bound := quota.NewBound(in.Size(), in.OutputCap(), in.Choices())
+	res, aerr := g.admit(ctx, c, plan, bound)
 	if aerr != nil {
 		fail(aerr)
 		return
@@ -82,7 +84,9 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	var served attemptResult
 	out := g.failover.Run(ctx, r.Context(), upstream.Plan{
 		RequestID: c.id, Alias: alias, Routes: plan, Policy: c.snap.failover,
-		Cover: res.cover,
+		Cover: func(ctx context.Context, rt *upstream.Route) bool {
+			return res.Cover(ctx, bound.WorstCase(rt.Prices, rt.MaxTokens))
+		},
 		FailedOver: func(from, to *upstream.Route, f *upstream.Failure) {
 			g.metrics.failovers.WithLabelValues(from.Provider.Name(), to.Provider.Name(), string(f.Class)).Inc()
 		},
@@ -102,6 +106,28 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	default:
 		fail(out.Err)
 	}
+}
+
+// admit reserves the worst case of plan against the caller's daily quota,
+// or refuses: 429 naming the limit, today's spend and when the window
+// resets (Retry-After), or 503 when the quota cannot be checked.
+func (g *Gateway) admit(ctx context.Context, c *call, plan []*upstream.Route, b quota.Bound) (*quota.Reservation, *translate.Error) {
+	if c.snap.quotas.Limits(c.who.email).None() {
+		return nil, nil // nothing to reserve: spare the request the work
+	}
+	worst := make([]metering.Picodollars, len(plan))
+	for i, rt := range plan {
+		worst[i] = b.WorstCase(rt.Prices, rt.MaxTokens)
+	}
+	res, err := g.quota.Admit(ctx, c.snap.quotas, quota.Ask{User: c.who.email, EndUser: c.snap.endUser(c.who.email), Name: notifyName(c), RequestID: c.id, Worst: worst})
+	var ex *quota.Exceeded
+	switch {
+	case errors.As(err, &ex):
+		return nil, &translate.Error{Status: http.StatusTooManyRequests, Msg: ex.Error(), Code: "daily_quota_exceeded", RetryAfter: ex.RetryAfter()}
+	case err != nil:
+		return nil, translate.Errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
+	}
+	return res, nil
 }
 
 // statusClientClosed marks a request whose client went away (nginx's 499).
@@ -163,7 +189,7 @@ func (g *Gateway) finish(ctx context.Context, c *call, o *outcome, attempts int)
 			g.log.Error("Failed to record spend", slog.String("request_id", c.id), slog.String("error", err.Error()))
 		}
 	}
-	c.quota.settle(ctx, o.cost)
+	c.quota.Settle(ctx, o.cost)
 	level := slog.LevelInfo
 	if o.status >= 500 {
 		level = slog.LevelWarn

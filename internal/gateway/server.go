@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -44,10 +45,7 @@ type Gateway struct {
 	now        func() time.Time
 	store      store.Store
 
-	quotas       store.Quotas
-	quotaMetrics *quotaMetrics
-	notifier     *notifier
-	notified     sync.Map // user, day, threshold → notification handled
+	quota *quota.Keeper
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
@@ -81,18 +79,17 @@ func New(opts Options) (*Gateway, error) {
 	if g.ledger == nil {
 		g.ledger = &metering.MemoryLedger{}
 	}
-	g.quotas = opts.Quotas
-	if g.quotas == nil && g.store != nil {
-		g.quotas = g.store
-	}
-	if g.quotas == nil {
-		g.quotas = store.NewMemoryQuotas()
-	}
-	g.quotaMetrics = newQuotaMetrics(g.metrics.reg)
-	g.notifier = newNotifier(g.log, g.quotaMetrics)
 	if g.now == nil {
 		g.now = time.Now
 	}
+	charges := opts.Quotas
+	if charges == nil && g.store != nil {
+		charges = g.store
+	}
+	if charges == nil {
+		charges = store.NewMemoryQuotas()
+	}
+	g.quota = quota.New(quota.Options{Store: charges, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	g.failover = upstream.NewFailover(g.log, g.now)
 	if _, err := g.Reload(); err != nil {
 		return nil, err
@@ -145,7 +142,7 @@ type call struct {
 	// gateway (the stateful chat) that report usage and cost.
 	metered *outcome
 	// quota is the request's charge against the daily quota (nil: none).
-	quota *reservation
+	quota *quota.Reservation
 }
 
 type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
@@ -272,6 +269,21 @@ func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
 			_, _ = g.Reload() // logged and counted inside
 		}
 	}
+}
+
+// QuotaStatus returns email's spend today (settled charges), live
+// reservations and limits, under the current config.
+func (g *Gateway) QuotaStatus(ctx context.Context, email string) (quota.Status, error) {
+	return g.quota.Status(ctx, g.snap.Load().quotas, email)
+}
+
+// notifyName is how a quota notification names the caller: as the metrics
+// do (email or pseudonym), else by the pseudonym used in logs.
+func notifyName(c *call) string {
+	if n := c.snap.endUser(c.who.email); n != "" {
+		return n
+	}
+	return c.who.hash
 }
 
 // Ledger returns the spend ledger.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/routing"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -31,8 +32,8 @@ type snapshot struct {
 	models   *routing.Table
 	failover upstream.Policy
 	hasher   *identityHasher // nil without a master key
-	// quota is the quota limits, resolved once per load.
-	quota    *quotaPolicy
+	// quotas are the quota limits, resolved once per load.
+	quotas   *quota.Policy
 	loadedAt time.Time
 }
 
@@ -137,7 +138,7 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 			Cooldown:         c.Failover.Cooldown.Duration,
 			RequestTimeout:   c.Failover.RequestTimeout.Duration,
 		},
-		quota:    newQuotaPolicy(c),
+		quotas:   quota.NewPolicy(c),
 		loadedAt: now,
 	}
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -75,7 +76,7 @@ type myQuota struct {
 	RemainingUSD string    `json:"remainingUSD,omitempty"`
 }
 
-func quotaInDollars(q QuotaStatus) myQuota {
+func quotaInDollars(q quota.Status) myQuota {
 	out := myQuota{Day: q.Day, ResetsAt: q.ResetsAt,
 		SpentUSD: metering.Picodollars(q.SpentPicodollars).String(), ReservedUSD: metering.Picodollars(q.ReservedPicodollars).String()}
 	if q.SoftLimitPicodollars > 0 {

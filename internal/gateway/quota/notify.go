@@ -1,4 +1,4 @@
-package gateway
+package quota
 
 import (
 	"bytes"
@@ -110,20 +110,6 @@ func (n *notifier) postOnce(url string, body []byte) error {
 		return fmt.Errorf("the webhook answered %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// notifyName is how a notification names the caller: as the metrics do
-// (email or pseudonym), else by the pseudonym used in logs.
-func notifyName(c *call) string {
-	if n := c.snap.endUser(c.who.email); n != "" {
-		return n
-	}
-	return c.who.hash
-}
-
-func (g *Gateway) gatewayName() string {
-	s := g.snap.Load()
-	return s.cfg.Gateway.Namespace + "/" + s.cfg.Gateway.Name
 }
 
 func quotaMessage(gateway, user, threshold string, spent, limit metering.Picodollars, day string, loc *time.Location) string {

@@ -97,7 +97,7 @@ func (g *Gateway) apiAuthed(h callHandler) http.HandlerFunc {
 		func(w http.ResponseWriter, e *translate.Error) { writeAPIError(w, e.Status, e.Msg) }, h)
 }
 
-func (c *call) isAdmin() bool { return c.who.user != nil && c.who.user.Role == gatewayconfig.RoleAdmin }
+func (c *call) isAdmin() bool { return c.who.Role == gatewayconfig.RoleAdmin }
 
 // apiNotFound answers an /api path that does not exist, or a privacy
 // route whose toggle is off: the two are indistinguishable on purpose.

@@ -8,17 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
-
-// caller is an authenticated, allowlisted person.
-type caller struct {
-	email string
-	user  *gatewayconfig.User
-	// hash names the caller in logs (never the email).
-	hash string
-}
 
 // Reasons for refusing a caller, the values of chatgateway_auth_failures_total.
 const (
@@ -33,17 +26,17 @@ const (
 // identify checks the gateway token first and only then believes the email
 // header: OAuth2 Proxy sets that header, and the token proves the request
 // came through it (or from someone an admin gave the token).
-func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Time) (caller, string, *translate.Error) {
+func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Time) (completion.Caller, string, *translate.Error) {
 	toks, malformed := presentedTokens(r.Header, front == translate.Anthropic)
 	if malformed != "" {
-		return caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, malformed)
+		return completion.Caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, malformed)
 	}
 	if len(toks) == 0 {
 		how := "Authorization: Bearer <token> or X-Gateway-Token: <token>"
 		if front == translate.Anthropic {
 			how += " (or x-api-key: <token>)"
 		}
-		return caller{}, refusedNoToken, translate.Errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
+		return completion.Caller{}, refusedNoToken, translate.Errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
 	}
 	status := tokenInvalid
 	for _, tok := range toks {
@@ -51,9 +44,9 @@ func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Ti
 	}
 	switch status {
 	case tokenExpired:
-		return caller{}, refusedExpiredToken, translate.Errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
+		return completion.Caller{}, refusedExpiredToken, translate.Errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
 	case tokenInvalid:
-		return caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, "invalid gateway token")
+		return completion.Caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, "invalid gateway token")
 	}
 
 	// Header lookup is by canonical name, so "X_Forwarded_Email" (which
@@ -62,17 +55,17 @@ func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Ti
 	values := r.Header.Values(s.emailHeader)
 	switch len(values) {
 	case 0:
-		return caller{}, refusedNoEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
+		return completion.Caller{}, refusedNoEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
 	case 1:
 	default:
-		return caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
+		return completion.Caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
 	}
 	email := strings.ToLower(strings.TrimSpace(values[0]))
 	u, ok := s.users[email]
 	if !ok {
-		return caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
+		return completion.Caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
 	}
-	return caller{email: email, user: u, hash: s.hashes[email]}, "", nil
+	return s.caller(email, u), "", nil
 }
 
 // presentedTokens collects the credentials that may be the gateway token:
@@ -136,4 +129,10 @@ func (t *tokens) check(presented string, now time.Time) tokenStatus {
 		return tokenExpired
 	}
 	return tokenInvalid
+}
+
+// caller is an allowlisted person in every form the rest of the gateway
+// needs: labels, log pseudonym and upstream identity follow the config.
+func (s *snapshot) caller(email string, u *gatewayconfig.User) completion.Caller {
+	return completion.Caller{Email: email, Role: u.Role, Hash: s.hashes[email], EndUser: s.endUser(email), Upstream: s.upstreamIdentity(email)}
 }

@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -14,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/routing"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
@@ -21,27 +19,28 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-// A stateful turn: the gateway assembles the history from the store, sends
-// it through the same completion path as the model API (failover, metrics,
-// ledger), and persists both sides.
+// A stateful turn: the gateway assembles the history from the store, asks
+// the completion core for a reply to it (the same path as the model API:
+// quota, failover, metrics, ledger), and persists both sides as it observes
+// the reply.
 //
 // Persistence order, so that a process killed at any point leaves an
 // honest store:
 //  1. the user message is appended before the model is called;
-//  2. when the stream starts, the assistant message is begun (status
-//     streaming) and the turn's ledger row written (status "incomplete",
-//     the input tokens, the cost so far);
+//  2. when the reply begins, the core writes the turn's ledger row
+//     (provisional: the input tokens, the cost so far) and the assistant
+//     message is begun (status streaming);
 //  3. every checkpointInterval (or checkpointEvents deltas) the text so
-//     far is saved and the ledger row revised with the output so far;
+//     far is saved; the core revises the ledger row on its own schedule;
 //  4. at the end the message is finished (complete, incomplete or error)
-//     and the ledger row replaced by the provider's exact usage.
+//     and the ledger row replaced by the provider's exact usage (at least
+//     the estimate of what was streamed, for a reply cut short).
 //
 // A restart marks a message left streaming incomplete (RecoverIncomplete);
-// its ledger row already says "incomplete" and bills what was streamed up to
-// the last checkpoint: input tokens as the provider reported them at the
-// start of the stream (or estimated from the prompt when its translate.Dialect
-// reports them only at the end), output tokens estimated from the saved
-// text at four bytes a token.
+// its ledger row already bills what was streamed up to the last revision:
+// input tokens as the provider reported them at the start of the stream
+// (or estimated from the prompt when its dialect reports them only at the
+// end), output tokens estimated from the text at four bytes a token.
 //
 // The response, unless ?stream=false, is text/event-stream:
 //
@@ -115,7 +114,7 @@ func (g *Gateway) sendMessage(w http.ResponseWriter, r *http.Request, c *call) {
 	if !ok {
 		return
 	}
-	s, err := g.store.GetSession(r.Context(), c.who.email, r.PathValue("id"))
+	s, err := g.store.GetSession(r.Context(), c.who.Email, r.PathValue("id"))
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return
@@ -134,7 +133,7 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, c *call) {
 	if idle <= 0 {
 		idle = defaultIdle
 	}
-	s, err := g.store.ActiveSession(r.Context(), c.who.email, idle, g.now())
+	s, err := g.store.ActiveSession(r.Context(), c.who.Email, idle, g.now())
 	isNew := false
 	if errors.Is(err, store.ErrNotFound) {
 		model, ok := g.sessionModel(c, req.Model)
@@ -142,7 +141,7 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, c *call) {
 			writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %q is not served by this gateway", req.Model))
 			return
 		}
-		s, err = g.store.CreateSession(r.Context(), c.who.email, store.NewSession{Model: model})
+		s, err = g.store.CreateSession(r.Context(), c.who.Email, store.NewSession{Model: model})
 		isNew = true
 	}
 	if err != nil {
@@ -154,7 +153,7 @@ func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, c *call) {
 
 func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s store.Session, isNew bool, req sendRequest) {
 	ctx := r.Context()
-	owner := c.who.email
+	owner := c.who.Email
 	h := w.Header()
 	h.Set("X-Session-Id", s.ID)
 	h.Set("X-Session-New", strconv.FormatBool(isNew))
@@ -166,9 +165,9 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 	}
 	// For Auto the completion path picks the model; the default bounds
 	// the context and prices the provisional bill until it has.
-	choice, ok := c.snap.models.Resolve(asked)
+	choice, ok := c.snap.core.Models.Resolve(asked)
 	alias, upstreamModel := choice.Alias, choice.Name()
-	if !ok || !c.snap.models.Serves(alias) {
+	if !ok || !c.snap.core.Models.Serves(alias) {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %q is not served by this gateway", asked))
 		return
 	}
@@ -177,7 +176,7 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 		g.storeError(w, r, c, err)
 		return
 	}
-	win := c.snap.models.Window(alias)
+	win := c.snap.core.Models.Window(alias)
 	turns, dropped, fits := boundContext(history, req.Content, win)
 	if !fits {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.Context))
@@ -195,41 +194,18 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 		}
 	}
 
-	body, err := json.Marshal(anthropicTurnRequest{Model: upstreamModel, MaxTokens: win.MaxOutput, Stream: true, Messages: turns})
-	if err != nil {
-		writeAPIError(w, http.StatusInternalServerError, "building the model request failed")
-		return
-	}
 	// The turn is a request of its own on the completion path, with an id
 	// the gateway chose: the ledger row it revises must not be one a
 	// caller could name.
-	tc := &call{id: newTurnID(), start: time.Now(), front: translate.Anthropic, snap: c.snap, who: c.who}
-	inner := r.Clone(ctx)
-	inner.Body = io.NopCloser(bytes.NewReader(body))
-	inner.ContentLength = int64(len(body))
-
-	tw := &turnWriter{
-		g: g, client: w, stream: stream, ctx: ctx, c: tc, owner: owner,
-		ev:    sessionEvent{SessionID: s.ID, NewSession: isNew, UserMessageID: userMsg.ID, Model: alias, DroppedMessages: dropped},
-		alias: alias, promptBytes: len(body), header: http.Header{},
+	t := &turn{
+		g: g, client: w, stream: stream, ctx: ctx, owner: owner, id: newTurnID(),
+		ev: sessionEvent{SessionID: s.ID, NewSession: isNew, UserMessageID: userMsg.ID, Model: alias, DroppedMessages: dropped},
 	}
-	g.serveCompletion(tw, inner, tc)
-	tw.finish()
-}
-
-// anthropicTurnRequest is the Messages API request a turn sends through
-// the completion path (the Anthropic front; translation reaches either
-// provider type).
-type anthropicTurnRequest struct {
-	Model     string        `json:"model"`
-	MaxTokens int64         `json:"max_tokens"`
-	Stream    bool          `json:"stream"`
-	Messages  []turnMessage `json:"messages"`
-}
-
-type turnMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	g.core.Complete(ctx, &completion.Request{
+		ID: t.id, Start: time.Now(), Caller: c.who, Snapshot: c.snap.core,
+		Conversation: &translate.Conversation{Messages: turns, MaxTokens: win.MaxOutput}, Model: upstreamModel,
+		BillWhileStreaming: true,
+	}, t)
 }
 
 // newTurnID makes a request id no caller chose.
@@ -255,21 +231,21 @@ func estimateTokens(text string) int64 {
 // joined) and the new message, dropping the oldest until the estimate fits
 // the window less the reply's room. dropped counts stored messages left
 // out. fits is false when the new message alone is too big.
-func boundContext(history []store.Message, content string, w routing.Window) (turns []turnMessage, dropped int, fits bool) {
+func boundContext(history []store.Message, content string, w routing.Window) (turns []translate.Message, dropped int, fits bool) {
 	type item struct {
-		msg    turnMessage
+		msg    translate.Message
 		stored int // stored messages folded into this one
 		tokens int64
 	}
 	var items []item
 	add := func(role, text string, stored int) {
 		if n := len(items); n > 0 && items[n-1].msg.Role == role {
-			items[n-1].msg.Content += "\n\n" + text
+			items[n-1].msg.Text += "\n\n" + text
 			items[n-1].stored += stored
 			items[n-1].tokens += estimateTokens(text)
 			return
 		}
-		items = append(items, item{turnMessage{role, text}, stored, estimateTokens(text)})
+		items = append(items, item{translate.Message{Role: role, Text: text}, stored, estimateTokens(text)})
 	}
 	skipped := 0
 	for _, m := range history {
@@ -312,183 +288,35 @@ func boundContext(history []store.Message, content string, w routing.Window) (tu
 	return turns, dropped, true
 }
 
-// turnWriter is the ResponseWriter the completion path writes a turn's
-// Anthropic event stream into. It persists the reply as it goes and
+// turn observes a turn's reply: it persists the reply as it goes and
 // relays the text to the client as the turn's own events.
-type turnWriter struct {
-	g           *Gateway
-	client      http.ResponseWriter
-	stream      bool
-	ctx         context.Context
-	c           *call
-	owner       string
-	ev          sessionEvent
-	alias       string
-	promptBytes int
-	header      http.Header
+type turn struct {
+	g      *Gateway
+	client http.ResponseWriter
+	stream bool
+	ctx    context.Context
+	owner  string
+	id     string
+	ev     sessionEvent
 
-	status   int
-	pending  []byte
-	errBody  bytes.Buffer
-	started  bool
-	failed   bool // the store refused the reply; the stream is abandoned
-	finished bool
-	upErr    *apiErrorDetail
-	usage    metering.Usage
+	started  bool  // the assistant message exists and the client has the session event
+	beginErr error // the store refused to begin the reply
 	text     strings.Builder
 	sinceCP  int
 	lastCP   time.Time
+	events   *translate.Writer
 }
 
-func (t *turnWriter) Header() http.Header { return t.header }
-
-func (t *turnWriter) WriteHeader(status int) {
-	if t.status == 0 {
-		t.status = status
-	}
-}
-
-func (t *turnWriter) Write(p []byte) (int, error) {
-	if t.status == 0 {
-		t.status = http.StatusOK
-	}
-	if t.status != http.StatusOK {
-		if t.errBody.Len() < 64<<10 {
-			t.errBody.Write(p)
-		}
-		return len(p), nil
-	}
-	if t.failed {
-		return 0, errTurnAbandoned
-	}
-	t.pending = append(t.pending, p...)
-	for {
-		i := bytes.Index(t.pending, []byte("\n\n"))
-		if i < 0 {
-			break
-		}
-		name, data := parseEvent(t.pending[:i])
-		t.pending = t.pending[i+2:]
-		if err := t.event(name, data); err != nil {
-			t.failed = true
-			return 0, err
-		}
-	}
-	return len(p), nil
-}
-
-var errTurnAbandoned = errors.New("the session store refused the reply")
-
-// Flush is the client's: the turn's own events were written to it.
-func (t *turnWriter) Flush() {
-	if t.stream && t.started {
-		_ = http.NewResponseController(t.client).Flush()
-	}
-}
-
-func parseEvent(b []byte) (name string, data []byte) {
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		switch {
-		case bytes.HasPrefix(line, []byte("event: ")):
-			name = string(line[len("event: "):])
-		case bytes.HasPrefix(line, []byte("data: ")):
-			data = append(data, line[len("data: "):]...)
-		}
-	}
-	return name, data
-}
-
-// turnEvent is what a turn reads of an Anthropic stream event.
-type turnEvent struct {
-	Message *struct {
-		Usage turnWireUsage `json:"usage"`
-	} `json:"message"`
-	Usage *turnWireUsage `json:"usage"`
-	Error *struct {
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-type turnWireUsage struct {
-	InputTokens              *int64 `json:"input_tokens"`
-	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
-	OutputTokens             *int64 `json:"output_tokens"`
-}
-
-// applyTo sets the counts the event carries; absent ones keep theirs.
-func (w *turnWireUsage) applyTo(u *metering.Usage) {
-	for _, f := range []struct {
-		dst *int64
-		v   *int64
-	}{{&u.Input, w.InputTokens}, {&u.CacheWrite, w.CacheCreationInputTokens}, {&u.CacheRead, w.CacheReadInputTokens}, {&u.Output, w.OutputTokens}} {
-		if f.v != nil {
-			*f.dst = *f.v
-		}
-	}
-}
-
-func (t *turnWriter) event(name string, data []byte) error {
-	var e turnEvent
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil // the completion path already vetted the stream
-	}
-	switch name {
-	case "message_start":
-		if e.Message != nil {
-			t.usage = metering.Usage{}
-			e.Message.Usage.applyTo(&t.usage)
-		}
-		return t.start()
-	case "content_block_delta":
-		var d struct {
-			Delta struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			} `json:"delta"`
-		}
-		if json.Unmarshal(data, &d) != nil || d.Delta.Type != "text_delta" || d.Delta.Text == "" {
-			return nil
-		}
-		if err := t.start(); err != nil {
-			return err
-		}
-		t.text.WriteString(d.Delta.Text)
-		t.send("delta", struct {
-			Text string `json:"text"`
-		}{d.Delta.Text})
-		t.sinceCP++
-		if t.sinceCP >= checkpointEvents || time.Since(t.lastCP) >= checkpointInterval {
-			t.checkpoint()
-		}
-	case "message_delta":
-		if e.Usage != nil {
-			e.Usage.applyTo(&t.usage)
-		}
-	case "message_stop":
-		t.finished = true
-	case "error":
-		t.upErr = &apiErrorDetail{Type: apiUpstream, Message: "the model provider failed"}
-		if e.Error != nil && e.Error.Message != "" {
-			t.upErr.Message = e.Error.Message
-		}
-	}
-	return nil
-}
-
-// start begins the assistant message and the ledger row, then opens the
-// client's stream: nothing reaches the client before the store has it.
-func (t *turnWriter) start() error {
-	if t.started {
-		return nil
-	}
+// Begin begins the assistant message, then opens the client's stream:
+// nothing reaches the client before the store has it.
+func (t *turn) Begin(*upstream.Route, metering.Usage) error {
 	m, err := t.g.store.BeginAssistantMessage(t.ctx, t.owner, t.ev.SessionID)
 	if err != nil {
-		t.g.log.LogAttrs(t.ctx, slog.LevelError, "Failed to begin a reply", slog.String("request_id", t.c.id), slog.String("error", err.Error()))
+		t.g.log.LogAttrs(t.ctx, slog.LevelError, "Failed to begin a reply", slog.String("request_id", t.id), slog.String("error", err.Error()))
+		t.beginErr = err
 		return err
 	}
 	t.started, t.ev.MessageID, t.lastCP = true, m.ID, time.Now()
-	t.bill(context.WithoutCancel(t.ctx), "incomplete")
 	if t.stream {
 		h := t.client.Header()
 		h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -500,159 +328,104 @@ func (t *turnWriter) start() error {
 	return nil
 }
 
-// checkpoint saves the text so far and bills it.
-func (t *turnWriter) checkpoint() {
+// Text relays a piece of the reply and saves the text so far every
+// checkpoint.
+func (t *turn) Text(delta string) {
+	t.text.WriteString(delta)
+	t.send("delta", struct {
+		Text string `json:"text"`
+	}{delta})
+	t.sinceCP++
+	if t.sinceCP >= checkpointEvents || time.Since(t.lastCP) >= checkpointInterval {
+		t.checkpoint()
+	}
+}
+
+// Usage is the core's to bill; the turn reports the final count at End.
+func (t *turn) Usage(metering.Usage) {}
+
+// checkpoint saves the text so far.
+func (t *turn) checkpoint() {
 	t.sinceCP, t.lastCP = 0, time.Now()
-	ctx := context.WithoutCancel(t.ctx)
-	if err := t.g.store.UpdateAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, t.text.String()); err != nil {
-		t.g.log.LogAttrs(t.ctx, slog.LevelWarn, "Failed to save a reply in progress", slog.String("request_id", t.c.id), slog.String("error", err.Error()))
-	}
-	t.bill(ctx, "incomplete")
-}
-
-// streamedUsage is what the stream has cost so far: the provider's counts,
-// or estimates where it has not reported yet.
-func (t *turnWriter) streamedUsage() metering.Usage {
-	u := t.usage
-	if u.Input+u.CacheRead+u.CacheWrite == 0 {
-		u.Input = routing.EstimateTokens(t.promptBytes) + routing.MessageOverheadTokens
-	}
-	if est := routing.EstimateTokens(t.text.Len()); est > u.Output {
-		u.Output = est
-	}
-	return u
-}
-
-// bill writes the turn's provisional ledger row.
-func (t *turnWriter) bill(ctx context.Context, status string) {
-	t.billUsage(ctx, t.streamedUsage(), status)
-}
-
-func (t *turnWriter) billUsage(ctx context.Context, u metering.Usage, status string) {
-	sl, ok := t.g.ledger.(*metering.StoreLedger)
-	if !ok {
-		return
-	}
-	rt := t.route()
-	e := metering.Entry{Time: t.c.start, RequestID: t.c.id, User: t.owner, Model: rt.Alias, Provider: rt.Provider.Name(), Usage: u, Cost: rt.Prices.Cost(u)}
-	if err := sl.Revise(ctx, e, status); err != nil {
-		t.g.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", t.c.id), slog.String("error", err.Error()))
+	if err := t.g.store.UpdateAssistantMessage(context.WithoutCancel(t.ctx), t.owner, t.ev.SessionID, t.ev.MessageID, t.text.String()); err != nil {
+		t.g.log.LogAttrs(t.ctx, slog.LevelWarn, "Failed to save a reply in progress", slog.String("request_id", t.id), slog.String("error", err.Error()))
 	}
 }
 
-// route is the one that served, once known, else the first planned.
-func (t *turnWriter) route() *upstream.Route {
-	if o := t.c.metered; o != nil && o.provider != "" {
-		for _, rt := range t.c.snap.models.Plan(o.model) {
-			if rt.Alias == o.model && rt.Provider.Name() == o.provider {
-				return rt
-			}
-		}
-	}
-	return t.c.snap.models.Plan(t.alias)[0]
-}
-
-func (t *turnWriter) send(name string, v any) {
+// send writes one of the turn's events to the client and flushes it.
+func (t *turn) send(name string, v any) {
 	if !t.stream || !t.started {
 		return
 	}
-	b, _ := json.Marshal(v)
-	var buf bytes.Buffer
-	buf.WriteString("event: ")
-	buf.WriteString(name)
-	buf.WriteString("\ndata: ")
-	buf.Write(b)
-	buf.WriteString("\n\n")
-	_, _ = t.client.Write(buf.Bytes())
+	if t.events == nil {
+		t.events = translate.NewWriter()
+	}
+	t.events.JSON(name, v)
+	_, _ = t.client.Write(t.events.Bytes())
+	t.events.Reset()
+	_ = http.NewResponseController(t.client).Flush()
 }
 
-// finish runs after the completion path returned: it settles the message,
-// the ledger and the client's answer.
-func (t *turnWriter) finish() {
+// End runs once the reply was metered and its quota settled: it finishes
+// the message and answers the client.
+func (t *turn) End(o completion.Outcome, err error) {
 	ctx := context.WithoutCancel(t.ctx)
-	o := t.c.metered
 	res := turnResult{
 		SessionID: t.ev.SessionID, NewSession: t.ev.NewSession, UserMessageID: t.ev.UserMessageID,
-		MessageID: t.ev.MessageID, Model: t.alias, DroppedMessages: t.ev.DroppedMessages, CostUSD: metering.Picodollars(0).String(),
+		MessageID: t.ev.MessageID, Model: t.ev.Model, DroppedMessages: t.ev.DroppedMessages, CostUSD: metering.Picodollars(0).String(),
 	}
+	var aerr *translate.Error
+	isAPIErr := errors.As(err, &aerr)
 	if !t.started {
-		// Nothing was streamed: answer the completion path's error.
-		status := t.status
-		if status == 0 || status == http.StatusOK {
-			status = http.StatusBadGateway
-		}
-		msg := "the model provider failed"
-		if t.failed {
+		// Nothing was streamed: answer the error. A quota refusal says
+		// when to come back.
+		status, msg := http.StatusBadGateway, "the model provider failed"
+		switch {
+		case t.beginErr != nil:
 			status, msg = http.StatusInternalServerError, "the session store failed; try again"
-		} else if m, _ := translate.UpstreamErrorMessage(t.errBody.Bytes(), 0); m != "" && t.errBody.Len() > 0 {
-			msg = m
-		}
-		// A quota refusal says when to come back.
-		if ra := t.header.Get("Retry-After"); ra != "" {
-			t.client.Header().Set("Retry-After", ra)
+		case isAPIErr:
+			status, msg = aerr.Status, aerr.Msg
+			if aerr.RetryAfter != "" {
+				t.client.Header().Set("Retry-After", aerr.RetryAfter)
+			}
 		}
 		writeAPIError(t.client, status, msg)
 		return
 	}
-	if o != nil {
-		res.Model, res.Provider = o.model, o.provider
-	}
+	res.Model, res.Provider = o.Model, o.Provider
+	var upErr *apiErrorDetail
 	switch {
-	case t.finished && t.upErr == nil:
+	case o.Status == http.StatusOK:
 		res.Status = store.StatusComplete
 	case t.text.Len() > 0:
 		res.Status = store.StatusIncomplete
 	default:
 		res.Status = store.StatusError
 	}
-	if res.Status != store.StatusComplete && t.upErr == nil {
-		t.upErr = &apiErrorDetail{Type: apiUpstream, Message: "the reply was cut short"}
-		if t.failed {
-			t.upErr = &apiErrorDetail{Type: apiInternal, Message: "the session store failed mid-reply"}
-		}
-	}
-	u := t.usage
-	if o != nil && !o.usage.IsZero() {
-		u = o.usage
-	}
 	if res.Status != store.StatusComplete {
-		// A cut stream bills at least what reached the client.
-		su := t.streamedUsage()
-		u.Output = max(u.Output, su.Output)
-		if u.Input+u.CacheRead+u.CacheWrite == 0 {
-			u.Input = su.Input
+		upErr = &apiErrorDetail{Type: apiUpstream, Message: "the reply was cut short"}
+		if isAPIErr {
+			upErr.Message = aerr.Msg
 		}
-		status := "incomplete"
-		if o != nil && o.status != 0 && o.status != http.StatusOK {
-			status = strconv.Itoa(o.status)
-		}
-		t.billUsage(ctx, u, status)
 	}
-	if sl, ok := t.g.ledger.(*metering.StoreLedger); ok {
-		sl.Forget(t.c.id)
-	}
+	u := o.Usage
 	res.Usage = turnUsage{InputTokens: u.Input, OutputTokens: u.Output, CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
-	cost := t.route().Prices.Cost(u)
-	if o != nil && res.Status == store.StatusComplete {
-		cost = o.cost
-	}
-	res.CostUSD = cost.String()
-	err := t.g.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
+	res.CostUSD = o.Cost.String()
+	ferr := t.g.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
 		Content: t.text.String(), InputTokens: u.Input + u.CacheRead + u.CacheWrite, OutputTokens: u.Output, Status: res.Status,
 	})
-	if err != nil {
-		t.g.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a reply", slog.String("request_id", t.c.id), slog.String("error", err.Error()))
-		if t.upErr == nil {
-			t.upErr = &apiErrorDetail{Type: apiInternal, Message: "the session store failed to save the reply"}
+	if ferr != nil {
+		t.g.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a reply", slog.String("request_id", t.id), slog.String("error", ferr.Error()))
+		if upErr == nil {
+			upErr = &apiErrorDetail{Type: apiInternal, Message: "the session store failed to save the reply"}
 		}
 	}
-	res.Error = t.upErr
+	res.Error = upErr
 	if t.stream {
-		if t.upErr != nil {
-			t.send("error", apiErrorBody{Error: *t.upErr})
+		if upErr != nil {
+			t.send("error", apiErrorBody{Error: *upErr})
 		}
 		t.send("done", res)
-		t.Flush()
 		return
 	}
 	text := t.text.String()

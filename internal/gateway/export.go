@@ -26,7 +26,7 @@ type exportDoc struct {
 }
 
 func (g *Gateway) serveMyExport(w http.ResponseWriter, r *http.Request, c *call) {
-	g.writeExport(w, r, c, c.who.email)
+	g.writeExport(w, r, c, c.who.Email)
 }
 
 // writeExport answers owner's sessions: one JSON document, or with
@@ -125,7 +125,7 @@ func (g *Gateway) serveMyImport(w http.ResponseWriter, r *http.Request, c *call)
 			}{apiErrorBody{apiErrorDetail{apiInvalid, fmt.Sprintf("line %d is not an exported session", line)}}, importResult{n}})
 			return
 		}
-		if err := g.store.Import(r.Context(), c.who.email, s); err != nil {
+		if err := g.store.Import(r.Context(), c.who.Email, s); err != nil {
 			status, typ, msg := http.StatusInternalServerError, apiInternal, "the session store failed"
 			switch {
 			case errors.Is(err, store.ErrConflict):
@@ -156,7 +156,7 @@ func (g *Gateway) serveMyImport(w http.ResponseWriter, r *http.Request, c *call)
 // serveDeleteMyData erases the caller's sessions, messages and key
 // material. The ledger (no content) and the audit log stay.
 func (g *Gateway) serveDeleteMyData(w http.ResponseWriter, r *http.Request, c *call) {
-	if err := g.store.DeleteUserData(r.Context(), c.who.email); err != nil {
+	if err := g.store.DeleteUserData(r.Context(), c.who.Email); err != nil {
 		g.storeError(w, r, c, err)
 		return
 	}

@@ -22,7 +22,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
 		return map[string]any{"id": alias, "object": "model", "created": created.Unix(), "owned_by": "chatgateway"}
 	}
 	var v any
-	aliases := c.snap.models.Models()
+	aliases := c.snap.core.Models.Models()
 	if id := r.PathValue("id"); id != "" {
 		if !slices.Contains(aliases, id) {
 			translate.WriteError(w, c.front, &translate.Error{Status: http.StatusNotFound, Code: "model_not_found", Msg: fmt.Sprintf("model %q is not served by this gateway; GET /v1/models lists the ones that are", id)})

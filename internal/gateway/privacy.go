@@ -79,14 +79,14 @@ func (g *Gateway) optIn(on func(gatewayconfig.Privacy) bool, admin bool, h callH
 // access.
 func (g *Gateway) audit(w http.ResponseWriter, r *http.Request, c *call, action, subject, sessionID string) bool {
 	err := g.store.RecordAudit(context.WithoutCancel(r.Context()), store.AuditEvent{
-		Time: g.now(), Actor: c.who.email, Action: action, Subject: subject, SessionID: sessionID,
+		Time: g.now(), Actor: c.who.Email, Action: action, Subject: subject, SessionID: sessionID,
 	})
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return false
 	}
 	g.log.LogAttrs(r.Context(), slog.LevelInfo, "Recorded privileged access",
-		slog.String("request_id", c.id), slog.String("actor", c.who.hash), slog.String("action", action))
+		slog.String("request_id", c.id), slog.String("actor", c.who.Hash), slog.String("action", action))
 	return true
 }
 
@@ -132,7 +132,7 @@ func (g *Gateway) adminExport(w http.ResponseWriter, r *http.Request, c *call) {
 func (g *Gateway) shareSession(on bool) callHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *call) {
 		id := r.PathValue("id")
-		if _, err := g.store.GetSession(r.Context(), c.who.email, id); err != nil {
+		if _, err := g.store.GetSession(r.Context(), c.who.Email, id); err != nil {
 			g.storeError(w, r, c, err)
 			return
 		}
@@ -140,7 +140,7 @@ func (g *Gateway) shareSession(on bool) callHandler {
 		if on {
 			action = auditShareGrant
 		}
-		if !g.audit(w, r, c, action, c.who.email, id) {
+		if !g.audit(w, r, c, action, c.who.Email, id) {
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {
@@ -216,7 +216,7 @@ func (g *Gateway) readShared(w http.ResponseWriter, r *http.Request, c *call) {
 		writeAPIError(w, http.StatusNotFound, "no such session")
 		return
 	}
-	if owner != c.who.email && !g.audit(w, r, c, auditSharedRead, owner, id) {
+	if owner != c.who.Email && !g.audit(w, r, c, auditSharedRead, owner, id) {
 		return
 	}
 	g.writeSession(w, r, c, owner, id)

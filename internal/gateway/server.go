@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
@@ -46,12 +47,12 @@ type Gateway struct {
 	store      store.Store
 
 	quota *quota.Keeper
+	core  *completion.Core
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
 	lastInputs *inputs
 	transports *upstream.Transports
-	failover   *upstream.Failover
 	metrics    *metrics
 	draining   atomic.Bool
 	mux        *http.ServeMux
@@ -90,7 +91,7 @@ func New(opts Options) (*Gateway, error) {
 		charges = store.NewMemoryQuotas()
 	}
 	g.quota = quota.New(quota.Options{Store: charges, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
-	g.failover = upstream.NewFailover(g.log, g.now)
+	g.core = completion.New(completion.Options{Ledger: g.ledger, Quota: g.quota, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	if _, err := g.Reload(); err != nil {
 		return nil, err
 	}
@@ -137,12 +138,7 @@ type call struct {
 	start time.Time
 	front translate.Dialect
 	snap  *snapshot
-	who   caller
-	// metered is the outcome finish recorded, for callers inside the
-	// gateway (the stateful chat) that report usage and cost.
-	metered *outcome
-	// quota is the request's charge against the daily quota (nil: none).
-	quota *quota.Reservation
+	who   completion.Caller
 }
 
 type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
@@ -251,7 +247,7 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	g.metrics.reloads.Inc()
 	g.metrics.lastReload.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
-		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.models.Aliases())), slog.Int("users", len(s.users)))
+		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.core.Models.Aliases())), slog.Int("users", len(s.users)))
 	return true, nil
 }
 
@@ -274,16 +270,7 @@ func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
 // QuotaStatus returns email's spend today (settled charges), live
 // reservations and limits, under the current config.
 func (g *Gateway) QuotaStatus(ctx context.Context, email string) (quota.Status, error) {
-	return g.quota.Status(ctx, g.snap.Load().quotas, email)
-}
-
-// notifyName is how a quota notification names the caller: as the metrics
-// do (email or pseudonym), else by the pseudonym used in logs.
-func notifyName(c *call) string {
-	if n := c.snap.endUser(c.who.email); n != "" {
-		return n
-	}
-	return c.who.hash
+	return g.quota.Status(ctx, g.snap.Load().core.Quotas, email)
 }
 
 // Ledger returns the spend ledger.

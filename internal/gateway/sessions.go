@@ -88,7 +88,7 @@ func (g *Gateway) createSession(w http.ResponseWriter, r *http.Request, c *call)
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("title is longer than %d characters", maxTitle))
 		return
 	}
-	s, err := g.store.CreateSession(r.Context(), c.who.email, store.NewSession{Model: model, Title: req.Title})
+	s, err := g.store.CreateSession(r.Context(), c.who.Email, store.NewSession{Model: model, Title: req.Title})
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return
@@ -99,7 +99,7 @@ func (g *Gateway) createSession(w http.ResponseWriter, r *http.Request, c *call)
 // sessionModel resolves the model a session is created with: an alias, a
 // provider model id or "auto" (routing), else the default at the time.
 func (g *Gateway) sessionModel(c *call, asked string) (string, bool) {
-	choice, ok := c.snap.models.Resolve(asked)
+	choice, ok := c.snap.core.Models.Resolve(asked)
 	return choice.Name(), ok
 }
 
@@ -114,7 +114,7 @@ func (g *Gateway) listSessions(w http.ResponseWriter, r *http.Request, c *call) 
 	if !ok {
 		return
 	}
-	ss, next, err := g.store.ListSessions(r.Context(), c.who.email, p)
+	ss, next, err := g.store.ListSessions(r.Context(), c.who.Email, p)
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return
@@ -139,7 +139,7 @@ func pageParams(w http.ResponseWriter, r *http.Request) (store.Page, bool) {
 }
 
 func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, c *call) {
-	g.writeSession(w, r, c, c.who.email, r.PathValue("id"))
+	g.writeSession(w, r, c, c.who.Email, r.PathValue("id"))
 }
 
 // writeSession answers owner's session id with its messages.
@@ -175,11 +175,11 @@ func (g *Gateway) renameSession(w http.ResponseWriter, r *http.Request, c *call)
 		return
 	}
 	id := r.PathValue("id")
-	if err := g.store.RenameSession(r.Context(), c.who.email, id, *req.Title); err != nil {
+	if err := g.store.RenameSession(r.Context(), c.who.Email, id, *req.Title); err != nil {
 		g.storeError(w, r, c, err)
 		return
 	}
-	s, err := g.store.GetSession(r.Context(), c.who.email, id)
+	s, err := g.store.GetSession(r.Context(), c.who.Email, id)
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return
@@ -188,7 +188,7 @@ func (g *Gateway) renameSession(w http.ResponseWriter, r *http.Request, c *call)
 }
 
 func (g *Gateway) deleteSession(w http.ResponseWriter, r *http.Request, c *call) {
-	if err := g.store.DeleteSession(r.Context(), c.who.email, r.PathValue("id")); err != nil {
+	if err := g.store.DeleteSession(r.Context(), c.who.Email, r.PathValue("id")); err != nil {
 		g.storeError(w, r, c, err)
 		return
 	}

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
-	"github.com/chatgateway/chatgateway-operator/internal/gateway/routing"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
@@ -28,12 +27,10 @@ type snapshot struct {
 	// hashes holds each user's pseudonym (see logHash), computed once per
 	// load rather than once per request.
 	hashes map[string]string
-	// models are the aliases, their routes and the rules for Auto.
-	models   *routing.Table
-	failover upstream.Policy
-	hasher   *identityHasher // nil without a master key
-	// quotas are the quota limits, resolved once per load.
-	quotas   *quota.Policy
+	hasher *identityHasher // nil without a master key
+	// core is what the completion core needs: the models, their routes,
+	// the failover and quota settings.
+	core     *completion.Snapshot
 	loadedAt time.Time
 }
 
@@ -132,14 +129,7 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 		emailHeader: http.CanonicalHeaderKey(c.Auth.EmailHeader),
 		users:       map[string]*gatewayconfig.User{},
 		hashes:      map[string]string{},
-		failover: upstream.Policy{
-			RetryOn:          map[upstream.Class]bool{},
-			FailureThreshold: int(c.Failover.FailureThreshold),
-			Cooldown:         c.Failover.Cooldown.Duration,
-			RequestTimeout:   c.Failover.RequestTimeout.Duration,
-		},
-		quotas:   quota.NewPolicy(c),
-		loadedAt: now,
+		loadedAt:    now,
 	}
 
 	tok := strings.TrimSpace(string(file("auth.tokenFile", c.Auth.TokenFile, true)))
@@ -175,9 +165,6 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 		s.users[c.Users[i].Email] = &c.Users[i]
 		s.hashes[c.Users[i].Email] = logHash(s.hasher, c.Users[i].Email)
 	}
-	for _, r := range c.Failover.RetryOn {
-		s.failover.RetryOn[upstream.Class(r)] = true
-	}
 	providers := make([]upstream.Provider, len(c.Providers))
 	for i, p := range c.Providers {
 		var key string
@@ -186,11 +173,11 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 		}
 		providers[i] = upstream.NewProvider(p, key, tr.Get(p))
 	}
-	models, err := routing.NewTable(c, providers)
+	core, err := completion.NewSnapshot(c, providers)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	s.models = models
+	s.core = core
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) 
 	if !ok {
 		return
 	}
-	days, err := g.store.UsageByDay(r.Context(), c.who.email, from, to, loc)
+	days, err := g.store.UsageByDay(r.Context(), c.who.Email, from, to, loc)
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return
@@ -108,7 +108,7 @@ func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) 
 		total += metering.Picodollars(d.CostPicodollars)
 	}
 	out.TotalUSD = total.String()
-	q, err := g.QuotaStatus(r.Context(), c.who.email)
+	q, err := g.QuotaStatus(r.Context(), c.who.Email)
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return
@@ -154,7 +154,7 @@ func (g *Gateway) serveAdminUsage(w http.ResponseWriter, r *http.Request, c *cal
 
 // serveMyAudit shows the caller every privileged access to their data.
 func (g *Gateway) serveMyAudit(w http.ResponseWriter, r *http.Request, c *call) {
-	events, err := g.store.AuditFor(r.Context(), c.who.email, 500)
+	events, err := g.store.AuditFor(r.Context(), c.who.Email, 500)
 	if err != nil {
 		g.storeError(w, r, c, err)
 		return

@@ -18,6 +18,10 @@ type Entry struct {
 	Usage    Usage
 	Cost     Picodollars
 	Status   int
+	// Provisional marks the row of a request still streaming: what it has
+	// cost so far. A later entry with the same RequestID replaces it; a
+	// final entry is never replaced.
+	Provisional bool
 }
 
 // Ledger records spend. The gateway calls Record after the response has been
@@ -32,10 +36,16 @@ type MemoryLedger struct {
 	entries []Entry
 }
 
-// Record appends e.
+// Record appends e, or replaces the provisional entry of its request.
 func (l *MemoryLedger) Record(_ context.Context, e Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for i := len(l.entries) - 1; i >= 0; i-- {
+		if p := &l.entries[i]; p.Provisional && p.RequestID == e.RequestID {
+			*p = e
+			return nil
+		}
+	}
 	l.entries = append(l.entries, e)
 	return nil
 }

@@ -50,10 +50,15 @@ func TestStoreLedger(t *testing.T) {
 		t.Fatalf("a repeated request id: %d rows, %d picodollars; want the first bill only", n, cost)
 	}
 
-	if err := l.Revise(ctx, entry("turn", 1, 10), "incomplete"); err != nil {
+	provisional := func(out int64, cost metering.Picodollars) metering.Entry {
+		e := entry("turn", out, cost)
+		e.Provisional = true
+		return e
+	}
+	if err := l.Record(ctx, provisional(1, 10)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Revise(ctx, entry("turn", 3, 30), "incomplete"); err != nil {
+	if err := l.Record(ctx, provisional(3, 30)); err != nil {
 		t.Fatal(err)
 	}
 	if n, cost := spend(); n != 2 || cost != 130 {
@@ -74,12 +79,16 @@ func TestStoreLedger(t *testing.T) {
 	}
 }
 
-func TestMemoryLedgerSpend(t *testing.T) {
+func TestMemoryLedger(t *testing.T) {
 	var l metering.MemoryLedger
-	for _, e := range []metering.Entry{{User: "a", Cost: 3}, {User: "b", Cost: 5}, {User: "a", Cost: 4}} {
+	for _, e := range []metering.Entry{
+		{RequestID: "1", User: "a", Cost: 3}, {RequestID: "2", User: "b", Cost: 5},
+		{RequestID: "3", User: "a", Cost: 1, Provisional: true}, {RequestID: "3", User: "a", Cost: 2, Provisional: true},
+		{RequestID: "3", User: "a", Cost: 4},
+	} {
 		_ = l.Record(context.Background(), e)
 	}
 	if got := l.Spend("a"); got != 7 || len(l.Entries()) != 3 {
-		t.Errorf("spend %d, %d entries", got, len(l.Entries()))
+		t.Errorf("spend %d, %d entries; want the provisional rows replaced by the final one", got, len(l.Entries()))
 	}
 }

@@ -10,14 +10,15 @@ import (
 
 // StoreLedger writes each request's spend to the store's ledger.
 //
-// A stateful chat turn is billed while it streams: its row is written when
-// the stream starts and revised as output arrives (Revise). The final
-// Record of such a turn replaces the provisional row; every other Record is
-// insert-once, so a caller repeating an X-Request-Id can neither bill twice
-// nor overwrite an earlier bill.
+// A request billed while it streams has its row written when the stream
+// starts and revised as output arrives (provisional entries, with status
+// "incomplete"); its final entry replaces that row. Every other entry is
+// insert-once, so a caller repeating an X-Request-Id can neither bill
+// twice nor overwrite an earlier bill: only ids this process wrote a
+// provisional row for are ever revised.
 type StoreLedger struct {
 	st store.Ledger
-	// provisional holds the request ids of turns billed while streaming.
+	// provisional holds the request ids with a provisional row and no final one yet.
 	provisional sync.Map
 }
 
@@ -27,22 +28,20 @@ func NewStoreLedger(st store.Ledger) *StoreLedger { return &StoreLedger{st: st} 
 // Record implements Ledger.
 func (l *StoreLedger) Record(ctx context.Context, e Entry) error {
 	se := spendEntry(e)
+	if e.Provisional {
+		l.provisional.Store(e.RequestID, struct{}{})
+		se.Status = statusIncomplete
+		return l.st.ReviseSpend(ctx, se)
+	}
 	if _, ok := l.provisional.LoadAndDelete(e.RequestID); ok {
 		return l.st.ReviseSpend(ctx, se)
 	}
 	return l.st.RecordSpend(ctx, se)
 }
 
-// Revise writes a provisional row for a turn still streaming.
-func (l *StoreLedger) Revise(ctx context.Context, e Entry, status string) error {
-	l.provisional.Store(e.RequestID, struct{}{})
-	se := spendEntry(e)
-	se.Status = status
-	return l.st.ReviseSpend(ctx, se)
-}
-
-// Forget drops a turn's provisional mark when no final Record came.
-func (l *StoreLedger) Forget(id string) { l.provisional.Delete(id) }
+// statusIncomplete is a provisional row's status: what a process killed
+// mid-stream leaves.
+const statusIncomplete = "incomplete"
 
 func spendEntry(e Entry) store.SpendEntry {
 	return store.SpendEntry{

@@ -131,6 +131,9 @@ func (t *Table) Plan(alias string) []*upstream.Route {
 	return plan
 }
 
+// Default is the default model's alias.
+func (t *Table) Default() string { return t.defaultModel }
+
 // Serves reports whether some provider serves alias.
 func (t *Table) Serves(alias string) bool { return len(t.routes[alias]) > 0 }
 

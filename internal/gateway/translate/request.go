@@ -21,6 +21,50 @@ type Request struct {
 	// The typed forms, decoded on the first attempt that translates.
 	anth *anthropicRequest
 	oai  *openaiRequest
+
+	// conv is set for a conversation built inside the gateway; it has no
+	// body and no front dialect.
+	conv *Conversation
+}
+
+// Conversation is a request the gateway builds itself (the stateful chat):
+// plain-text turns, alternating from the user's, and a cap on the reply.
+// It always streams, and what the provider streams back is read as Text
+// (see Writer) rather than relayed.
+type Conversation struct {
+	Messages  []Message
+	MaxTokens int64
+}
+
+// Message is one turn of a Conversation.
+type Message struct {
+	Role string // user or assistant
+	Text string
+}
+
+// messageFramingBytes bounds what a message adds beyond its text (role,
+// separators), in bytes, which are never fewer than tokens.
+const messageFramingBytes = 16
+
+// NewConversation is a streamed request for model (an alias, a provider
+// model id or "auto").
+func NewConversation(model string, c Conversation) *Request {
+	return &Request{model: model, stream: true, conv: &c}
+}
+
+// Typed reports whether the request is a Conversation built inside the
+// gateway rather than a caller's body in a dialect.
+func (in *Request) Typed() bool { return in.conv != nil }
+
+// Translator is the translator of the request to the provider's dialect.
+func (in *Request) Translator(upstream Dialect) Translator {
+	if in.conv != nil {
+		if upstream == Anthropic {
+			return chatAnthropic{}
+		}
+		return chatOpenAI{}
+	}
+	return For(in.front, upstream)
 }
 
 // Parse reads a request body in the front's dialect. Only what every
@@ -85,7 +129,8 @@ func (in *Request) openai() (*openaiRequest, *Error) {
 	return in.oai, nil
 }
 
-// Front is the dialect the request came in.
+// Front is the dialect the request came in (meaningless for a
+// Conversation).
 func (in *Request) Front() Dialect { return in.front }
 
 // Model is the model the caller named; empty when none.
@@ -95,12 +140,25 @@ func (in *Request) Model() string { return in.model }
 func (in *Request) Stream() bool { return in.stream }
 
 // Size is the body's length in bytes: every message, the system prompt and
-// the tool definitions are in it.
-func (in *Request) Size() int { return len(in.body) }
+// the tool definitions are in it. For a Conversation it is the text of its
+// messages and a bound on their framing.
+func (in *Request) Size() int {
+	if in.conv != nil {
+		n := 0
+		for _, m := range in.conv.Messages {
+			n += len(m.Text) + messageFramingBytes
+		}
+		return n
+	}
+	return len(in.body)
+}
 
 // OutputCap is the caller's output cap: max_tokens, or OpenAI's
 // max_completion_tokens; 0 when neither is set.
 func (in *Request) OutputCap() int64 {
+	if in.conv != nil {
+		return in.conv.MaxTokens
+	}
 	var n int64
 	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
 		var v int64
@@ -124,6 +182,15 @@ func (in *Request) Choices() int64 {
 // prompt and messages, and the text of its last user message. A body that
 // does not follow its dialect measures as nothing (the attempt reports it).
 func (in *Request) Text() (textBytes int, lastUser string) {
+	if in.conv != nil {
+		for _, m := range in.conv.Messages {
+			textBytes += len(m.Text)
+			if m.Role == "user" {
+				lastUser = m.Text
+			}
+		}
+		return textBytes, lastUser
+	}
 	switch in.front {
 	case Anthropic:
 		a, aerr := in.anthropic()

@@ -112,12 +112,16 @@ func trimEOL(b []byte) []byte {
 	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
-// Writer accumulates the client's events for one upstream event; the
-// stream loop writes and flushes them together, so each upstream event
-// costs one write and one flush.
+// Writer accumulates what one upstream event becomes for the caller: the
+// client's events, which the stream loop writes and flushes together (so
+// each upstream event costs one write and one flush), or, for a
+// Conversation, the text it carried.
 type Writer struct {
 	buf bytes.Buffer
 	enc *json.Encoder
+	// A Conversation's stream: its text deltas, and whether it has begun.
+	texts []string
+	began bool
 }
 
 // NewWriter returns an empty Writer; reuse it with Reset.
@@ -135,7 +139,28 @@ func (w *Writer) Len() int { return w.buf.Len() }
 func (w *Writer) Bytes() []byte { return w.buf.Bytes() }
 
 // Reset drops what was written, keeping the buffer.
-func (w *Writer) Reset() { w.buf.Reset() }
+func (w *Writer) Reset() {
+	w.buf.Reset()
+	clear(w.texts)
+	w.texts, w.began = w.texts[:0], false
+}
+
+// Text records a piece of a Conversation's reply.
+func (w *Writer) Text(s string) {
+	w.texts = append(w.texts, s)
+	w.began = true
+}
+
+// Texts are the pieces of reply text recorded since the last Reset.
+func (w *Writer) Texts() []string { return w.texts }
+
+// Begin marks a Conversation's stream as begun: the provider's answer is
+// good and on its way, even if it has no text yet.
+func (w *Writer) Begin() { w.began = true }
+
+// Begun reports whether anything since the last Reset is for the caller:
+// events, text, or the start of a Conversation's reply.
+func (w *Writer) Begun() bool { return w.began || w.buf.Len() > 0 }
 
 // Raw writes an event whose data is already encoded. Data lines are split
 // at newlines, as the format requires.

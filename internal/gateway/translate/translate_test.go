@@ -171,7 +171,8 @@ func TestStreamFaults(t *testing.T) {
 }
 
 // FuzzStreamTranslation: whatever a provider streams, the client gets
-// well-formed events whose data is JSON (or [DONE]), or the stream fails.
+// well-formed events whose data is JSON (or [DONE]), or the stream fails;
+// a Conversation reads text and never writes client events.
 func FuzzStreamTranslation(f *testing.F) {
 	f.Add(anthropicStreamSeed)
 	f.Add(openaiStreamSeed)
@@ -187,6 +188,12 @@ func FuzzStreamTranslation(f *testing.F) {
 				if ev.data != "[DONE]" && !json.Valid([]byte(ev.data)) {
 					t.Fatalf("%s: client event with invalid JSON: %q", p.name, ev.data)
 				}
+			}
+		}
+		for _, d := range []Dialect{Anthropic, OpenAI} {
+			in := NewConversation("m", conversation)
+			if _, _, err := readConversation(in.Translator(d).Stream(in), upstream); err != nil && !errors.As(err, new(*Fault)) && !errors.Is(err, ErrEventTooLarge) {
+				t.Fatalf("conversation from %s: %v", d, err)
 			}
 		}
 	})

@@ -11,11 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/chatapi"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -48,6 +50,7 @@ type Gateway struct {
 
 	quota *quota.Keeper
 	core  *completion.Core
+	chat  *chatapi.API // nil without a store
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
@@ -108,8 +111,14 @@ func (g *Gateway) routes() {
 	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
-	g.sessionRoutes(m)
-	g.webRoutes(m)
+	if g.store != nil {
+		g.chat = chatapi.New(chatapi.Options{
+			Store: g.store, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
+			Current: func() *gatewayconfig.Config { return g.snap.Load().cfg }, Log: g.log, Now: g.now,
+		})
+		g.chat.Mount(m)
+	}
+	chatapi.MountPage(m, g.apiAuthed)
 	m.HandleFunc("/", g.serveNotFound)
 	g.mux = m
 }
@@ -174,7 +183,18 @@ func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(ht
 	}
 }
 
-// authedModels picks the translate.Dialect from the request: Anthropic's SDKs send
+// apiAuthed wraps an /api route: the same identity as the model API (the
+// gateway token, then the email header and the allowlist), errors in the
+// /api shape.
+func (g *Gateway) apiAuthed(h chatapi.Handler) http.HandlerFunc {
+	return g.identified(translate.Anthropic, translate.OpenAI,
+		func(w http.ResponseWriter, e *translate.Error) { chatapi.WriteError(w, e.Status, e.Msg) },
+		func(w http.ResponseWriter, r *http.Request, c *call) {
+			h(w, r, &chatapi.Call{ID: c.id, Caller: c.who, Config: c.snap.cfg, Snapshot: c.snap.core})
+		})
+}
+
+// authedModels picks the dialect from the request: Anthropic's SDKs send
 // anthropic-version, and both APIs list models at GET /v1/models.
 func (g *Gateway) authedModels(h callHandler) http.HandlerFunc {
 	anth, oai := g.authed(translate.Anthropic, h), g.authed(translate.OpenAI, h)
@@ -271,6 +291,14 @@ func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
 // reservations and limits, under the current config.
 func (g *Gateway) QuotaStatus(ctx context.Context, email string) (quota.Status, error) {
 	return g.quota.Status(ctx, g.snap.Load().core.Quotas, email)
+}
+
+// RunRetention deletes, every interval until ctx ends, the sessions past
+// sessions.retention (see chatapi.API.RunRetention); nothing without a store.
+func (g *Gateway) RunRetention(ctx context.Context, interval time.Duration) {
+	if g.chat != nil {
+		g.chat.RunRetention(ctx, interval)
+	}
 }
 
 // Ledger returns the spend ledger.

@@ -1,4 +1,4 @@
-package gateway
+package chatapi
 
 import (
 	"bufio"
@@ -12,10 +12,10 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-func (g *Gateway) exportRoutes(m *http.ServeMux) {
-	m.HandleFunc("GET /api/me/export", g.apiAuthed(g.serveMyExport))
-	m.HandleFunc("POST /api/me/import", g.apiAuthed(g.serveMyImport))
-	m.HandleFunc("DELETE /api/me/data", g.apiAuthed(g.serveDeleteMyData))
+func (a *API) exportRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /api/me/export", a.authed(a.serveMyExport))
+	m.HandleFunc("POST /api/me/import", a.authed(a.serveMyImport))
+	m.HandleFunc("DELETE /api/me/data", a.authed(a.serveDeleteMyData))
 }
 
 // exportDoc is the JSON export: every session with its messages.
@@ -25,37 +25,37 @@ type exportDoc struct {
 	Sessions   []store.ExportedSession `json:"sessions"`
 }
 
-func (g *Gateway) serveMyExport(w http.ResponseWriter, r *http.Request, c *call) {
-	g.writeExport(w, r, c, c.who.Email)
+func (a *API) serveMyExport(w http.ResponseWriter, r *http.Request, c *Call) {
+	a.writeExport(w, r, c, c.Caller.Email)
 }
 
 // writeExport answers owner's sessions: one JSON document, or with
 // ?format=jsonl one session per line, streamed from one snapshot so that
 // memory stays bounded by the largest session.
-func (g *Gateway) writeExport(w http.ResponseWriter, r *http.Request, c *call, owner string) {
+func (a *API) writeExport(w http.ResponseWriter, r *http.Request, c *Call, owner string) {
 	switch r.URL.Query().Get("format") {
 	case "", "json":
 	case "jsonl":
-		g.writeExportJSONL(w, r, c, owner)
+		a.writeExportJSONL(w, r, c, owner)
 		return
 	default:
 		writeAPIError(w, http.StatusBadRequest, "format must be json or jsonl")
 		return
 	}
-	doc := exportDoc{Owner: owner, ExportedAt: g.now().UTC(), Sessions: []store.ExportedSession{}}
-	err := g.store.Export(r.Context(), owner, func(s store.ExportedSession) error {
+	doc := exportDoc{Owner: owner, ExportedAt: a.now().UTC(), Sessions: []store.ExportedSession{}}
+	err := a.store.Export(r.Context(), owner, func(s store.ExportedSession) error {
 		doc.Sessions = append(doc.Sessions, s)
 		return nil
 	})
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="chat-export.json"`)
 	writeJSON(w, http.StatusOK, doc)
 }
 
-func (g *Gateway) writeExportJSONL(w http.ResponseWriter, r *http.Request, c *call, owner string) {
+func (a *API) writeExportJSONL(w http.ResponseWriter, r *http.Request, c *Call, owner string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Content-Disposition", `attachment; filename="chat-export.jsonl"`)
@@ -64,7 +64,7 @@ func (g *Gateway) writeExportJSONL(w http.ResponseWriter, r *http.Request, c *ca
 	enc.SetEscapeHTML(false)
 	rc := http.NewResponseController(w)
 	wrote := false
-	err := g.store.Export(r.Context(), owner, func(s store.ExportedSession) error {
+	err := a.store.Export(r.Context(), owner, func(s store.ExportedSession) error {
 		if !wrote {
 			w.WriteHeader(http.StatusOK)
 			wrote = true
@@ -81,13 +81,13 @@ func (g *Gateway) writeExportJSONL(w http.ResponseWriter, r *http.Request, c *ca
 		return nil
 	})
 	if err != nil && !wrote {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	if err != nil {
 		// Headers are gone: cut the stream so the client sees it fail
 		// rather than take a short export for a whole one.
-		g.log.LogAttrs(r.Context(), slog.LevelError, "Export failed mid-stream", slog.String("request_id", c.id), slog.String("error", err.Error()))
+		a.log.LogAttrs(r.Context(), slog.LevelError, "Export failed mid-stream", slog.String("request_id", c.ID), slog.String("error", err.Error()))
 		panic(http.ErrAbortHandler)
 	}
 	if !wrote {
@@ -107,7 +107,7 @@ type importResult struct {
 // /api/me/export?format=jsonl writes) into the caller's sessions, keeping
 // ids and times. A session already present stops the import with 409 and
 // says how many went in before it.
-func (g *Gateway) serveMyImport(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) serveMyImport(w http.ResponseWriter, r *http.Request, c *Call) {
 	sc := bufio.NewScanner(r.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxImportLine)
 	n, line := 0, 0
@@ -125,7 +125,7 @@ func (g *Gateway) serveMyImport(w http.ResponseWriter, r *http.Request, c *call)
 			}{apiErrorBody{apiErrorDetail{apiInvalid, fmt.Sprintf("line %d is not an exported session", line)}}, importResult{n}})
 			return
 		}
-		if err := g.store.Import(r.Context(), c.who.Email, s); err != nil {
+		if err := a.store.Import(r.Context(), c.Caller.Email, s); err != nil {
 			status, typ, msg := http.StatusInternalServerError, apiInternal, "the session store failed"
 			switch {
 			case errors.Is(err, store.ErrConflict):
@@ -133,7 +133,7 @@ func (g *Gateway) serveMyImport(w http.ResponseWriter, r *http.Request, c *call)
 			case errors.Is(err, store.ErrInvalid):
 				status, typ, msg = http.StatusBadRequest, apiInvalid, fmt.Sprintf("line %d: %v", line, err)
 			default:
-				g.log.LogAttrs(r.Context(), slog.LevelError, "Import failed", slog.String("request_id", c.id), slog.String("error", err.Error()))
+				a.log.LogAttrs(r.Context(), slog.LevelError, "Import failed", slog.String("request_id", c.ID), slog.String("error", err.Error()))
 			}
 			writeJSON(w, status, struct {
 				apiErrorBody
@@ -155,9 +155,9 @@ func (g *Gateway) serveMyImport(w http.ResponseWriter, r *http.Request, c *call)
 
 // serveDeleteMyData erases the caller's sessions, messages and key
 // material. The ledger (no content) and the audit log stay.
-func (g *Gateway) serveDeleteMyData(w http.ResponseWriter, r *http.Request, c *call) {
-	if err := g.store.DeleteUserData(r.Context(), c.who.Email); err != nil {
-		g.storeError(w, r, c, err)
+func (a *API) serveDeleteMyData(w http.ResponseWriter, r *http.Request, c *Call) {
+	if err := a.store.DeleteUserData(r.Context(), c.Caller.Email); err != nil {
+		a.storeError(w, r, c, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -1,4 +1,4 @@
-package gateway
+package chatapi
 
 import (
 	"encoding/json"
@@ -12,11 +12,10 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-// sessionRoutes adds the stateful API for the web page and for clients that
+// Mount adds the stateful API for the web page and for clients that
 // want the gateway to keep history. Identity is the model API's (gateway
 // token and email header); every route is scoped to the caller's own data
-// unless a privacy toggle (privacy.go) says otherwise. Without a store
-// none of them exist.
+// unless a privacy toggle (privacy.go) says otherwise.
 //
 //	POST   /api/sessions                  create {model?, title?}
 //	GET    /api/sessions?limit=&cursor=   own sessions, most recently active first
@@ -27,20 +26,17 @@ import (
 //	POST   /api/chat                      send to the active session, or a new one after idleTimeout
 //	GET    /api/me/usage, /api/me/audit, /api/me/export; POST /api/me/import; DELETE /api/me/data
 //	GET    /api/admin/usage               admins: per-user counts and cost, never content
-func (g *Gateway) sessionRoutes(m *http.ServeMux) {
-	if g.store == nil {
-		return
-	}
-	m.HandleFunc("POST /api/sessions", g.apiAuthed(g.createSession))
-	m.HandleFunc("GET /api/sessions", g.apiAuthed(g.listSessions))
-	m.HandleFunc("GET /api/sessions/{id}", g.apiAuthed(g.getSession))
-	m.HandleFunc("PATCH /api/sessions/{id}", g.apiAuthed(g.renameSession))
-	m.HandleFunc("DELETE /api/sessions/{id}", g.apiAuthed(g.deleteSession))
-	m.HandleFunc("POST /api/sessions/{id}/messages", g.apiAuthed(g.sendMessage))
-	m.HandleFunc("POST /api/chat", g.apiAuthed(g.chat))
-	g.usageRoutes(m)
-	g.exportRoutes(m)
-	g.privacyRoutes(m)
+func (a *API) Mount(m *http.ServeMux) {
+	m.HandleFunc("POST /api/sessions", a.authed(a.createSession))
+	m.HandleFunc("GET /api/sessions", a.authed(a.listSessions))
+	m.HandleFunc("GET /api/sessions/{id}", a.authed(a.getSession))
+	m.HandleFunc("PATCH /api/sessions/{id}", a.authed(a.renameSession))
+	m.HandleFunc("DELETE /api/sessions/{id}", a.authed(a.deleteSession))
+	m.HandleFunc("POST /api/sessions/{id}/messages", a.authed(a.sendMessage))
+	m.HandleFunc("POST /api/chat", a.authed(a.chat))
+	a.usageRoutes(m)
+	a.exportRoutes(m)
+	a.privacyRoutes(m)
 	m.HandleFunc("/api/", serveAPINotFound)
 }
 
@@ -74,12 +70,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool
 	return true
 }
 
-func (g *Gateway) createSession(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) createSession(w http.ResponseWriter, r *http.Request, c *Call) {
 	var req createSessionRequest
 	if !decodeBody(w, r, 64<<10, &req) {
 		return
 	}
-	model, ok := g.sessionModel(c, req.Model)
+	model, ok := a.sessionModel(c, req.Model)
 	if !ok {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %q is not served by this gateway", req.Model))
 		return
@@ -88,9 +84,9 @@ func (g *Gateway) createSession(w http.ResponseWriter, r *http.Request, c *call)
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("title is longer than %d characters", maxTitle))
 		return
 	}
-	s, err := g.store.CreateSession(r.Context(), c.who.Email, store.NewSession{Model: model, Title: req.Title})
+	s, err := a.store.CreateSession(r.Context(), c.Caller.Email, store.NewSession{Model: model, Title: req.Title})
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, s)
@@ -98,8 +94,8 @@ func (g *Gateway) createSession(w http.ResponseWriter, r *http.Request, c *call)
 
 // sessionModel resolves the model a session is created with: an alias, a
 // provider model id or "auto" (routing), else the default at the time.
-func (g *Gateway) sessionModel(c *call, asked string) (string, bool) {
-	choice, ok := c.snap.core.Models.Resolve(asked)
+func (a *API) sessionModel(c *Call, asked string) (string, bool) {
+	choice, ok := c.Snapshot.Models.Resolve(asked)
 	return choice.Name(), ok
 }
 
@@ -109,14 +105,14 @@ type sessionList struct {
 	Next string `json:"next,omitempty"`
 }
 
-func (g *Gateway) listSessions(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) listSessions(w http.ResponseWriter, r *http.Request, c *Call) {
 	p, ok := pageParams(w, r)
 	if !ok {
 		return
 	}
-	ss, next, err := g.store.ListSessions(r.Context(), c.who.Email, p)
+	ss, next, err := a.store.ListSessions(r.Context(), c.Caller.Email, p)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	if ss == nil {
@@ -138,20 +134,20 @@ func pageParams(w http.ResponseWriter, r *http.Request) (store.Page, bool) {
 	return p, true
 }
 
-func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, c *call) {
-	g.writeSession(w, r, c, c.who.Email, r.PathValue("id"))
+func (a *API) getSession(w http.ResponseWriter, r *http.Request, c *Call) {
+	a.writeSession(w, r, c, c.Caller.Email, r.PathValue("id"))
 }
 
 // writeSession answers owner's session id with its messages.
-func (g *Gateway) writeSession(w http.ResponseWriter, r *http.Request, c *call, owner, id string) {
-	s, err := g.store.GetSession(r.Context(), owner, id)
+func (a *API) writeSession(w http.ResponseWriter, r *http.Request, c *Call, owner, id string) {
+	s, err := a.store.GetSession(r.Context(), owner, id)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
-	msgs, err := g.store.ListMessages(r.Context(), owner, id)
+	msgs, err := a.store.ListMessages(r.Context(), owner, id)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, store.ExportedSession{Session: s, Messages: msgs})
@@ -161,7 +157,7 @@ type renameRequest struct {
 	Title *string `json:"title"`
 }
 
-func (g *Gateway) renameSession(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) renameSession(w http.ResponseWriter, r *http.Request, c *Call) {
 	var req renameRequest
 	if !decodeBody(w, r, 64<<10, &req) {
 		return
@@ -175,21 +171,21 @@ func (g *Gateway) renameSession(w http.ResponseWriter, r *http.Request, c *call)
 		return
 	}
 	id := r.PathValue("id")
-	if err := g.store.RenameSession(r.Context(), c.who.Email, id, *req.Title); err != nil {
-		g.storeError(w, r, c, err)
+	if err := a.store.RenameSession(r.Context(), c.Caller.Email, id, *req.Title); err != nil {
+		a.storeError(w, r, c, err)
 		return
 	}
-	s, err := g.store.GetSession(r.Context(), c.who.Email, id)
+	s, err := a.store.GetSession(r.Context(), c.Caller.Email, id)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
 }
 
-func (g *Gateway) deleteSession(w http.ResponseWriter, r *http.Request, c *call) {
-	if err := g.store.DeleteSession(r.Context(), c.who.Email, r.PathValue("id")); err != nil {
-		g.storeError(w, r, c, err)
+func (a *API) deleteSession(w http.ResponseWriter, r *http.Request, c *Call) {
+	if err := a.store.DeleteSession(r.Context(), c.Caller.Email, r.PathValue("id")); err != nil {
+		a.storeError(w, r, c, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

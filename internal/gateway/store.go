@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/chatapi"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
@@ -33,22 +34,9 @@ func OpenStore(ctx context.Context, configPath string, now time.Time) (store.Sto
 	if err != nil {
 		return nil, fmt.Errorf("sessions.store: %w", err)
 	}
-	if _, err := st.RecoverIncomplete(ctx, recoverCutoff(cfg, now)); err != nil {
+	if _, err := st.RecoverIncomplete(ctx, chatapi.RecoverCutoff(cfg, now)); err != nil {
 		_ = st.Close()
 		return nil, err
 	}
 	return st, nil
-}
-
-// recoverCutoff is the last-save time before which a streaming reply is
-// taken for dead. One replica (SQLite) owns every stream, so at start-up
-// all of them are dead. Replicas sharing PostgreSQL must leave each
-// other's live streams alone: no model request outlives
-// failover.requestTimeout, so a reply not saved for longer than that, plus
-// a minute of slack, has no writer.
-func recoverCutoff(cfg *gatewayconfig.Config, now time.Time) time.Time {
-	if cfg.Sessions.Store.Type != gatewayconfig.StorePostgres {
-		return now
-	}
-	return now.Add(-cfg.Failover.RequestTimeout.Duration - time.Minute)
 }

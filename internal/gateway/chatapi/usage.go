@@ -1,4 +1,4 @@
-package gateway
+package chatapi
 
 import (
 	"net/http"
@@ -9,22 +9,22 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-func (g *Gateway) usageRoutes(m *http.ServeMux) {
-	m.HandleFunc("GET /api/me/usage", g.apiAuthed(g.serveMyUsage))
-	m.HandleFunc("GET /api/admin/usage", g.apiAuthed(g.serveAdminUsage))
-	m.HandleFunc("GET /api/me/audit", g.apiAuthed(g.serveMyAudit))
+func (a *API) usageRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /api/me/usage", a.authed(a.serveMyUsage))
+	m.HandleFunc("GET /api/admin/usage", a.authed(a.serveAdminUsage))
+	m.HandleFunc("GET /api/me/audit", a.authed(a.serveMyAudit))
 }
 
 // usageRange reads ?from=YYYY-MM-DD&to=YYYY-MM-DD (to inclusive) as local
 // days in the quota time zone; the default is the last 30 days.
-func (g *Gateway) usageRange(w http.ResponseWriter, r *http.Request, c *call) (from, to time.Time, loc *time.Location, ok bool) {
+func (a *API) usageRange(w http.ResponseWriter, r *http.Request, c *Call) (from, to time.Time, loc *time.Location, ok bool) {
 	loc = time.UTC
-	if tz := c.snap.cfg.Quotas.TimeZone; tz != "" {
+	if tz := c.Config.Quotas.TimeZone; tz != "" {
 		if l, err := time.LoadLocation(tz); err == nil {
 			loc = l
 		}
 	}
-	now := g.now().In(loc)
+	now := a.now().In(loc)
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 	from, to = today.AddDate(0, 0, -29), today.AddDate(0, 0, 1)
 	q := r.URL.Query()
@@ -91,14 +91,14 @@ func quotaInDollars(q quota.Status) myQuota {
 	return out
 }
 
-func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) {
-	from, to, loc, ok := g.usageRange(w, r, c)
+func (a *API) serveMyUsage(w http.ResponseWriter, r *http.Request, c *Call) {
+	from, to, loc, ok := a.usageRange(w, r, c)
 	if !ok {
 		return
 	}
-	days, err := g.store.UsageByDay(r.Context(), c.who.Email, from, to, loc)
+	days, err := a.store.UsageByDay(r.Context(), c.Caller.Email, from, to, loc)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	out := myUsage{TimeZone: loc.String(), From: from.Format(time.DateOnly), To: to.AddDate(0, 0, -1).Format(time.DateOnly), Days: []dayUsage{}}
@@ -108,9 +108,9 @@ func (g *Gateway) serveMyUsage(w http.ResponseWriter, r *http.Request, c *call) 
 		total += metering.Picodollars(d.CostPicodollars)
 	}
 	out.TotalUSD = total.String()
-	q, err := g.QuotaStatus(r.Context(), c.who.Email)
+	q, err := a.quotas.Status(r.Context(), c.Snapshot.Quotas, c.Caller.Email)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	out.Quota = quotaInDollars(q)
@@ -131,18 +131,18 @@ type adminUsage struct {
 
 // serveAdminUsage shows admins counts and cost per user: the ledger has no
 // content to show.
-func (g *Gateway) serveAdminUsage(w http.ResponseWriter, r *http.Request, c *call) {
-	if !c.isAdmin() {
+func (a *API) serveAdminUsage(w http.ResponseWriter, r *http.Request, c *Call) {
+	if !c.IsAdmin() {
 		writeAPIError(w, http.StatusForbidden, "usage of other users is for admins")
 		return
 	}
-	from, to, loc, ok := g.usageRange(w, r, c)
+	from, to, loc, ok := a.usageRange(w, r, c)
 	if !ok {
 		return
 	}
-	users, err := g.store.UsageByUser(r.Context(), from, to)
+	users, err := a.store.UsageByUser(r.Context(), from, to)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	out := adminUsage{TimeZone: loc.String(), From: from.Format(time.DateOnly), To: to.AddDate(0, 0, -1).Format(time.DateOnly), Users: []userUsage{}}
@@ -153,10 +153,10 @@ func (g *Gateway) serveAdminUsage(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 // serveMyAudit shows the caller every privileged access to their data.
-func (g *Gateway) serveMyAudit(w http.ResponseWriter, r *http.Request, c *call) {
-	events, err := g.store.AuditFor(r.Context(), c.who.Email, 500)
+func (a *API) serveMyAudit(w http.ResponseWriter, r *http.Request, c *Call) {
+	events, err := a.store.AuditFor(r.Context(), c.Caller.Email, 500)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {

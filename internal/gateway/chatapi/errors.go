@@ -1,4 +1,4 @@
-package gateway
+package chatapi
 
 import (
 	"encoding/json"
@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
-	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -60,6 +58,9 @@ func apiTypeFor(status int) string {
 	return apiInvalid
 }
 
+// WriteError answers an /api request with an error in the /api shape.
+func WriteError(w http.ResponseWriter, status int, msg string) { writeAPIError(w, status, msg) }
+
 func writeAPIError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, apiErrorBody{Error: apiErrorDetail{Type: apiTypeFor(status), Message: msg}})
 }
@@ -74,7 +75,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // storeError answers a store error: its kind decides the status; the
 // detail is logged (it holds ids, never content) and not shown.
-func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, c *call, err error) {
+func (a *API) storeError(w http.ResponseWriter, r *http.Request, c *Call, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeAPIError(w, http.StatusNotFound, "no such session")
@@ -83,21 +84,11 @@ func (g *Gateway) storeError(w http.ResponseWriter, r *http.Request, c *call, er
 	case errors.Is(err, store.ErrInvalid):
 		writeAPIError(w, http.StatusBadRequest, "invalid argument")
 	default:
-		g.log.LogAttrs(r.Context(), slog.LevelError, "Store failed",
-			slog.String("request_id", c.id), slog.String("path", r.Pattern), slog.String("error", err.Error()))
+		a.log.LogAttrs(r.Context(), slog.LevelError, "Store failed",
+			slog.String("request_id", c.ID), slog.String("path", r.Pattern), slog.String("error", err.Error()))
 		writeAPIError(w, http.StatusInternalServerError, "the session store failed; try again")
 	}
 }
-
-// apiAuthed wraps an /api route: the same identity as the model API (the
-// gateway token, then the email header and the allowlist), errors in the
-// /api shape.
-func (g *Gateway) apiAuthed(h callHandler) http.HandlerFunc {
-	return g.identified(translate.Anthropic, translate.OpenAI,
-		func(w http.ResponseWriter, e *translate.Error) { writeAPIError(w, e.Status, e.Msg) }, h)
-}
-
-func (c *call) isAdmin() bool { return c.who.Role == gatewayconfig.RoleAdmin }
 
 // apiNotFound answers an /api path that does not exist, or a privacy
 // route whose toggle is off: the two are indistinguishable on purpose.

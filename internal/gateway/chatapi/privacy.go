@@ -1,4 +1,4 @@
-package gateway
+package chatapi
 
 import (
 	"context"
@@ -39,35 +39,35 @@ const (
 	auditSharedRead  = "shared.read"
 )
 
-func (g *Gateway) privacyRoutes(m *http.ServeMux) {
+func (a *API) privacyRoutes(m *http.ServeMux) {
 	chat := func(p gatewayconfig.Privacy) bool { return p.AdminChatAccess }
 	export := func(p gatewayconfig.Privacy) bool { return p.AdminExport }
 	share := func(p gatewayconfig.Privacy) bool { return p.CommunitySharing }
-	m.HandleFunc("GET /api/admin/users/{email}/sessions", g.optIn(chat, true, g.adminListSessions))
-	m.HandleFunc("GET /api/admin/users/{email}/sessions/{id}", g.optIn(chat, true, g.adminReadSession))
-	m.HandleFunc("GET /api/admin/users/{email}/export", g.optIn(export, true, g.adminExport))
-	m.HandleFunc("PUT /api/sessions/{id}/share", g.optIn(share, false, g.shareSession(true)))
-	m.HandleFunc("DELETE /api/sessions/{id}/share", g.optIn(share, false, g.shareSession(false)))
-	m.HandleFunc("GET /api/shared", g.optIn(share, false, g.listShared))
-	m.HandleFunc("GET /api/shared/{owner}/{id}", g.optIn(share, false, g.readShared))
+	m.HandleFunc("GET /api/admin/users/{email}/sessions", a.optIn(chat, true, a.adminListSessions))
+	m.HandleFunc("GET /api/admin/users/{email}/sessions/{id}", a.optIn(chat, true, a.adminReadSession))
+	m.HandleFunc("GET /api/admin/users/{email}/export", a.optIn(export, true, a.adminExport))
+	m.HandleFunc("PUT /api/sessions/{id}/share", a.optIn(share, false, a.shareSession(true)))
+	m.HandleFunc("DELETE /api/sessions/{id}/share", a.optIn(share, false, a.shareSession(false)))
+	m.HandleFunc("GET /api/shared", a.optIn(share, false, a.listShared))
+	m.HandleFunc("GET /api/shared/{owner}/{id}", a.optIn(share, false, a.readShared))
 }
 
 // optIn serves h only while the toggle is on (read per request, so a
 // config reload that turns it off closes the route at once).
-func (g *Gateway) optIn(on func(gatewayconfig.Privacy) bool, admin bool, h callHandler) http.HandlerFunc {
-	authed := g.apiAuthed(func(w http.ResponseWriter, r *http.Request, c *call) {
-		if !on(c.snap.cfg.Privacy) {
+func (a *API) optIn(on func(gatewayconfig.Privacy) bool, admin bool, h Handler) http.HandlerFunc {
+	authed := a.authed(func(w http.ResponseWriter, r *http.Request, c *Call) {
+		if !on(c.Config.Privacy) {
 			serveAPINotFound(w, r)
 			return
 		}
-		if admin && !c.isAdmin() {
+		if admin && !c.IsAdmin() {
 			writeAPIError(w, http.StatusForbidden, "this route is for admins")
 			return
 		}
 		h(w, r, c)
 	})
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s := g.snap.Load(); s == nil || !on(s.cfg.Privacy) {
+		if !on(a.current().Privacy) {
 			serveAPINotFound(w, r)
 			return
 		}
@@ -77,30 +77,30 @@ func (g *Gateway) optIn(on func(gatewayconfig.Privacy) bool, admin bool, h callH
 
 // audit records a privileged access before it is served: no record, no
 // access.
-func (g *Gateway) audit(w http.ResponseWriter, r *http.Request, c *call, action, subject, sessionID string) bool {
-	err := g.store.RecordAudit(context.WithoutCancel(r.Context()), store.AuditEvent{
-		Time: g.now(), Actor: c.who.Email, Action: action, Subject: subject, SessionID: sessionID,
+func (a *API) audit(w http.ResponseWriter, r *http.Request, c *Call, action, subject, sessionID string) bool {
+	err := a.store.RecordAudit(context.WithoutCancel(r.Context()), store.AuditEvent{
+		Time: a.now(), Actor: c.Caller.Email, Action: action, Subject: subject, SessionID: sessionID,
 	})
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return false
 	}
-	g.log.LogAttrs(r.Context(), slog.LevelInfo, "Recorded privileged access",
-		slog.String("request_id", c.id), slog.String("actor", c.who.Hash), slog.String("action", action))
+	a.log.LogAttrs(r.Context(), slog.LevelInfo, "Recorded privileged access",
+		slog.String("request_id", c.ID), slog.String("actor", c.Caller.Hash), slog.String("action", action))
 	return true
 }
 
 func subjectOf(r *http.Request, name string) string { return strings.ToLower(r.PathValue(name)) }
 
-func (g *Gateway) adminListSessions(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) adminListSessions(w http.ResponseWriter, r *http.Request, c *Call) {
 	subject := subjectOf(r, "email")
 	p, ok := pageParams(w, r)
-	if !ok || !g.audit(w, r, c, auditSessionList, subject, "") {
+	if !ok || !a.audit(w, r, c, auditSessionList, subject, "") {
 		return
 	}
-	ss, next, err := g.store.ListSessions(r.Context(), subject, p)
+	ss, next, err := a.store.ListSessions(r.Context(), subject, p)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	if ss == nil {
@@ -109,38 +109,38 @@ func (g *Gateway) adminListSessions(w http.ResponseWriter, r *http.Request, c *c
 	writeJSON(w, http.StatusOK, sessionList{Sessions: ss, Next: next})
 }
 
-func (g *Gateway) adminReadSession(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) adminReadSession(w http.ResponseWriter, r *http.Request, c *Call) {
 	subject, id := subjectOf(r, "email"), r.PathValue("id")
-	if _, err := g.store.GetSession(r.Context(), subject, id); err != nil {
-		g.storeError(w, r, c, err)
+	if _, err := a.store.GetSession(r.Context(), subject, id); err != nil {
+		a.storeError(w, r, c, err)
 		return
 	}
-	if !g.audit(w, r, c, auditSessionRead, subject, id) {
+	if !a.audit(w, r, c, auditSessionRead, subject, id) {
 		return
 	}
-	g.writeSession(w, r, c, subject, id)
+	a.writeSession(w, r, c, subject, id)
 }
 
-func (g *Gateway) adminExport(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) adminExport(w http.ResponseWriter, r *http.Request, c *Call) {
 	subject := subjectOf(r, "email")
-	if !g.audit(w, r, c, auditExport, subject, "") {
+	if !a.audit(w, r, c, auditExport, subject, "") {
 		return
 	}
-	g.writeExport(w, r, c, subject)
+	a.writeExport(w, r, c, subject)
 }
 
-func (g *Gateway) shareSession(on bool) callHandler {
-	return func(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) shareSession(on bool) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) {
 		id := r.PathValue("id")
-		if _, err := g.store.GetSession(r.Context(), c.who.Email, id); err != nil {
-			g.storeError(w, r, c, err)
+		if _, err := a.store.GetSession(r.Context(), c.Caller.Email, id); err != nil {
+			a.storeError(w, r, c, err)
 			return
 		}
 		action := auditShareRevoke
 		if on {
 			action = auditShareGrant
 		}
-		if !g.audit(w, r, c, action, c.who.Email, id) {
+		if !a.audit(w, r, c, action, c.Caller.Email, id) {
 			return
 		}
 		writeJSON(w, http.StatusOK, struct {
@@ -154,8 +154,8 @@ func (g *Gateway) shareSession(on bool) callHandler {
 const shareScan = 10000
 
 // sharedBy lists the session ids owner shares now.
-func (g *Gateway) sharedBy(ctx context.Context, owner string) ([]string, error) {
-	events, err := g.store.AuditFor(ctx, owner, shareScan)
+func (a *API) sharedBy(ctx context.Context, owner string) ([]string, error) {
+	events, err := a.store.AuditFor(ctx, owner, shareScan)
 	if err != nil {
 		return nil, err
 	}
@@ -180,16 +180,16 @@ type sharedSession struct {
 	store.Session
 }
 
-func (g *Gateway) listShared(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) listShared(w http.ResponseWriter, r *http.Request, c *Call) {
 	out := []sharedSession{}
-	for _, u := range c.snap.cfg.Users {
-		ids, err := g.sharedBy(r.Context(), u.Email)
+	for _, u := range c.Config.Users {
+		ids, err := a.sharedBy(r.Context(), u.Email)
 		if err != nil {
-			g.storeError(w, r, c, err)
+			a.storeError(w, r, c, err)
 			return
 		}
 		for _, id := range ids {
-			s, err := g.store.GetSession(r.Context(), u.Email, id)
+			s, err := a.store.GetSession(r.Context(), u.Email, id)
 			if err != nil {
 				continue // deleted since it was shared
 			}
@@ -201,11 +201,11 @@ func (g *Gateway) listShared(w http.ResponseWriter, r *http.Request, c *call) {
 	}{out})
 }
 
-func (g *Gateway) readShared(w http.ResponseWriter, r *http.Request, c *call) {
+func (a *API) readShared(w http.ResponseWriter, r *http.Request, c *Call) {
 	owner, id := subjectOf(r, "owner"), r.PathValue("id")
-	ids, err := g.sharedBy(r.Context(), owner)
+	ids, err := a.sharedBy(r.Context(), owner)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	shared := false
@@ -216,8 +216,8 @@ func (g *Gateway) readShared(w http.ResponseWriter, r *http.Request, c *call) {
 		writeAPIError(w, http.StatusNotFound, "no such session")
 		return
 	}
-	if owner != c.who.Email && !g.audit(w, r, c, auditSharedRead, owner, id) {
+	if owner != c.Caller.Email && !a.audit(w, r, c, auditSharedRead, owner, id) {
 		return
 	}
-	g.writeSession(w, r, c, owner, id)
+	a.writeSession(w, r, c, owner, id)
 }

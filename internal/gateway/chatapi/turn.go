@@ -1,7 +1,9 @@
-package gateway
+package chatapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,9 +99,9 @@ type sessionEvent struct {
 	DroppedMessages int    `json:"droppedMessages"`
 }
 
-func (g *Gateway) readSend(w http.ResponseWriter, r *http.Request, c *call) (sendRequest, bool) {
+func (a *API) readSend(w http.ResponseWriter, r *http.Request, c *Call) (sendRequest, bool) {
 	var req sendRequest
-	if !decodeBody(w, r, c.snap.cfg.MaxRequestBodyBytes, &req) {
+	if !decodeBody(w, r, c.Config.MaxRequestBodyBytes, &req) {
 		return req, false
 	}
 	if strings.TrimSpace(req.Content) == "" {
@@ -109,51 +111,51 @@ func (g *Gateway) readSend(w http.ResponseWriter, r *http.Request, c *call) (sen
 	return req, true
 }
 
-func (g *Gateway) sendMessage(w http.ResponseWriter, r *http.Request, c *call) {
-	req, ok := g.readSend(w, r, c)
+func (a *API) sendMessage(w http.ResponseWriter, r *http.Request, c *Call) {
+	req, ok := a.readSend(w, r, c)
 	if !ok {
 		return
 	}
-	s, err := g.store.GetSession(r.Context(), c.who.Email, r.PathValue("id"))
+	s, err := a.store.GetSession(r.Context(), c.Caller.Email, r.PathValue("id"))
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
-	g.runTurn(w, r, c, s, false, req)
+	a.runTurn(w, r, c, s, false, req)
 }
 
 // chat sends to the caller's active session, or starts one when the last
 // has been idle for sessions.idleTimeout.
-func (g *Gateway) chat(w http.ResponseWriter, r *http.Request, c *call) {
-	req, ok := g.readSend(w, r, c)
+func (a *API) chat(w http.ResponseWriter, r *http.Request, c *Call) {
+	req, ok := a.readSend(w, r, c)
 	if !ok {
 		return
 	}
-	idle := c.snap.cfg.Sessions.IdleTimeout.Duration
+	idle := c.Config.Sessions.IdleTimeout.Duration
 	if idle <= 0 {
 		idle = defaultIdle
 	}
-	s, err := g.store.ActiveSession(r.Context(), c.who.Email, idle, g.now())
+	s, err := a.store.ActiveSession(r.Context(), c.Caller.Email, idle, a.now())
 	isNew := false
 	if errors.Is(err, store.ErrNotFound) {
-		model, ok := g.sessionModel(c, req.Model)
+		model, ok := a.sessionModel(c, req.Model)
 		if !ok {
 			writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %q is not served by this gateway", req.Model))
 			return
 		}
-		s, err = g.store.CreateSession(r.Context(), c.who.Email, store.NewSession{Model: model})
+		s, err = a.store.CreateSession(r.Context(), c.Caller.Email, store.NewSession{Model: model})
 		isNew = true
 	}
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
-	g.runTurn(w, r, c, s, isNew, req)
+	a.runTurn(w, r, c, s, isNew, req)
 }
 
-func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s store.Session, isNew bool, req sendRequest) {
+func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.Session, isNew bool, req sendRequest) {
 	ctx := r.Context()
-	owner := c.who.Email
+	owner := c.Caller.Email
 	h := w.Header()
 	h.Set("X-Session-Id", s.ID)
 	h.Set("X-Session-New", strconv.FormatBool(isNew))
@@ -165,32 +167,32 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 	}
 	// For Auto the completion path picks the model; the default bounds
 	// the context and prices the provisional bill until it has.
-	choice, ok := c.snap.core.Models.Resolve(asked)
+	choice, ok := c.Snapshot.Models.Resolve(asked)
 	alias, upstreamModel := choice.Alias, choice.Name()
-	if !ok || !c.snap.core.Models.Serves(alias) {
+	if !ok || !c.Snapshot.Models.Serves(alias) {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %q is not served by this gateway", asked))
 		return
 	}
-	history, err := g.store.ListMessages(ctx, owner, s.ID)
+	history, err := a.store.ListMessages(ctx, owner, s.ID)
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
-	win := c.snap.core.Models.Window(alias)
+	win := c.Snapshot.Models.Window(alias)
 	turns, dropped, fits := boundContext(history, req.Content, win)
 	if !fits {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.Context))
 		return
 	}
-	userMsg, err := g.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
+	userMsg, err := a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
 	if err != nil {
-		g.storeError(w, r, c, err)
+		a.storeError(w, r, c, err)
 		return
 	}
 	if s.Title == "" && len(history) == 0 {
 		// A first message names the session, as chat pages do.
-		if err := g.store.RenameSession(ctx, owner, s.ID, titleFrom(req.Content)); err != nil {
-			g.log.LogAttrs(ctx, slog.LevelWarn, "Failed to title a session", slog.String("request_id", c.id), slog.String("error", err.Error()))
+		if err := a.store.RenameSession(ctx, owner, s.ID, titleFrom(req.Content)); err != nil {
+			a.log.LogAttrs(ctx, slog.LevelWarn, "Failed to title a session", slog.String("request_id", c.ID), slog.String("error", err.Error()))
 		}
 	}
 
@@ -198,18 +200,22 @@ func (g *Gateway) runTurn(w http.ResponseWriter, r *http.Request, c *call, s sto
 	// the gateway chose: the ledger row it revises must not be one a
 	// caller could name.
 	t := &turn{
-		g: g, client: w, stream: stream, ctx: ctx, owner: owner, id: newTurnID(),
+		a: a, client: w, stream: stream, ctx: ctx, owner: owner, id: newTurnID(),
 		ev: sessionEvent{SessionID: s.ID, NewSession: isNew, UserMessageID: userMsg.ID, Model: alias, DroppedMessages: dropped},
 	}
-	g.core.Complete(ctx, &completion.Request{
-		ID: t.id, Start: time.Now(), Caller: c.who, Snapshot: c.snap.core,
+	a.completer.Complete(ctx, &completion.Request{
+		ID: t.id, Start: time.Now(), Caller: c.Caller, Snapshot: c.Snapshot,
 		Conversation: &translate.Conversation{Messages: turns, MaxTokens: win.MaxOutput}, Model: upstreamModel,
 		BillWhileStreaming: true,
 	}, t)
 }
 
 // newTurnID makes a request id no caller chose.
-func newTurnID() string { return requestID(&http.Request{Header: http.Header{}}) }
+func newTurnID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 func titleFrom(content string) string {
 	t := strings.Join(strings.Fields(content), " ")
@@ -291,7 +297,7 @@ func boundContext(history []store.Message, content string, w routing.Window) (tu
 // turn observes a turn's reply: it persists the reply as it goes and
 // relays the text to the client as the turn's own events.
 type turn struct {
-	g      *Gateway
+	a      *API
 	client http.ResponseWriter
 	stream bool
 	ctx    context.Context
@@ -310,9 +316,9 @@ type turn struct {
 // Begin begins the assistant message, then opens the client's stream:
 // nothing reaches the client before the store has it.
 func (t *turn) Begin(*upstream.Route, metering.Usage) error {
-	m, err := t.g.store.BeginAssistantMessage(t.ctx, t.owner, t.ev.SessionID)
+	m, err := t.a.store.BeginAssistantMessage(t.ctx, t.owner, t.ev.SessionID)
 	if err != nil {
-		t.g.log.LogAttrs(t.ctx, slog.LevelError, "Failed to begin a reply", slog.String("request_id", t.id), slog.String("error", err.Error()))
+		t.a.log.LogAttrs(t.ctx, slog.LevelError, "Failed to begin a reply", slog.String("request_id", t.id), slog.String("error", err.Error()))
 		t.beginErr = err
 		return err
 	}
@@ -347,8 +353,8 @@ func (t *turn) Usage(metering.Usage) {}
 // checkpoint saves the text so far.
 func (t *turn) checkpoint() {
 	t.sinceCP, t.lastCP = 0, time.Now()
-	if err := t.g.store.UpdateAssistantMessage(context.WithoutCancel(t.ctx), t.owner, t.ev.SessionID, t.ev.MessageID, t.text.String()); err != nil {
-		t.g.log.LogAttrs(t.ctx, slog.LevelWarn, "Failed to save a reply in progress", slog.String("request_id", t.id), slog.String("error", err.Error()))
+	if err := t.a.store.UpdateAssistantMessage(context.WithoutCancel(t.ctx), t.owner, t.ev.SessionID, t.ev.MessageID, t.text.String()); err != nil {
+		t.a.log.LogAttrs(t.ctx, slog.LevelWarn, "Failed to save a reply in progress", slog.String("request_id", t.id), slog.String("error", err.Error()))
 	}
 }
 
@@ -411,11 +417,11 @@ func (t *turn) End(o completion.Outcome, err error) {
 	u := o.Usage
 	res.Usage = turnUsage{InputTokens: u.Input, OutputTokens: u.Output, CacheReadTokens: u.CacheRead, CacheWriteTokens: u.CacheWrite}
 	res.CostUSD = o.Cost.String()
-	ferr := t.g.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
+	ferr := t.a.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
 		Content: t.text.String(), InputTokens: u.Input + u.CacheRead + u.CacheWrite, OutputTokens: u.Output, Status: res.Status,
 	})
 	if ferr != nil {
-		t.g.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a reply", slog.String("request_id", t.id), slog.String("error", ferr.Error()))
+		t.a.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a reply", slog.String("request_id", t.id), slog.String("error", ferr.Error()))
 		if upErr == nil {
 			upErr = &apiErrorDetail{Type: apiInternal, Message: "the session store failed to save the reply"}
 		}

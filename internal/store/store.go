@@ -29,6 +29,7 @@ type Store interface {
 	Ledger
 	Quotas
 	AuditLog
+	Shares
 	Archive
 	// Close releases the database. It is safe to call more than once.
 	Close() error
@@ -117,6 +118,22 @@ type AuditLog interface {
 	AuditFor(ctx context.Context, subject string, limit int) ([]AuditEvent, error)
 }
 
+// Shares are the sessions their owners share read-only with every user of
+// the gateway (privacy.communitySharing). Each change is written in the
+// same transaction as the audit event that records it.
+type Shares interface {
+	// SetShared starts (shared) or stops sharing owner's session id as of
+	// e.Time and records e. It is ErrNotFound when owner has no such
+	// session; then nothing is recorded.
+	SetShared(ctx context.Context, owner, id string, shared bool, e AuditEvent) error
+	// SharedSessions lists the sessions shared now, most recently shared
+	// first.
+	SharedSessions(ctx context.Context) ([]SharedSession, error)
+	// SharedSession is owner's session id if it is shared now, else
+	// ErrNotFound.
+	SharedSession(ctx context.Context, owner, id string) (SharedSession, error)
+}
+
 // Archive moves a user's data in and out as a whole.
 type Archive interface {
 	// Export calls fn with each of owner's sessions, oldest first, with its
@@ -133,6 +150,12 @@ type Archive interface {
 	// DeleteSessionsOlderThan deletes sessions last active before t, with
 	// their messages, and returns how many.
 	DeleteSessionsOlderThan(ctx context.Context, t time.Time) (int64, error)
+}
+
+// SharedSession is a session and when its owner shared it.
+type SharedSession struct {
+	Session
+	SharedAt time.Time `json:"sharedAt"`
 }
 
 // NewSession is what CreateSession needs.

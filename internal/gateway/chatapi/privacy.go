@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -27,9 +28,8 @@ import (
 //	  GET    /api/shared                              sessions others share
 //	  GET    /api/shared/{owner}/{id}                 read one; audit "shared.read" for readers other than the owner
 //
-// Whether a session is shared is kept as those grant and revoke events in
-// the audit log (the latest wins), so sharing needs no table of its own and
-// the log is the record of it.
+// Who shares what is the store's shares table, written in the same
+// transaction as the grant or revocation's audit event.
 const (
 	auditSessionList = "session.list"
 	auditSessionRead = "session.read"
@@ -132,17 +132,20 @@ func (a *API) adminExport(w http.ResponseWriter, r *http.Request, c *Call) {
 func (a *API) shareSession(on bool) Handler {
 	return func(w http.ResponseWriter, r *http.Request, c *Call) {
 		id := r.PathValue("id")
-		if _, err := a.store.GetSession(r.Context(), c.Caller.Email, id); err != nil {
-			a.storeError(w, r, c, err)
-			return
-		}
 		action := auditShareRevoke
 		if on {
 			action = auditShareGrant
 		}
-		if !a.audit(w, r, c, action, c.Caller.Email, id) {
+		owner := c.Caller.Email
+		err := a.store.SetShared(context.WithoutCancel(r.Context()), owner, id, on, store.AuditEvent{
+			Time: a.now(), Actor: owner, Action: action, Subject: owner, SessionID: id,
+		})
+		if err != nil {
+			a.storeError(w, r, c, err)
 			return
 		}
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "Recorded privileged access",
+			slog.String("request_id", c.ID), slog.String("actor", c.Caller.Hash), slog.String("action", action))
 		writeJSON(w, http.StatusOK, struct {
 			SessionID string `json:"sessionId"`
 			Shared    bool   `json:"shared"`
@@ -150,70 +153,29 @@ func (a *API) shareSession(on bool) Handler {
 	}
 }
 
-// shareScan bounds how far back the audit log is read for share state.
-const shareScan = 10000
-
-// sharedBy lists the session ids owner shares now.
-func (a *API) sharedBy(ctx context.Context, owner string) ([]string, error) {
-	events, err := a.store.AuditFor(ctx, owner, shareScan)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var ids []string
-	for _, e := range events { // newest first: the first word on a session is the last said
-		if e.Actor != owner || e.SessionID == "" || seen[e.SessionID] {
-			continue
-		}
-		switch e.Action {
-		case auditShareGrant:
-			seen[e.SessionID] = true
-			ids = append(ids, e.SessionID)
-		case auditShareRevoke:
-			seen[e.SessionID] = true
-		}
-	}
-	return ids, nil
-}
-
-type sharedSession struct {
-	store.Session
-}
-
+// listShared lists the sessions shared now by people still on the
+// allowlist, most recently shared first.
 func (a *API) listShared(w http.ResponseWriter, r *http.Request, c *Call) {
-	out := []sharedSession{}
-	for _, u := range c.Config.Users {
-		ids, err := a.sharedBy(r.Context(), u.Email)
-		if err != nil {
-			a.storeError(w, r, c, err)
-			return
-		}
-		for _, id := range ids {
-			s, err := a.store.GetSession(r.Context(), u.Email, id)
-			if err != nil {
-				continue // deleted since it was shared
-			}
-			out = append(out, sharedSession{s})
+	shared, err := a.store.SharedSessions(r.Context())
+	if err != nil {
+		a.storeError(w, r, c, err)
+		return
+	}
+	out := shared[:0]
+	for _, s := range shared {
+		if slices.ContainsFunc(c.Config.Users, func(u gatewayconfig.User) bool { return u.Email == s.Owner }) {
+			out = append(out, s)
 		}
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Sessions []sharedSession `json:"sessions"`
+		Sessions []store.SharedSession `json:"sessions"`
 	}{out})
 }
 
 func (a *API) readShared(w http.ResponseWriter, r *http.Request, c *Call) {
 	owner, id := subjectOf(r, "owner"), r.PathValue("id")
-	ids, err := a.sharedBy(r.Context(), owner)
-	if err != nil {
+	if _, err := a.store.SharedSession(r.Context(), owner, id); err != nil {
 		a.storeError(w, r, c, err)
-		return
-	}
-	shared := false
-	for _, s := range ids {
-		shared = shared || s == id
-	}
-	if !shared {
-		writeAPIError(w, http.StatusNotFound, "no such session")
 		return
 	}
 	if owner != c.Caller.Email && !a.audit(w, r, c, auditSharedRead, owner, id) {

@@ -3,11 +3,15 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/chatapi"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -135,4 +139,81 @@ func (t *tokens) check(presented string, now time.Time) tokenStatus {
 // needs: labels, log pseudonym and upstream identity follow the config.
 func (s *snapshot) caller(email string, u *gatewayconfig.User) completion.Caller {
 	return completion.Caller{Email: email, Role: u.Role, Hash: s.hashes[email], EndUser: s.endUser(email), Upstream: s.upstreamIdentity(email)}
+}
+
+// call is one authenticated API request.
+type call struct {
+	id    string
+	start time.Time
+	front translate.Dialect
+	snap  *snapshot
+	who   completion.Caller
+}
+
+type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
+
+// authed wraps an API route: request id, the snapshot the request keeps,
+// and identity.
+func (g *Gateway) authed(front translate.Dialect, h callHandler) http.HandlerFunc {
+	return g.identified(front, front, func(w http.ResponseWriter, e *translate.Error) { translate.WriteError(w, front, e) }, h)
+}
+
+// identified runs h for a caller with a valid gateway token and an allowed
+// email, and otherwise answers with refuse. tokenFront is the API whose
+// token headers count (x-api-key only on the Anthropic front); front is the
+// dialect the call is served in.
+func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(http.ResponseWriter, *translate.Error), h callHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
+		w.Header().Set("X-Request-Id", c.id)
+		if tokenFront == translate.Anthropic {
+			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
+		}
+		who, reason, aerr := identify(r, c.snap, tokenFront, g.now())
+		if aerr != nil {
+			g.metrics.authFails.WithLabelValues(reason).Inc()
+			// The route pattern, not the path: a path may carry an email.
+			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
+				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("route", r.Pattern))
+			refuse(w, aerr)
+			return
+		}
+		c.who = who
+		h(w, r, c)
+	}
+}
+
+// apiAuthed wraps an /api route: the same identity as the model API (the
+// gateway token, then the email header and the allowlist), errors in the
+// /api shape.
+func (g *Gateway) apiAuthed(h chatapi.Handler) http.HandlerFunc {
+	return g.identified(translate.Anthropic, translate.OpenAI,
+		func(w http.ResponseWriter, e *translate.Error) { chatapi.WriteError(w, e.Status, e.Msg) },
+		func(w http.ResponseWriter, r *http.Request, c *call) {
+			h(w, r, &chatapi.Call{ID: c.id, Caller: c.who, Config: c.snap.cfg, Snapshot: c.snap.core})
+		})
+}
+
+// requestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an ingress
+// may set one) so logs correlate across hops; otherwise it makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && isIDSafe(id) {
+		return id
+	}
+	var b [8]byte
+	n := rand.Uint64()
+	for i := range b {
+		b[i] = byte(n >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func isIDSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

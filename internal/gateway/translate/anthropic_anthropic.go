@@ -41,8 +41,7 @@ func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usa
 func (anthropicAnthropic) Stream(*Request) Stream { return &anthropicPassStream{} }
 
 type anthropicPassStream struct {
-	u        metering.Usage
-	finished bool
+	streamState
 }
 
 func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
@@ -73,15 +72,6 @@ func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
 	out.Forward(typ, ev.Data) // named even if the provider left names out
 	return nil
 }
-
-func (s *anthropicPassStream) EOF(*Writer) error {
-	if !s.finished {
-		return errTruncated
-	}
-	return nil
-}
-
-func (s *anthropicPassStream) Usage() metering.Usage { return s.u }
 
 func anthropicStreamFault(e *anthropicError) *Fault {
 	if e == nil {

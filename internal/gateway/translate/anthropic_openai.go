@@ -249,8 +249,7 @@ type anthropicFromOpenAIStream struct {
 	next     int // index of the next block
 	tools    map[int]int
 	stop     string
-	u        metering.Usage
-	finished bool
+	streamState
 }
 
 type anthropicBlockStart struct {
@@ -285,12 +284,9 @@ func (s *anthropicFromOpenAIStream) Event(ev *Event, out *Writer) error {
 		s.end(out)
 		return nil
 	}
-	var c openaiChunk
-	if err := json.Unmarshal(ev.Data, &c); err != nil {
-		return malformedEvent(err)
-	}
-	if len(c.Error) > 0 && string(c.Error) != "null" {
-		return openaiStreamFault(c.Error)
+	c, err := decodeChunk(ev)
+	if err != nil {
+		return err
 	}
 	if !s.started {
 		s.started = true
@@ -383,5 +379,3 @@ func (s *anthropicFromOpenAIStream) EOF(out *Writer) error {
 	}
 	return nil
 }
-
-func (s *anthropicFromOpenAIStream) Usage() metering.Usage { return s.u }

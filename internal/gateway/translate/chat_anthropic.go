@@ -60,8 +60,7 @@ func (chatAnthropic) Stream(*Request) Stream { return &chatFromAnthropic{} }
 // chatFromAnthropic reads a Messages stream: text deltas, usage from
 // message_start and message_delta, message_stop as the end.
 type chatFromAnthropic struct {
-	u        metering.Usage
-	finished bool
+	streamState
 }
 
 func (s *chatFromAnthropic) Event(ev *Event, out *Writer) error {
@@ -94,12 +93,3 @@ func (s *chatFromAnthropic) Event(ev *Event, out *Writer) error {
 	}
 	return nil
 }
-
-func (s *chatFromAnthropic) EOF(*Writer) error {
-	if !s.finished {
-		return errTruncated
-	}
-	return nil
-}
-
-func (s *chatFromAnthropic) Usage() metering.Usage { return s.u }

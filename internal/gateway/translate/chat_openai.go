@@ -2,7 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
@@ -44,10 +43,9 @@ func (chatOpenAI) Stream(*Request) Stream { return &chatFromOpenAI{} }
 // end. Some servers omit [DONE]: a stream that ended after its
 // finish_reason is complete.
 type chatFromOpenAI struct {
-	started  bool
-	stopped  bool // a finish_reason arrived
-	u        metering.Usage
-	finished bool
+	started bool
+	stopped bool // a finish_reason arrived
+	streamState
 }
 
 func (s *chatFromOpenAI) Event(ev *Event, out *Writer) error {
@@ -55,12 +53,9 @@ func (s *chatFromOpenAI) Event(ev *Event, out *Writer) error {
 		s.finished = s.started
 		return nil
 	}
-	var c openaiChunk
-	if err := json.Unmarshal(ev.Data, &c); err != nil {
-		return malformedEvent(err)
-	}
-	if len(c.Error) > 0 && string(c.Error) != "null" {
-		return openaiStreamFault(c.Error)
+	c, err := decodeChunk(ev)
+	if err != nil {
+		return err
 	}
 	s.started = true
 	out.Begin()
@@ -89,5 +84,3 @@ func (s *chatFromOpenAI) EOF(*Writer) error {
 	}
 	return nil
 }
-
-func (s *chatFromOpenAI) Usage() metering.Usage { return s.u }

@@ -304,8 +304,7 @@ type openaiFromAnthropicStream struct {
 	id, model    string
 	created      int64
 	tools        map[int]int // Anthropic block index → OpenAI tool call index
-	u            metering.Usage
-	finished     bool
+	streamState
 }
 
 func (s *openaiFromAnthropicStream) chunk(out *Writer, d openaiDelta, finish *string) {
@@ -379,12 +378,3 @@ func (s *openaiFromAnthropicStream) Event(ev *Event, out *Writer) error {
 	}
 	return nil
 }
-
-func (s *openaiFromAnthropicStream) EOF(*Writer) error {
-	if !s.finished {
-		return errTruncated
-	}
-	return nil
-}
-
-func (s *openaiFromAnthropicStream) Usage() metering.Usage { return s.u }

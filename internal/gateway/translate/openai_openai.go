@@ -58,8 +58,7 @@ func (openaiOpenAI) Stream(in *Request) Stream {
 
 type openaiPassStream struct {
 	includeUsage bool
-	u            metering.Usage
-	finished     bool
+	streamState
 }
 
 var (
@@ -102,15 +101,6 @@ func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 	out.Forward(nil, ev.Data)
 	return nil
 }
-
-func (s *openaiPassStream) EOF(*Writer) error {
-	if !s.finished {
-		return errTruncated
-	}
-	return nil
-}
-
-func (s *openaiPassStream) Usage() metering.Usage { return s.u }
 
 func openaiStreamFault(raw json.RawMessage) *Fault {
 	msg, _ := UpstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)

@@ -74,6 +74,37 @@ func malformedEvent(err error) *Fault {
 	return &Fault{Kind: FaultMalformed, Msg: "the provider sent an event that is not valid JSON: " + err.Error()}
 }
 
+// streamState is what every stream translator keeps: the provider's usage
+// so far, and whether its terminal event came.
+type streamState struct {
+	u        metering.Usage
+	finished bool
+}
+
+// EOF fails a stream that ended before its terminal event.
+func (s *streamState) EOF(*Writer) error {
+	if !s.finished {
+		return errTruncated
+	}
+	return nil
+}
+
+// Usage is what the provider has reported so far.
+func (s *streamState) Usage() metering.Usage { return s.u }
+
+// decodeChunk reads an OpenAI-compatible chunk; an error object in it is
+// the provider's failure.
+func decodeChunk(ev *Event) (openaiChunk, error) {
+	var c openaiChunk
+	if err := json.Unmarshal(ev.Data, &c); err != nil {
+		return c, malformedEvent(err)
+	}
+	if len(c.Error) > 0 && string(c.Error) != "null" {
+		return c, openaiStreamFault(c.Error)
+	}
+	return c, nil
+}
+
 var errTruncated = &Fault{Kind: FaultTruncated, Msg: "the provider's stream ended before its last event"}
 
 // For is the translator from the front's dialect to the provider's.

@@ -14,7 +14,7 @@ import (
 
 // Completer serves a completion; the completion core does.
 type Completer interface {
-	Complete(ctx context.Context, req *completion.Request, obs completion.Observer)
+	Complete(ctx context.Context, req completion.Request, obs completion.Observer)
 }
 
 // Quotas reports a caller's standing against their daily quota.

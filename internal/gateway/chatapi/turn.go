@@ -203,7 +203,7 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 		a: a, client: w, stream: stream, ctx: ctx, owner: owner, id: newTurnID(),
 		ev: sessionEvent{SessionID: s.ID, NewSession: isNew, UserMessageID: userMsg.ID, Model: alias, DroppedMessages: dropped},
 	}
-	a.completer.Complete(ctx, &completion.Request{
+	a.completer.Complete(ctx, completion.Request{
 		ID: t.id, Start: time.Now(), Caller: c.Caller, Snapshot: c.Snapshot,
 		Conversation: &translate.Conversation{Messages: turns, MaxTokens: win.MaxOutput}, Model: upstreamModel,
 		BillWhileStreaming: true,

@@ -59,11 +59,15 @@ type exchange struct {
 	core *Core
 	// ctx is the caller's: done when they go away.
 	ctx context.Context
-	req *Request
+	req Request
 	obs Observer
 	in  *translate.Request
 	res *quota.Reservation
-	out Outcome
+	// bound (set when the caller has a quota) and target are what every
+	// attempt reserves and sends.
+	bound  quota.Bound
+	target translate.Target
+	out    Outcome
 	// err is what End reports.
 	err error
 	// served is the route whose answer reached the caller.
@@ -80,7 +84,7 @@ type exchange struct {
 // Complete serves req and reports to obs (nil for none). It returns once
 // End has been called: the answer, or the caller's error, has been
 // written; the request has been metered and its quota charge settled.
-func (c *Core) Complete(ctx context.Context, req *Request, obs Observer) {
+func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 	c.metrics.inFlight.Inc()
 	defer c.metrics.inFlight.Dec()
 	if obs == nil {
@@ -116,23 +120,12 @@ func (c *Core) Complete(ctx context.Context, req *Request, obs Observer) {
 	plan := c.failover.Order(snap.Models.Plan(choice.Alias))
 	// Every model request is admitted against the caller's daily quota
 	// here, before any provider is called; finish settles it.
-	bound := quota.NewBound(in.Size(), in.OutputCap(), in.Choices())
-	if aerr := x.admit(actx, plan, bound); aerr != nil {
+	if aerr := x.admit(actx, plan); aerr != nil {
 		x.fail(aerr)
 		return
 	}
-	t := translate.Target{User: req.Caller.Upstream, CapOutput: x.res != nil}
-	r := c.failover.Run(actx, ctx, upstream.Plan{
-		RequestID: req.ID, Alias: choice.Alias, Routes: plan, Policy: snap.Failover,
-		Cover: func(ctx context.Context, rt *upstream.Route) bool {
-			return x.res.Cover(ctx, bound.WorstCase(rt.Prices, rt.MaxTokens))
-		},
-		FailedOver: func(from, to *upstream.Route, f *upstream.Failure) {
-			c.metrics.failovers.WithLabelValues(from.Provider.Name(), to.Provider.Name(), string(f.Class)).Inc()
-		},
-	}, func(ctx context.Context, rt *upstream.Route) upstream.Attempt {
-		return x.attempt(ctx, rt, t)
-	})
+	x.target = translate.Target{User: req.Caller.Upstream, CapOutput: x.res != nil}
+	r := c.failover.Run(actx, ctx, upstream.Plan{RequestID: req.ID, Alias: choice.Alias, Routes: plan, Policy: snap.Failover}, x)
 	x.out.Attempts = r.Attempts
 	switch {
 	case r.Route != nil: // the attempt recorded what it served
@@ -166,14 +159,15 @@ func (x *exchange) routingInput() routing.Input {
 // admit reserves the worst case of plan against the caller's daily quota,
 // or refuses: 429 naming the limit, today's spend and when the window
 // resets (Retry-After), or 503 when the quota cannot be checked.
-func (x *exchange) admit(ctx context.Context, plan []*upstream.Route, b quota.Bound) *translate.Error {
+func (x *exchange) admit(ctx context.Context, plan []*upstream.Route) *translate.Error {
 	who, policy := x.req.Caller, x.req.Snapshot.Quotas
 	if policy.Limits(who.Email).None() {
 		return nil // nothing to reserve: spare the request the work
 	}
+	x.bound = quota.NewBound(x.in.Size(), x.in.OutputCap(), x.in.Choices())
 	worst := make([]metering.Picodollars, len(plan))
 	for i, rt := range plan {
-		worst[i] = b.WorstCase(rt.Prices, rt.MaxTokens)
+		worst[i] = x.bound.WorstCase(rt.Prices, rt.MaxTokens)
 	}
 	name := who.EndUser // notifications name the caller as the metrics do, else by the log pseudonym
 	if name == "" {
@@ -189,6 +183,20 @@ func (x *exchange) admit(ctx context.Context, plan []*upstream.Route, b quota.Bo
 	}
 	x.res = res
 	return nil
+}
+
+// Cover implements upstream.Attempts: a route may be tried when the
+// caller's quota covers its worst case.
+func (x *exchange) Cover(ctx context.Context, rt *upstream.Route) bool {
+	if x.res == nil {
+		return true
+	}
+	return x.res.Cover(ctx, x.bound.WorstCase(rt.Prices, rt.MaxTokens))
+}
+
+// FailedOver implements upstream.Attempts: it counts the failover.
+func (x *exchange) FailedOver(from, to *upstream.Route, f *upstream.Failure) {
+	x.core.metrics.failovers.WithLabelValues(from.Provider.Name(), to.Provider.Name(), string(f.Class)).Inc()
 }
 
 // fail ends the request with e: an HTTP front's caller gets it at once, in

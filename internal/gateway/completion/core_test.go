@@ -144,7 +144,7 @@ func (o *recorder) End(out completion.Outcome, err error) {
 func (r *rig) converse(t *testing.T, text string, obs *recorder) {
 	t.Helper()
 	obs.t, obs.r, obs.id = t, r, fmt.Sprintf("turn-%d", time.Now().UnixNano())
-	r.core.Complete(context.Background(), &completion.Request{
+	r.core.Complete(context.Background(), completion.Request{
 		ID: obs.id, Start: time.Now(), Snapshot: r.snap,
 		Caller:       completion.Caller{Email: alice, EndUser: alice, Hash: "h", Upstream: alice},
 		Conversation: &translate.Conversation{MaxTokens: 100, Messages: []translate.Message{{Role: "user", Text: text}}},
@@ -201,7 +201,7 @@ func TestCoreObserver(t *testing.T) {
 		r := newRig(t, providersim.Options{ReplyWords: 40, Chunks: 8})
 		r.anth.Enqueue(providersim.Fault{ResetAfterEvents: 6})
 		obs := &recorder{}
-		r.core.Complete(context.Background(), &completion.Request{
+		r.core.Complete(context.Background(), completion.Request{
 			ID: "cut", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, Upstream: alice},
 			Conversation: &translate.Conversation{MaxTokens: 100, Messages: []translate.Message{{Role: "user", Text: "hello"}}},
 			Model:        "both", BillWhileStreaming: true,
@@ -252,7 +252,7 @@ func TestCoreObserver(t *testing.T) {
 		obs := &recorder{}
 		w := httptest.NewRecorder()
 		body := `{"model":"both","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
-		r.core.Complete(context.Background(), &completion.Request{
+		r.core.Complete(context.Background(), completion.Request{
 			ID: "http", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, Upstream: alice},
 			Front: translate.Anthropic, Body: http.NoBody, Client: w,
 		}, withT(obs, t, r, "http"))
@@ -261,7 +261,7 @@ func TestCoreObserver(t *testing.T) {
 			t.Fatalf("%d %s, calls %v", w.Code, w.Body, obs.calls)
 		}
 		obs, w = &recorder{}, httptest.NewRecorder()
-		r.core.Complete(context.Background(), &completion.Request{
+		r.core.Complete(context.Background(), completion.Request{
 			ID: "http2", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, Upstream: alice},
 			Front: translate.Anthropic, Body: readCloser(body), Client: w,
 		}, withT(obs, t, r, "http2"))

@@ -20,12 +20,14 @@ const maxResponseSize = 64 << 20
 
 var writerPool = sync.Pool{New: func() any { return translate.NewWriter() }}
 
-// attempt sends the request to one provider. Nothing reaches the caller
-// until the provider's answer is known to be good: the whole body for a
-// non-streaming request, the first event for a stream. Until then a failure
-// leaves the caller untouched, so the plan can fail over.
-func (x *exchange) attempt(ctx context.Context, rt *upstream.Route, t translate.Target) upstream.Attempt {
+// Try implements upstream.Attempts: it sends the request to one provider.
+// Nothing reaches the caller until the provider's answer is known to be
+// good: the whole body for a non-streaming request, the first event for a
+// stream. Until then a failure leaves the caller untouched, so the plan can
+// fail over.
+func (x *exchange) Try(ctx context.Context, rt *upstream.Route) upstream.Attempt {
 	tr := x.in.Translator(rt.Provider.Dialect())
+	t := x.target
 	t.ModelID, t.MaxTokens = rt.ModelID, rt.MaxTokens
 	body := upstream.NewBody()
 	defer body.Release()
@@ -38,7 +40,7 @@ func (x *exchange) attempt(ctx context.Context, rt *upstream.Route, t translate.
 	}
 	defer call.Close()
 	if x.in.Stream() {
-		return x.relay(call, rt, tr.Stream(x.in))
+		return x.relay(&call, rt, tr.Stream(x.in))
 	}
 
 	// A whole response follows its headers; the overall deadline bounds it.

@@ -27,7 +27,7 @@ const maxErrorBody = 64 << 10
 // and, for streams, the first event (see FirstByte): a provider that sends
 // headers and then stalls is as dead as one that sends nothing. A status
 // other than 2xx is a Failure, classified, with the provider's message.
-func (rt *Route) Send(ctx context.Context, body *Body, stream bool) (*Call, *Failure) {
+func (rt *Route) Send(ctx context.Context, body *Body, stream bool) (Call, *Failure) {
 	actx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(rt.FirstByte, func() { cancel(errFirstByteTimeout) })
 	resp, err := rt.Provider.Send(actx, body, stream)
@@ -35,7 +35,7 @@ func (rt *Route) Send(ctx context.Context, body *Body, stream bool) (*Call, *Fai
 		f := classifyTransport(actx, err)
 		timer.Stop()
 		cancel(nil)
-		return nil, f
+		return Call{}, f
 	}
 	if resp.StatusCode/100 != 2 {
 		eb := GetBuffer()
@@ -45,9 +45,9 @@ func (rt *Route) Send(ctx context.Context, body *Body, stream bool) (*Call, *Fai
 		resp.Body.Close()
 		timer.Stop()
 		cancel(nil)
-		return nil, f
+		return Call{}, f
 	}
-	return &Call{Resp: resp, ctx: actx, cancel: cancel, timer: timer}, nil
+	return Call{Resp: resp, ctx: actx, cancel: cancel, timer: timer}, nil
 }
 
 // FirstByte stops the firstByte timer: the answer has begun. Reading a

@@ -20,8 +20,7 @@ type Policy struct {
 	RequestTimeout time.Duration
 }
 
-// Plan is one request's routes, in the order to try them, and what the
-// rest of the gateway wants to hear while they are tried.
+// Plan is one request's routes, in the order to try them.
 type Plan struct {
 	// RequestID names the request in logs.
 	RequestID string
@@ -29,11 +28,19 @@ type Plan struct {
 	Alias  string
 	Routes []*Route
 	Policy Policy
-	// Cover reports whether rt may be tried at all (the caller's quota can
-	// pay for it); the first route it refuses ends the plan. Nil: always.
-	Cover func(ctx context.Context, rt *Route) bool
+}
+
+// Attempts is what running a plan needs from the request it serves: the
+// attempts themselves, and the hooks through which the rest of the
+// gateway takes part (the quota, the failover metric).
+type Attempts interface {
+	// Try makes one attempt of rt under ctx, the request's deadline.
+	Try(ctx context.Context, rt *Route) Attempt
+	// Cover reports whether rt may be tried at all (the caller's quota
+	// can pay for it); the first route it refuses ends the plan.
+	Cover(ctx context.Context, rt *Route) bool
 	// FailedOver is told when an attempt failed and the next route is tried.
-	FailedOver func(from, to *Route, f *Failure)
+	FailedOver(from, to *Route, f *Failure)
 }
 
 // Attempt is how one try of a route ended.
@@ -78,12 +85,12 @@ func NewFailover(log *slog.Logger, now func() time.Time) *Failover {
 // leave nothing.
 func (f *Failover) Order(routes []*Route) []*Route { return f.health.Order(routes, f.now()) }
 
-// Run tries the plan's routes in order until one answers. try makes one
-// attempt under ctx, the request's deadline; callerCtx is the caller's
-// connection. Failover happens only before the first byte has reached the
-// caller (try says so by returning a Failure), only on the policy's
-// classes, and never past a route Cover refuses.
-func (f *Failover) Run(ctx, callerCtx context.Context, p Plan, try func(ctx context.Context, rt *Route) Attempt) Result {
+// Run tries the plan's routes in order until one answers; ctx is the
+// request's deadline, callerCtx the caller's connection. Failover happens
+// only before the first byte has reached the caller (Try says so by
+// returning a Failure), only on the policy's classes, and never past a
+// route Cover refuses.
+func (f *Failover) Run(ctx, callerCtx context.Context, p Plan, at Attempts) Result {
 	var (
 		res         Result
 		last        *Failure
@@ -91,7 +98,7 @@ func (f *Failover) Run(ctx, callerCtx context.Context, p Plan, try func(ctx cont
 		unsupported *translate.Error
 	)
 	for i, rt := range p.Routes {
-		if p.Cover != nil && !p.Cover(ctx, rt) {
+		if !at.Cover(ctx, rt) {
 			// Cost-aware fallback: the remaining quota cannot cover this
 			// pricier route, so the request ends with the failure so far.
 			f.log.LogAttrs(ctx, slog.LevelInfo, "Skipped a fallback the quota cannot cover",
@@ -99,7 +106,7 @@ func (f *Failover) Run(ctx, callerCtx context.Context, p Plan, try func(ctx cont
 			break
 		}
 		res.Attempts++
-		a := try(ctx, rt)
+		a := at.Try(ctx, rt)
 		if a.Unsupported != nil {
 			unsupported = a.Unsupported
 			f.log.LogAttrs(ctx, slog.LevelDebug, "Skipped a provider that cannot express the request",
@@ -137,9 +144,7 @@ func (f *Failover) Run(ctx, callerCtx context.Context, p Plan, try func(ctx cont
 		}
 		if i+1 < len(p.Routes) {
 			next := p.Routes[i+1]
-			if p.FailedOver != nil {
-				p.FailedOver(rt, next, fl)
-			}
+			at.FailedOver(rt, next, fl)
 			f.log.LogAttrs(ctx, slog.LevelWarn, "Failed over",
 				slog.String("request_id", p.RequestID), slog.String("from", rt.Provider.Name()), slog.String("to", next.Provider.Name()),
 				slog.String("model", rt.Alias), slog.String("reason", string(fl.Class)), slog.String("error", fl.Error()))

@@ -41,20 +41,10 @@ func TestFailoverRun(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := NewFailover(slog.New(slog.DiscardHandler), time.Now)
-			var failovers []string
-			p := Plan{RequestID: "r", Alias: "m", Routes: []*Route{a, b, c}, Policy: policy,
-				FailedOver: func(from, to *Route, fl *Failure) {
-					failovers = append(failovers, from.Provider.Name()+">"+to.Provider.Name()+":"+string(fl.Class))
-				}}
-			if tc.cover != nil {
-				p.Cover = func(_ context.Context, rt *Route) bool { return tc.cover(rt) }
-			}
-			res := f.Run(context.Background(), context.Background(), p, func(_ context.Context, rt *Route) Attempt {
-				if a, ok := tc.script[rt.Provider.Name()]; ok {
-					return a
-				}
-				return Attempt{OK: true}
-			})
+			sc := &script{attempts: tc.script, cover: tc.cover}
+			p := Plan{RequestID: "r", Alias: "m", Routes: []*Route{a, b, c}, Policy: policy}
+			res := f.Run(context.Background(), context.Background(), p, sc)
+			failovers := sc.failovers
 			served := ""
 			if res.Route != nil {
 				served = res.Route.Provider.Name()
@@ -78,19 +68,44 @@ func TestFailoverRunEnds(t *testing.T) {
 	p := Plan{Alias: "m", Routes: rts, Policy: Policy{RetryOn: map[Class]bool{ClassTimeout: true}, FailureThreshold: 3, RequestTimeout: time.Second}}
 	f := NewFailover(slog.New(slog.DiscardHandler), time.Now)
 	gone, leave := context.WithCancel(context.Background())
-	res := f.Run(context.Background(), gone, p, func(context.Context, *Route) Attempt {
+	res := f.Run(context.Background(), gone, p, &script{try: func() Attempt {
 		leave()
 		return Attempt{Failure: &Failure{Class: ClassTimeout}}
-	})
+	}})
 	if !res.Gone || res.Err != nil || res.Attempts != 1 {
 		t.Errorf("caller gone: %+v", res)
 	}
 	late, cancel := context.WithCancel(context.Background())
-	res = f.Run(late, context.Background(), p, func(context.Context, *Route) Attempt {
+	res = f.Run(late, context.Background(), p, &script{try: func() Attempt {
 		cancel()
 		return Attempt{Failure: &Failure{Class: ClassTimeout}}
-	})
+	}})
 	if res.Err == nil || res.Err.Status != http.StatusGatewayTimeout || res.Attempts != 1 {
 		t.Errorf("past the deadline: %+v", res)
 	}
+}
+
+// script plays a request's part in a plan: scripted attempts by provider
+// (absent: OK), an optional cover check, and a record of the failovers.
+type script struct {
+	attempts  map[string]Attempt
+	try       func() Attempt
+	cover     func(*Route) bool
+	failovers []string
+}
+
+func (s *script) Try(_ context.Context, rt *Route) Attempt {
+	if s.try != nil {
+		return s.try()
+	}
+	if a, ok := s.attempts[rt.Provider.Name()]; ok {
+		return a
+	}
+	return Attempt{OK: true}
+}
+
+func (s *script) Cover(_ context.Context, rt *Route) bool { return s.cover == nil || s.cover(rt) }
+
+func (s *script) FailedOver(from, to *Route, f *Failure) {
+	s.failovers = append(s.failovers, from.Provider.Name()+">"+to.Provider.Name()+":"+string(f.Class))
 }

@@ -3,21 +3,19 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/chatapi"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
-
-// caller is an authenticated, allowlisted person.
-type caller struct {
-	email string
-	user  *gatewayconfig.User
-	// hash names the caller in logs (never the email).
-	hash string
-}
 
 // Reasons for refusing a caller, the values of chatgateway_auth_failures_total.
 const (
@@ -32,17 +30,17 @@ const (
 // identify checks the gateway token first and only then believes the email
 // header: OAuth2 Proxy sets that header, and the token proves the request
 // came through it (or from someone an admin gave the token).
-func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (caller, string, *apiError) {
-	toks, malformed := presentedTokens(r.Header, front == dialectAnthropic)
+func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Time) (completion.Caller, string, *translate.Error) {
+	toks, malformed := presentedTokens(r.Header, front == translate.Anthropic)
 	if malformed != "" {
-		return caller{}, refusedBadToken, errorf(http.StatusUnauthorized, malformed)
+		return completion.Caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, malformed)
 	}
 	if len(toks) == 0 {
 		how := "Authorization: Bearer <token> or X-Gateway-Token: <token>"
-		if front == dialectAnthropic {
+		if front == translate.Anthropic {
 			how += " (or x-api-key: <token>)"
 		}
-		return caller{}, refusedNoToken, errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
+		return completion.Caller{}, refusedNoToken, translate.Errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
 	}
 	status := tokenInvalid
 	for _, tok := range toks {
@@ -50,9 +48,9 @@ func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (calle
 	}
 	switch status {
 	case tokenExpired:
-		return caller{}, refusedExpiredToken, errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
+		return completion.Caller{}, refusedExpiredToken, translate.Errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
 	case tokenInvalid:
-		return caller{}, refusedBadToken, errorf(http.StatusUnauthorized, "invalid gateway token")
+		return completion.Caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, "invalid gateway token")
 	}
 
 	// Header lookup is by canonical name, so "X_Forwarded_Email" (which
@@ -61,17 +59,17 @@ func identify(r *http.Request, s *snapshot, front dialect, now time.Time) (calle
 	values := r.Header.Values(s.emailHeader)
 	switch len(values) {
 	case 0:
-		return caller{}, refusedNoEmail, errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
+		return completion.Caller{}, refusedNoEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
 	case 1:
 	default:
-		return caller{}, refusedDuplicateEmail, errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
+		return completion.Caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
 	}
 	email := strings.ToLower(strings.TrimSpace(values[0]))
 	u, ok := s.users[email]
 	if !ok {
-		return caller{}, refusedNotAllowed, errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
+		return completion.Caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
 	}
-	return caller{email: email, user: u, hash: s.hashes[email]}, "", nil
+	return s.caller(email, u), "", nil
 }
 
 // presentedTokens collects the credentials that may be the gateway token:
@@ -135,4 +133,87 @@ func (t *tokens) check(presented string, now time.Time) tokenStatus {
 		return tokenExpired
 	}
 	return tokenInvalid
+}
+
+// caller is an allowlisted person in every form the rest of the gateway
+// needs: labels, log pseudonym and upstream identity follow the config.
+func (s *snapshot) caller(email string, u *gatewayconfig.User) completion.Caller {
+	return completion.Caller{Email: email, Role: u.Role, Hash: s.hashes[email], EndUser: s.endUser(email), Upstream: s.upstreamIdentity(email)}
+}
+
+// call is one authenticated API request.
+type call struct {
+	id    string
+	start time.Time
+	front translate.Dialect
+	snap  *snapshot
+	who   completion.Caller
+}
+
+type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
+
+// authed wraps an API route: request id, the snapshot the request keeps,
+// and identity.
+func (g *Gateway) authed(front translate.Dialect, h callHandler) http.HandlerFunc {
+	return g.identified(front, front, func(w http.ResponseWriter, e *translate.Error) { translate.WriteError(w, front, e) }, h)
+}
+
+// identified runs h for a caller with a valid gateway token and an allowed
+// email, and otherwise answers with refuse. tokenFront is the API whose
+// token headers count (x-api-key only on the Anthropic front); front is the
+// dialect the call is served in.
+func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(http.ResponseWriter, *translate.Error), h callHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
+		w.Header().Set("X-Request-Id", c.id)
+		if tokenFront == translate.Anthropic {
+			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
+		}
+		who, reason, aerr := identify(r, c.snap, tokenFront, g.now())
+		if aerr != nil {
+			g.metrics.authFails.WithLabelValues(reason).Inc()
+			// The route pattern, not the path: a path may carry an email.
+			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
+				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("route", r.Pattern))
+			refuse(w, aerr)
+			return
+		}
+		c.who = who
+		h(w, r, c)
+	}
+}
+
+// apiAuthed wraps an /api route: the same identity as the model API (the
+// gateway token, then the email header and the allowlist), errors in the
+// /api shape.
+func (g *Gateway) apiAuthed(h chatapi.Handler) http.HandlerFunc {
+	return g.identified(translate.Anthropic, translate.OpenAI,
+		func(w http.ResponseWriter, e *translate.Error) { chatapi.WriteError(w, e.Status, e.Msg) },
+		func(w http.ResponseWriter, r *http.Request, c *call) {
+			h(w, r, &chatapi.Call{ID: c.id, Caller: c.who, Config: c.snap.cfg, Snapshot: c.snap.core})
+		})
+}
+
+// requestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an ingress
+// may set one) so logs correlate across hops; otherwise it makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && isIDSafe(id) {
+		return id
+	}
+	var b [8]byte
+	n := rand.Uint64()
+	for i := range b {
+		b[i] = byte(n >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func isIDSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,14 +1,21 @@
-// Package gateway serves the chat traffic: it authenticates every caller,
-// resolves the model alias, sends the request to the configured providers in
-// failover order, translates between the Anthropic Messages and OpenAI chat
-// completions dialects where the caller's and the provider's differ, and
-// meters tokens and cost per user.
+// Package gateway is the root of the gateway that serves the chat traffic:
+// it wires its parts together, serves the routes, identifies every caller
+// (the gateway token, then the email header and the allowlist), loads and
+// hot-reloads the config and the files it names, and drains.
 //
-// The only input is the config the operator renders (package gatewayconfig)
-// and the files it names; both are re-read while the gateway runs.
+// The parts, in the order a request goes down them:
 //
-// Files are split by concern. Translators are named <front>_<upstream>.go:
-// anthropic_openai.go serves the Anthropic front from an OpenAI-compatible
-// provider, openai_anthropic.go the reverse, and the same-dialect files
-// rebuild the body the client sent with the upstream model and identity.
+//	translate   dialects, wire types, the SSE reader and writer, the translators, error bodies
+//	routing     the one model resolver, attempt plans, the rules for "auto"
+//	quota       daily limits: admission, settlement, notifications
+//	upstream    providers, transports, failure classes, passive health, the failover loop
+//	metering    usage, prices, exact picodollars, the ledger
+//	completion  the one completion core both fronts and the stateful chat run
+//	chatapi     sessions, turns, privacy routes, export/import, usage, retention, the page
+//
+// The only input is the config the operator renders (package
+// gatewayconfig) and the files it names; each request keeps the snapshot
+// of both it started with. Nothing imports this package but cmd/gateway,
+// no part imports it back, and none of it imports controller-runtime
+// (imports_test.go holds all of that).
 package gateway

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/test/providersim"
 )
@@ -60,7 +61,7 @@ type env struct {
 	oaiURL  string
 	gw      *gateway.Gateway
 	url     string
-	ledger  *gateway.MemoryLedger
+	ledger  *metering.MemoryLedger
 	clock   *clock
 	cfg     *gatewayconfig.Config
 }
@@ -133,7 +134,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 // logging to log.
 func newEnvWith(t testing.TB, sim providersim.Options, log *slog.Logger, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), ledger: &gateway.MemoryLedger{}, clock: &clock{t: epoch}}
+	e := &env{t: t, dir: t.TempDir(), ledger: &metering.MemoryLedger{}, clock: &clock{t: epoch}}
 	sim.APIKey = anthKey
 	e.anth, e.anthURL = providersim.Start(t, sim)
 	sim.APIKey = oaiKey

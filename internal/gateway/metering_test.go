@@ -16,7 +16,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/openai/openai-go/v3"
 
-	"github.com/chatgateway/chatgateway-operator/internal/gateway"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -60,17 +60,17 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 		gptBob      = 1*150_000 + 8*600_000
 		bothAlice   = 2*150_000 + 8*600_000
 	)
-	if got, want := e.ledger.Spend(alice), gateway.Picodollars(sonnetWrite+sonnetRead+bothAlice); got != want {
+	if got, want := e.ledger.Spend(alice), metering.Picodollars(sonnetWrite+sonnetRead+bothAlice); got != want {
 		t.Errorf("alice's spend %s, want %s", got, want)
 	}
-	if got, want := e.ledger.Spend(bob), gateway.Picodollars(gptBob); got != want {
+	if got, want := e.ledger.Spend(bob), metering.Picodollars(gptBob); got != want {
 		t.Errorf("bob's spend %s, want %s", got, want)
 	}
 
 	usd := func(pico ...int64) string {
 		var f float64
 		for _, p := range pico { // the counter adds one request at a time
-			f += gateway.Picodollars(p).USD()
+			f += metering.Picodollars(p).USD()
 		}
 		return strconv.FormatFloat(f, 'g', -1, 64)
 	}

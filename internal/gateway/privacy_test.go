@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -201,5 +202,68 @@ func TestPrivilegedAccessIsAuditedForTheSubject(t *testing.T) {
 	}
 	if code, _ := e.api("GET", "/api/admin/users/bob@example.com/sessions/"+s.ID, alice, nil); code != 404 {
 		t.Errorf("after the toggle went off: %d", code)
+	}
+}
+
+// TestSharedSessions: what /api/shared lists and /api/shared/{owner}/{id}
+// serves follows the owners' grants and revocations, however often a
+// share is read, and only for people still on the allowlist.
+func TestSharedSessions(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, quietLogger(), withCarol, func(c *gatewayconfig.Config) {
+		c.Privacy = gatewayconfig.Privacy{CommunitySharing: true}
+	})
+	var bobs, carols store.Session
+	e.apiJSON("POST", "/api/sessions", bob, map[string]string{"title": "bob's"}, http.StatusCreated, &bobs)
+	e.apiJSON("POST", "/api/sessions", carol, map[string]string{"title": "carol's"}, http.StatusCreated, &carols)
+	list := func(who string) []string {
+		t.Helper()
+		var l struct {
+			Sessions []struct {
+				ID, Owner, Title string
+				SharedAt         time.Time
+			}
+		}
+		e.apiJSON("GET", "/api/shared", who, nil, http.StatusOK, &l)
+		var out []string
+		for _, s := range l.Sessions {
+			if s.SharedAt.IsZero() {
+				t.Errorf("shared session without sharedAt: %+v", s)
+			}
+			out = append(out, s.Owner+"/"+s.Title)
+		}
+		return out
+	}
+	if got := list(alice); len(got) != 0 {
+		t.Fatalf("nothing shared yet: %q", got)
+	}
+	e.apiJSON("PUT", "/api/sessions/"+bobs.ID+"/share", bob, nil, http.StatusOK, nil)
+	e.clock.Set(e.clock.Now().Add(time.Second))
+	e.apiJSON("PUT", "/api/sessions/"+carols.ID+"/share", carol, nil, http.StatusOK, nil)
+	if code, _ := e.api("PUT", "/api/sessions/"+bobs.ID+"/share", carol, nil); code != http.StatusNotFound {
+		t.Errorf("carol shared bob's session: %d", code)
+	}
+	if got := strings.Join(list(alice), " "); got != carol+"/carol's "+bob+"/bob's" {
+		t.Fatalf("shared, newest first: %s", got)
+	}
+	// Reads are audit events and do not change what is shared.
+	for range 20 {
+		e.apiJSON("GET", "/api/shared/"+bob+"/"+bobs.ID, alice, nil, http.StatusOK, nil)
+	}
+	e.apiJSON("DELETE", "/api/sessions/"+carols.ID+"/share", carol, nil, http.StatusOK, nil)
+	if got := strings.Join(list(bob), " "); got != bob+"/bob's" {
+		t.Fatalf("after carol stopped sharing: %s", got)
+	}
+	if code, _ := e.api("GET", "/api/shared/"+carol+"/"+carols.ID, alice, nil); code != http.StatusNotFound {
+		t.Errorf("a revoked share is readable: %d", code)
+	}
+	// Someone removed from the allowlist shares nothing any more.
+	e.cfg.Users = e.cfg.Users[:2]
+	e.apiJSON("PUT", "/api/sessions/"+carols.ID+"/share", carol, nil, http.StatusOK, nil)
+	e.writeConfig(e.cfg)
+	if _, err := e.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(list(bob), " "); got != bob+"/bob's" {
+		t.Fatalf("after carol left the allowlist: %s", got)
 	}
 }

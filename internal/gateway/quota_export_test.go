@@ -5,5 +5,5 @@ import "time"
 // SetNotifyRetry shortens the notification retries for tests. Call it
 // before the gateway serves.
 func SetNotifyRetry(g *Gateway, attempts int, backoff time.Duration) {
-	g.notifier.attempts, g.notifier.backoff = attempts, backoff
+	g.quota.SetNotifyRetry(attempts, backoff)
 }

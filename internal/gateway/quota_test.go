@@ -35,7 +35,7 @@ type replica struct {
 	url string
 }
 
-func addReplica(t testing.TB, e *env, st store.Store, qs store.QuotaStore) replica {
+func addReplica(t testing.TB, e *env, st store.Store, qs store.Quotas) replica {
 	t.Helper()
 	gw, err := gateway.New(gateway.Options{ConfigPath: e.configPath(), Now: e.clock.Now, Logger: testLogger(t), Store: st, Quotas: qs})
 	if err != nil {
@@ -54,14 +54,6 @@ func openStore(t testing.TB, cfg gatewayconfig.Store) store.Store {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	return st
-}
-
-func quotasOf(t testing.TB, st store.Store) store.QuotaStore {
-	q, ok := store.Quotas(st)
-	if !ok {
-		t.Fatal("store without quotas")
-	}
-	return q
 }
 
 // send posts body to one of the two fronts of the gateway at base and
@@ -305,12 +297,12 @@ func TestQuotaReservationExpiresAfterCrash(t *testing.T) {
 	body := chatBody("gpt", "hello there", 10, false)
 	e := newEnv(t, withQuota("", worstGPTLimit(body, 10)))
 	st := openStore(t, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(e.dir, "quota.db")})
-	rep := addReplica(t, e, nil, quotasOf(t, st))
+	rep := addReplica(t, e, nil, st)
 
 	now := e.clock.Now()
 	ttl := e.cfg.Failover.RequestTimeout.Duration + time.Minute
 	crashed := store.Reservation{ID: "crashed-replica-request", User: alice, AmountPicodollars: 1_000_000, At: now, ExpiresAt: now.Add(ttl)}
-	if _, ok, err := quotasOf(t, st).Reserve(context.Background(), crashed, now.Add(-time.Hour), now, 1<<62); err != nil || !ok {
+	if _, ok, err := st.Reserve(context.Background(), crashed, now.Add(-time.Hour), now, 1<<62); err != nil || !ok {
 		t.Fatal(err)
 	}
 	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 || !strings.Contains(b, "held by requests in progress") {
@@ -528,15 +520,15 @@ func TestCostAwareFallback(t *testing.T) {
 //
 //	go test ./internal/gateway -run '^$' -bench Admission -benchtime 2000x
 func BenchmarkAdmission(b *testing.B) {
-	stores := map[string]func(b *testing.B) store.QuotaStore{
-		"memory": func(*testing.B) store.QuotaStore { return gateway.NewMemoryQuotaStore() },
-		"sqlite": func(b *testing.B) store.QuotaStore {
-			return quotasOf(b, openStore(b, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(b.TempDir(), "q.db")}))
+	stores := map[string]func(b *testing.B) store.Quotas{
+		"memory": func(*testing.B) store.Quotas { return store.NewMemoryQuotas() },
+		"sqlite": func(b *testing.B) store.Quotas {
+			return openStore(b, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(b.TempDir(), "q.db")})
 		},
-		"postgres": func(b *testing.B) store.QuotaStore {
+		"postgres": func(b *testing.B) store.Quotas {
 			f := filepath.Join(b.TempDir(), "dsn")
 			writeFile(b, f, pgtest.NewDatabase(b))
-			return quotasOf(b, openStore(b, gatewayconfig.Store{Type: gatewayconfig.StorePostgres, DSNFile: f}))
+			return openStore(b, gatewayconfig.Store{Type: gatewayconfig.StorePostgres, DSNFile: f})
 		},
 	}
 	for _, name := range []string{"memory", "sqlite", "postgres"} {

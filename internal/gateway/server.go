@@ -2,15 +2,19 @@ package gateway
 
 import (
 	"context"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/chatapi"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
@@ -21,7 +25,7 @@ type Options struct {
 	// Logger receives structured logs; the default discards them.
 	Logger *slog.Logger
 	// Ledger records spend; the default is a MemoryLedger.
-	Ledger Ledger
+	Ledger metering.Ledger
 	// Now is the clock, for tests of the token grace period.
 	Now func() time.Time
 	// Store keeps sessions, the spend ledger and the audit log (see
@@ -30,27 +34,25 @@ type Options struct {
 	Store store.Store
 	// Quotas holds quota charges; the default is Store's, else in memory
 	// (right for one replica only).
-	Quotas store.QuotaStore
+	Quotas store.Quotas
 }
 
 // Gateway is the HTTP server's handler and its config holder.
 type Gateway struct {
 	configPath string
 	log        *slog.Logger
-	ledger     Ledger
+	ledger     metering.Ledger
 	now        func() time.Time
 	store      store.Store
 
-	quotas       store.QuotaStore
-	quotaMetrics *quotaMetrics
-	notifier     *notifier
-	notified     sync.Map // user, day, threshold → notification handled
+	quota *quota.Keeper
+	core  *completion.Core
+	chat  *chatapi.API // nil without a store
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
 	lastInputs *inputs
-	transports *transports
-	health     *health
+	transports *upstream.Transports
 	metrics    *metrics
 	draining   atomic.Bool
 	mux        *http.ServeMux
@@ -66,31 +68,30 @@ func New(opts Options) (*Gateway, error) {
 		ledger:     opts.Ledger,
 		now:        opts.Now,
 		store:      opts.Store,
-		transports: &transports{},
-		health:     newHealth(),
+		transports: &upstream.Transports{},
 		metrics:    newMetrics(),
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.ledger == nil && g.store != nil {
-		g.ledger = newStoreLedger(g.store)
+		g.ledger = metering.NewStoreLedger(g.store)
 	}
 	if g.ledger == nil {
-		g.ledger = &MemoryLedger{}
+		g.ledger = &metering.MemoryLedger{}
 	}
-	g.quotas = opts.Quotas
-	if q, ok := store.Quotas(g.store); ok && g.quotas == nil && g.store != nil {
-		g.quotas = q
-	}
-	if g.quotas == nil {
-		g.quotas = NewMemoryQuotaStore()
-	}
-	g.quotaMetrics = newQuotaMetrics(g.metrics.reg)
-	g.notifier = newNotifier(g.log, g.quotaMetrics)
 	if g.now == nil {
 		g.now = time.Now
 	}
+	charges := opts.Quotas
+	if charges == nil && g.store != nil {
+		charges = g.store
+	}
+	if charges == nil {
+		charges = store.NewMemoryQuotas()
+	}
+	g.quota = quota.New(quota.Options{Store: charges, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
+	g.core = completion.New(completion.Options{Ledger: g.ledger, Quota: g.quota, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	if _, err := g.Reload(); err != nil {
 		return nil, err
 	}
@@ -103,12 +104,18 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", g.serveReady)
 	m.Handle("GET /metrics", g.metrics.handler())
-	m.HandleFunc("POST /v1/messages", g.authed(dialectAnthropic, g.serveCompletion))
-	m.HandleFunc("POST /v1/chat/completions", g.authed(dialectOpenAI, g.serveCompletion))
+	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
+	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
-	g.sessionRoutes(m)
-	g.webRoutes(m)
+	if g.store != nil {
+		g.chat = chatapi.New(chatapi.Options{
+			Store: g.store, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
+			Current: func() *gatewayconfig.Config { return g.snap.Load().cfg }, Log: g.log, Now: g.now,
+		})
+		g.chat.Mount(m)
+	}
+	chatapi.MountPage(m, g.apiAuthed)
 	m.HandleFunc("/", g.serveNotFound)
 	g.mux = m
 }
@@ -129,98 +136,6 @@ func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
-}
-
-// call is one authenticated API request.
-type call struct {
-	id    string
-	start time.Time
-	front dialect
-	snap  *snapshot
-	who   caller
-	// metered is the outcome finish recorded, for callers inside the
-	// gateway (the stateful chat) that report usage and cost.
-	metered *outcome
-	// quota is the request's charge against the daily quota (nil: none).
-	quota *reservation
-}
-
-type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
-
-// authed wraps an API route: request id, the snapshot the request keeps,
-// and identity.
-func (g *Gateway) authed(front dialect, h callHandler) http.HandlerFunc {
-	return g.identified(front, front, func(w http.ResponseWriter, e *apiError) { writeError(w, front, e) }, h)
-}
-
-// identified runs h for a caller with a valid gateway token and an allowed
-// email, and otherwise answers with refuse. tokenFront is the API whose
-// token headers count (x-api-key only on the Anthropic front); front is the
-// dialect the call is served in.
-func (g *Gateway) identified(front, tokenFront dialect, refuse func(http.ResponseWriter, *apiError), h callHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
-		w.Header().Set("X-Request-Id", c.id)
-		if tokenFront == dialectAnthropic {
-			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
-		}
-		who, reason, aerr := identify(r, c.snap, tokenFront, g.now())
-		if aerr != nil {
-			g.metrics.authFails.WithLabelValues(reason).Inc()
-			// The route pattern, not the path: a path may carry an email.
-			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
-				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("route", r.Pattern))
-			refuse(w, aerr)
-			return
-		}
-		c.who = who
-		h(w, r, c)
-	}
-}
-
-// authedModels picks the dialect from the request: Anthropic's SDKs send
-// anthropic-version, and both APIs list models at GET /v1/models.
-func (g *Gateway) authedModels(h callHandler) http.HandlerFunc {
-	anth, oai := g.authed(dialectAnthropic, h), g.authed(dialectOpenAI, h)
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Anthropic-Version") != "" {
-			anth(w, r)
-			return
-		}
-		oai(w, r)
-	}
-}
-
-func (g *Gateway) serveNotFound(w http.ResponseWriter, r *http.Request) {
-	d := dialectOpenAI
-	if r.Header.Get("Anthropic-Version") != "" || r.URL.Path == "/v1/messages" {
-		d = dialectAnthropic
-	}
-	writeError(w, d, errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
-}
-
-// requestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an ingress
-// may set one) so logs correlate across hops; otherwise it makes one.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && isIDSafe(id) {
-		return id
-	}
-	var b [8]byte
-	n := rand.Uint64()
-	for i := range b {
-		b[i] = byte(n >> (8 * i))
-	}
-	return hex.EncodeToString(b[:])
-}
-
-func isIDSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // Reload re-reads the config and the files it names, and swaps in a new
@@ -247,11 +162,11 @@ func (g *Gateway) Reload() (changed bool, err error) {
 		g.log.Warn("Ignored the changed listen address until the next restart", slog.String("listen", prev.cfg.Listen))
 	}
 	g.snap.Store(s)
-	g.transports.retain(s.cfg.Providers)
+	g.transports.Retain(s.cfg.Providers)
 	g.metrics.reloads.Inc()
 	g.metrics.lastReload.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
-		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.aliases)), slog.Int("users", len(s.users)))
+		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.core.Models.Aliases())), slog.Int("users", len(s.users)))
 	return true, nil
 }
 
@@ -271,5 +186,19 @@ func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// QuotaStatus returns email's spend today (settled charges), live
+// reservations and limits, under the current config.
+func (g *Gateway) QuotaStatus(ctx context.Context, email string) (quota.Status, error) {
+	return g.quota.Status(ctx, g.snap.Load().core.Quotas, email)
+}
+
+// RunRetention deletes, every interval until ctx ends, the sessions past
+// sessions.retention (see chatapi.API.RunRetention); nothing without a store.
+func (g *Gateway) RunRetention(ctx context.Context, interval time.Duration) {
+	if g.chat != nil {
+		g.chat.RunRetention(ctx, interval)
+	}
+}
+
 // Ledger returns the spend ledger.
-func (g *Gateway) Ledger() Ledger { return g.ledger }
+func (g *Gateway) Ledger() metering.Ledger { return g.ledger }

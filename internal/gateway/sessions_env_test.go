@@ -50,6 +50,13 @@ var masterKey = strings.Repeat("k", 32)
 // share a clock starting now.
 func newStoreEnv(t testing.TB, kind string, sim providersim.Options, log *slog.Logger, opts ...envOption) *storeEnv {
 	t.Helper()
+	return newStoreEnvWrapped(t, kind, sim, log, nil, opts...)
+}
+
+// newStoreEnvWrapped is newStoreEnv with the gateway's store wrapped, to
+// make it fail where a test needs it to (nil: as it is).
+func newStoreEnvWrapped(t testing.TB, kind string, sim providersim.Options, log *slog.Logger, wrap func(store.Store) store.Store, opts ...envOption) *storeEnv {
+	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), clock: &clock{t: time.Now().UTC()}}
 	sim.APIKey = anthKey
 	e.anth, e.anthURL = providersim.Start(t, sim)
@@ -78,7 +85,11 @@ func newStoreEnv(t testing.TB, kind string, sim providersim.Options, log *slog.L
 	if log == nil {
 		log = testLogger(t)
 	}
-	gw, err := gateway.New(gateway.Options{ConfigPath: e.configPath(), Now: e.clock.Now, Logger: log, Store: st})
+	gst := st
+	if wrap != nil {
+		gst = wrap(st)
+	}
+	gw, err := gateway.New(gateway.Options{ConfigPath: e.configPath(), Now: e.clock.Now, Logger: log, Store: gst})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

@@ -1,10 +1,14 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +310,59 @@ func hasMetric(lines []string, value string, labels ...string) bool {
 		}
 	}
 	return false
+}
+
+// beginFails is a store whose BeginAssistantMessage fails, as a full disk
+// or a lost database connection would make it.
+type beginFails struct{ store.Store }
+
+var errDiskFull = errors.New("database or disk is full")
+
+func (beginFails) BeginAssistantMessage(context.Context, string, string) (store.Message, error) {
+	return store.Message{}, errDiskFull
+}
+
+// TestStatefulChatStoreFailure: when the store cannot begin the reply, the
+// turn answers 500 saying so, and the request is a store failure in the
+// metrics and the log (status 500 with the store's error), not a client
+// that went away (499).
+func TestStatefulChatStoreFailure(t *testing.T) {
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	e := newStoreEnvWrapped(t, gatewayconfig.StoreEmbedded, providersim.Options{}, log, func(st store.Store) store.Store { return beginFails{st} })
+	code, _, evs := e.turn("/api/chat", bob, "hello")
+	if code != http.StatusInternalServerError || !strings.Contains(evs[0].Data, "the session store failed") {
+		t.Fatalf("%d %+v", code, evs)
+	}
+	if m := e.metric(`chatgateway_requests_total{end_user="bob@example.com",model="sonnet",provider="anthropic",requested_model="sonnet",status="500"} 1`); len(m) != 1 {
+		t.Errorf("requests: %q", e.metric("chatgateway_requests_total"))
+	}
+	if m := e.metric(`chatgateway_requests_total{end_user="bob@example.com"`); len(m) != 1 {
+		t.Errorf("the turn counted other than once: %q", m)
+	}
+	var served bool
+	for _, line := range strings.Split(logs.String(), "\n") {
+		served = served || strings.Contains(line, `"msg":"Served request"`) && strings.Contains(line, `"status":500`) && strings.Contains(line, errDiskFull.Error())
+	}
+	if !served {
+		t.Errorf("no log line names the store failure:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

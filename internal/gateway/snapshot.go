@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
@@ -25,28 +27,11 @@ type snapshot struct {
 	// hashes holds each user's pseudonym (see logHash), computed once per
 	// load rather than once per request.
 	hashes map[string]string
-	// routes lists, per alias, the providers serving it in failover order.
-	routes    map[string][]*route
-	byModelID map[string]string // provider model id → alias, for tools that send real ids
-	aliases   []string          // sorted, for errors and GET /v1/models
-	fallbacks map[string][]string
-	retryOn   map[failureClass]bool
-	hasher    *identityHasher // nil without a master key
-	// quota and router are the quota limits and the auto-routing rules,
-	// compiled once per load.
-	quota    *quotaPolicy
-	router   *router
+	hasher *identityHasher // nil without a master key
+	// core is what the completion core needs: the models, their routes,
+	// the failover and quota settings.
+	core     *completion.Snapshot
 	loadedAt time.Time
-}
-
-// route is one provider serving one alias.
-type route struct {
-	alias     string
-	provider  Provider
-	modelID   string
-	maxTokens int64
-	firstByte time.Duration
-	prices    prices
 }
 
 // tokens holds SHA-256 digests of the gateway tokens, so comparisons run
@@ -121,7 +106,7 @@ func referencedFiles(c *gatewayconfig.Config) []string {
 
 // buildSnapshot validates inputs beyond the schema (files present, keys
 // usable) and resolves them. Errors name the field or file at fault.
-func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error) {
+func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapshot, error) {
 	if in.cfgErr != nil {
 		return nil, in.cfgErr
 	}
@@ -144,12 +129,6 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		emailHeader: http.CanonicalHeaderKey(c.Auth.EmailHeader),
 		users:       map[string]*gatewayconfig.User{},
 		hashes:      map[string]string{},
-		routes:      map[string][]*route{},
-		byModelID:   map[string]string{},
-		fallbacks:   map[string][]string{},
-		retryOn:     map[failureClass]bool{},
-		quota:       newQuotaPolicy(c),
-		router:      newRouter(c),
 		loadedAt:    now,
 	}
 
@@ -186,72 +165,23 @@ func buildSnapshot(in *inputs, tr *transports, now time.Time) (*snapshot, error)
 		s.users[c.Users[i].Email] = &c.Users[i]
 		s.hashes[c.Users[i].Email] = logHash(s.hasher, c.Users[i].Email)
 	}
-	for _, r := range c.Failover.RetryOn {
-		s.retryOn[failureClass(r)] = true
-	}
-	for _, f := range c.Fallbacks {
-		s.fallbacks[f.Model] = append(s.fallbacks[f.Model], f.To...)
-	}
+	providers := make([]upstream.Provider, len(c.Providers))
 	for i, p := range c.Providers {
 		var key string
 		if p.APIKeyFile != "" {
 			key = strings.TrimSpace(string(file(fmt.Sprintf("providers[%d].apiKeyFile", i), p.APIKeyFile, true)))
 		}
-		prov := newProvider(p, key, tr.get(p))
-		for j, m := range p.Models {
-			pr, err := parsePrices(m.Pricing)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
-			}
-			s.routes[m.Name] = append(s.routes[m.Name], &route{
-				alias:     m.Name,
-				provider:  prov,
-				modelID:   m.ID,
-				maxTokens: int64(m.MaxOutputTokens),
-				firstByte: p.Timeouts.FirstByte.Duration,
-				prices:    pr,
-			})
-			if _, taken := s.byModelID[m.ID]; !taken {
-				s.byModelID[m.ID] = m.Name
-			}
-		}
+		providers[i] = upstream.NewProvider(p, key, tr.Get(p))
 	}
-	for alias := range s.routes {
-		s.aliases = append(s.aliases, alias)
+	core, err := completion.NewSnapshot(c, providers)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	slices.Sort(s.aliases)
+	s.core = core
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-// resolve maps the model a caller asked for to an alias: the default when
-// none, an alias, or a provider's model id (so tools that send real model
-// ids work unchanged).
-func (s *snapshot) resolve(model string) (string, bool) {
-	if model == "" {
-		return s.cfg.DefaultModel, true
-	}
-	if _, ok := s.routes[model]; ok {
-		return model, true
-	}
-	alias, ok := s.byModelID[model]
-	return alias, ok
-}
-
-// plan lists the attempts for an alias: its providers in order, then those
-// of its fallbacks, each (provider, alias) pair once.
-func (s *snapshot) plan(alias string) []*route {
-	plan := slices.Clone(s.routes[alias])
-	for _, fb := range s.fallbacks[alias] {
-		for _, r := range s.routes[fb] {
-			if !slices.ContainsFunc(plan, func(p *route) bool { return p.alias == r.alias && p.provider.Name() == r.provider.Name() }) {
-				plan = append(plan, r)
-			}
-		}
-	}
-	return plan
 }
 
 // upstreamIdentity is the caller as providers see them: the email or its keyed hash.

@@ -6,14 +6,13 @@ import (
 )
 
 func (s *sqlStore) RecordAudit(ctx context.Context, e AuditEvent) error {
-	if e.Actor == "" || e.Action == "" || e.Subject == "" {
-		return fmt.Errorf("record audit: %w: actor, action and subject are required", ErrInvalid)
+	if err := validAudit(e); err != nil {
+		return fmt.Errorf("record audit: %w", err)
 	}
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	_, err := s.db.writer().exec(ctx, `INSERT INTO audit_log (at, actor, action, subject, session_id)
-		VALUES ($1, $2, $3, $4, $5)`, micros(e.Time), e.Actor, e.Action, e.Subject, e.SessionID)
+	_, err := s.db.writer().exec(ctx, auditInsert, micros(e.Time), e.Actor, e.Action, e.Subject, e.SessionID)
 	if err != nil {
 		return fmt.Errorf("record audit: %w", err)
 	}

@@ -1,8 +1,11 @@
-// Package store keeps the gateway's chat sessions, the spend ledger and the
-// audit log, behind one interface (Store) with two implementations: an
-// embedded SQLite file (the default, one replica) and PostgreSQL (several
-// replicas). Open picks one from the gateway config; migrations embedded in
-// the binary are applied before it returns.
+// Package store keeps the gateway's chat sessions, the spend ledger, the
+// quota charges, who shares what and the audit log, behind one interface
+// (Store, every part of which each implementation has) with two
+// implementations: an embedded SQLite file (the default, one replica) and
+// PostgreSQL (several replicas). Open picks one from the gateway config;
+// migrations embedded in the binary are applied before it returns.
+// MemoryQuotas holds quota charges in memory, with the same semantics, for
+// a gateway without a database.
 //
 // # What is encrypted
 //

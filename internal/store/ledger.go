@@ -11,6 +11,17 @@ func (s *sqlStore) RecordSpend(ctx context.Context, e SpendEntry) error {
 	return s.writeSpend(ctx, "record spend", e, `ON CONFLICT (request_id) DO NOTHING`)
 }
 
+// ReviseSpend keeps the row's user and time: only what the request has
+// cost so far changes.
+func (s *sqlStore) ReviseSpend(ctx context.Context, e SpendEntry) error {
+	return s.writeSpend(ctx, "revise spend", e, `ON CONFLICT (request_id) DO UPDATE SET
+		model = excluded.model, requested_model = excluded.requested_model, provider = excluded.provider,
+		input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+		cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,
+		cost_picodollars = excluded.cost_picodollars, status = excluded.status
+		WHERE spend.user_email = excluded.user_email`)
+}
+
 // writeSpend inserts one ledger row; onConflict says what a repeated
 // request id does.
 func (s *sqlStore) writeSpend(ctx context.Context, op string, e SpendEntry, onConflict string) error {

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// QuotaStore keeps what per-user daily spending limits need to hold across
+// Quotas keeps what per-user daily spending limits need to hold across
 // replicas: a charge per admitted request, reserved at its worst case while
 // it runs and settled to its real cost when it ends, and a record of the
 // notifications sent.
@@ -19,7 +19,7 @@ import (
 // Settled spend is kept apart from the ledger on purpose: enforcement must
 // not depend on which ledger the gateway writes, when it writes it, or on
 // request ids a caller may choose.
-type QuotaStore interface {
+type Quotas interface {
 	// Reserve sets reservation r.ID to r's amount when the user's settled
 	// spend at or after since, plus their reservations live at now, minus
 	// r.ID's own earlier amount, plus r's amount stays within limit. A refused Reserve changes nothing. It returns the usage
@@ -64,14 +64,6 @@ func QuotaFits(u QuotaUsage, own, amount, limit int64) bool {
 	return amount <= limit && u.SpentPicodollars+u.ReservedPicodollars-own <= limit-amount
 }
 
-// Quotas returns s's QuotaStore; every store Open returns has one.
-func Quotas(s Store) (QuotaStore, bool) {
-	q, ok := s.(QuotaStore)
-	return q, ok
-}
-
-var _ QuotaStore = (*sqlStore)(nil)
-
 // quotaUsageQuery reads settled spend and live reservations in one
 // statement, hence one snapshot: at READ COMMITTED two statements could
 // straddle a Settle and count its amount twice or not at all.
@@ -90,9 +82,16 @@ func bucketOf(t time.Time) int64 { return micros(t.Truncate(quotaBucket)) }
 // 25 hours in any time zone, so two days covers the current one.
 const spendRetention = 48 * time.Hour
 
-func (s *sqlStore) Reserve(ctx context.Context, r Reservation, since, now time.Time, limit int64) (QuotaUsage, bool, error) {
+func validReservation(op string, r Reservation) error {
 	if r.ID == "" || r.User == "" || r.AmountPicodollars < 0 {
-		return QuotaUsage{}, false, fmt.Errorf("reserve: %w: id, user and a non-negative amount are required", ErrInvalid)
+		return fmt.Errorf("%s: %w: id, user and a non-negative amount are required", op, ErrInvalid)
+	}
+	return nil
+}
+
+func (s *sqlStore) Reserve(ctx context.Context, r Reservation, since, now time.Time, limit int64) (QuotaUsage, bool, error) {
+	if err := validReservation("reserve", r); err != nil {
+		return QuotaUsage{}, false, err
 	}
 	var (
 		u  QuotaUsage
@@ -139,8 +138,8 @@ func (s *sqlStore) Reserve(ctx context.Context, r Reservation, since, now time.T
 // one transaction, which a concurrent usage read sees whole or not at all.
 // It is not idempotent: the gateway settles each charge once.
 func (s *sqlStore) Settle(ctx context.Context, r Reservation) error {
-	if r.ID == "" || r.User == "" || r.AmountPicodollars < 0 {
-		return fmt.Errorf("settle: %w: id, user and a non-negative amount are required", ErrInvalid)
+	if err := validReservation("settle", r); err != nil {
+		return err
 	}
 	err := s.db.tx(ctx, true, func(q querier) error {
 		if _, err := q.exec(ctx, "DELETE FROM quota_charges WHERE id = $1 AND user_email = $2", r.ID, r.User); err != nil {

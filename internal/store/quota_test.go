@@ -12,38 +12,39 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/store/pgtest"
 )
 
-// forEachQuotaStore runs fn against the SQLite and the PostgreSQL store.
-func forEachQuotaStore(t *testing.T, fn func(t *testing.T, open func() store.QuotaStore)) {
+// forEachQuotaStore runs fn against the SQLite and the PostgreSQL store,
+// and MemoryQuotas (every open of which is the same process's one store).
+func forEachQuotaStore(t *testing.T, fn func(t *testing.T, open func() store.Quotas)) {
 	key := make([]byte, 32)
+	t.Run("memory", func(t *testing.T) {
+		m := store.NewMemoryQuotas()
+		fn(t, func() store.Quotas { return m })
+	})
 	t.Run("sqlite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "store.db")
-		fn(t, func() store.QuotaStore {
+		fn(t, func() store.Quotas {
 			return openQuotas(t, func() (store.Store, error) { return store.OpenSQLite(context.Background(), path, key) })
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := pgtest.NewDatabase(t)
-		fn(t, func() store.QuotaStore {
+		fn(t, func() store.Quotas {
 			return openQuotas(t, func() (store.Store, error) { return store.OpenPostgres(context.Background(), dsn, key) })
 		})
 	})
 }
 
-func openQuotas(t *testing.T, open func() (store.Store, error)) store.QuotaStore {
+func openQuotas(t *testing.T, open func() (store.Store, error)) store.Quotas {
 	s, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	q, ok := store.Quotas(s)
-	if !ok {
-		t.Fatal("the store has no QuotaStore")
-	}
-	return q
+	return s
 }
 
 func TestQuotaStore(t *testing.T) {
-	forEachQuotaStore(t, func(t *testing.T, open func() store.QuotaStore) {
+	forEachQuotaStore(t, func(t *testing.T, open func() store.Quotas) {
 		ctx := context.Background()
 		q := open()
 		day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -129,9 +130,9 @@ func TestQuotaStore(t *testing.T) {
 // TestQuotaStoreConcurrentReserve: many connections reserving for one
 // user at once never commit more than the limit.
 func TestQuotaStoreConcurrentReserve(t *testing.T) {
-	forEachQuotaStore(t, func(t *testing.T, open func() store.QuotaStore) {
+	forEachQuotaStore(t, func(t *testing.T, open func() store.Quotas) {
 		ctx := context.Background()
-		stores := []store.QuotaStore{open(), open()}
+		stores := []store.Quotas{open(), open()}
 		now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 		var wg sync.WaitGroup
 		for i := range 40 {

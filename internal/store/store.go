@@ -27,7 +27,9 @@ type Store interface {
 	Sessions
 	Messages
 	Ledger
+	Quotas
 	AuditLog
+	Shares
 	Archive
 	// Close releases the database. It is safe to call more than once.
 	Close() error
@@ -97,6 +99,14 @@ type Ledger interface {
 	UsageByUser(ctx context.Context, from, to time.Time) ([]UserUsage, error)
 	// SpendSince is user's total cost in picodollars at or after since.
 	SpendSince(ctx context.Context, user string, since time.Time) (int64, error)
+	// ReviseSpend stores e, replacing the tokens, cost, model, provider and
+	// status of an earlier entry with the same RequestID (it inserts when
+	// there is none). The row keeps its user and time. It lets the gateway
+	// bill a streamed reply from its first token and revise the row as
+	// output arrives, so a process killed mid-stream leaves the request
+	// billed for what was streamed. Only the gateway's own request ids may
+	// be revised: a caller-chosen id could otherwise overwrite someone's bill.
+	ReviseSpend(ctx context.Context, e SpendEntry) error
 }
 
 // AuditLog records every use of a privacy opt-in (an admin reading or
@@ -106,6 +116,22 @@ type AuditLog interface {
 	// AuditFor returns the newest limit events about subject, newest first
 	// (limit <= 0 means 100).
 	AuditFor(ctx context.Context, subject string, limit int) ([]AuditEvent, error)
+}
+
+// Shares are the sessions their owners share read-only with every user of
+// the gateway (privacy.communitySharing). Each change is written in the
+// same transaction as the audit event that records it.
+type Shares interface {
+	// SetShared starts (shared) or stops sharing owner's session id as of
+	// e.Time and records e. It is ErrNotFound when owner has no such
+	// session; then nothing is recorded.
+	SetShared(ctx context.Context, owner, id string, shared bool, e AuditEvent) error
+	// SharedSessions lists the sessions shared now, most recently shared
+	// first.
+	SharedSessions(ctx context.Context) ([]SharedSession, error)
+	// SharedSession is owner's session id if it is shared now, else
+	// ErrNotFound.
+	SharedSession(ctx context.Context, owner, id string) (SharedSession, error)
 }
 
 // Archive moves a user's data in and out as a whole.
@@ -124,6 +150,12 @@ type Archive interface {
 	// DeleteSessionsOlderThan deletes sessions last active before t, with
 	// their messages, and returns how many.
 	DeleteSessionsOlderThan(ctx context.Context, t time.Time) (int64, error)
+}
+
+// SharedSession is a session and when its owner shared it.
+type SharedSession struct {
+	Session
+	SharedAt time.Time `json:"sharedAt"`
 }
 
 // NewSession is what CreateSession needs.

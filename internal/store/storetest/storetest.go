@@ -51,6 +51,7 @@ func Run(t *testing.T, h Harness) {
 		{"LedgerByDayInTimeZone", testLedgerByDay},
 		{"LedgerTotals", testLedgerTotals},
 		{"Audit", testAudit},
+		{"Shares", testShares},
 		{"ExportImportRoundTrip", testExportImport},
 		{"DeleteUserData", testDeleteUserData},
 		{"Retention", testRetention},

@@ -1,0 +1,210 @@
+package completion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
+)
+
+// maxResponseSize bounds a non-streaming provider response.
+const maxResponseSize = 64 << 20
+
+var writerPool = sync.Pool{New: func() any { return translate.NewWriter() }}
+
+// Try implements upstream.Attempts: it sends the request to one provider.
+// Nothing reaches the caller until the provider's answer is known to be
+// good: the whole body for a non-streaming request, the first event for a
+// stream. Until then a failure leaves the caller untouched, so the plan can
+// fail over.
+func (x *exchange) Try(ctx context.Context, rt *upstream.Route) upstream.Attempt {
+	tr := x.in.Translator(rt.Provider.Dialect())
+	t := x.target
+	t.ModelID, t.MaxTokens = rt.ModelID, rt.MaxTokens
+	body := upstream.NewBody()
+	defer body.Release()
+	if aerr := tr.Request(x.in, t, body.Buffer()); aerr != nil {
+		return upstream.Attempt{Unsupported: aerr}
+	}
+	call, f := rt.Send(ctx, body, x.in.Stream())
+	if f != nil {
+		return upstream.Attempt{Failure: f}
+	}
+	defer call.Close()
+	if x.in.Stream() {
+		return x.relay(&call, rt, tr.Stream(x.in))
+	}
+
+	// A whole response follows its headers; the overall deadline bounds it.
+	call.FirstByte()
+	up := upstream.GetBuffer()
+	defer upstream.PutBuffer(up)
+	if _, err := up.ReadFrom(io.LimitReader(call.Resp.Body, maxResponseSize)); err != nil {
+		return upstream.Attempt{Failure: call.Failure(err)}
+	}
+	out := upstream.GetBuffer()
+	defer upstream.PutBuffer(out)
+	usage, err := tr.Response(up.Bytes(), out)
+	if err != nil {
+		return upstream.Attempt{Failure: &upstream.Failure{Class: upstream.ClassServerError, Msg: "the provider's response could not be read", Err: err}}
+	}
+	if err := x.begin(rt, usage); err != nil {
+		return x.observerFailed(rt, usage, err)
+	}
+	w := x.req.Client
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(out.Len()))
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(out.Bytes()); err != nil {
+		x.answered(rt, StatusClientClosed, usage)
+		return upstream.Attempt{}
+	}
+	x.answered(rt, http.StatusOK, usage)
+	return upstream.Attempt{OK: true}
+}
+
+// relay reads the provider's events and translates each: an HTTP front's
+// caller gets the translated events with a flush per provider event; a
+// Conversation's Observer gets the text. The first event decides: an error
+// or garbage before it is a failure the plan may fail over from; after it
+// the caller owns the answer, and a failure ends it (an HTTP stream with
+// an error event in the caller's dialect), billing the usage seen so far.
+func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.Stream) upstream.Attempt {
+	rd := translate.NewReader(call.Resp.Body)
+	out := writerPool.Get().(*translate.Writer)
+	out.Reset()
+	defer writerPool.Put(out)
+	w := x.req.Client
+	var rc *http.ResponseController
+	if w != nil {
+		rc = http.NewResponseController(w)
+	}
+	var (
+		ev        translate.Event
+		committed bool
+		reported  metering.Usage
+	)
+	for {
+		err := rd.Next(&ev)
+		ended := false
+		switch {
+		case err == nil:
+			call.FirstByte()
+			err = st.Event(&ev, out)
+		case errors.Is(err, io.EOF):
+			ended = true
+			err = st.EOF(out)
+		case committed && st.EOF(out) == nil:
+			// The stream was complete; the read after its last event (kept
+			// to reuse the connection) failed, e.g. because the caller hung
+			// up as soon as it had everything.
+			ended, err = true, nil
+		}
+		if err != nil {
+			f := call.Failure(err)
+			if !committed {
+				return upstream.Attempt{Failure: f}
+			}
+			if x.ctx.Err() != nil {
+				// The caller went away: nobody is left to tell.
+				x.answered(rt, StatusClientClosed, st.Usage())
+				return upstream.Attempt{}
+			}
+			e := &translate.Error{Status: http.StatusBadGateway, Msg: "the provider failed mid-stream: " + f.Msg}
+			a := upstream.Attempt{Broken: f}
+			if call.TimedOut() {
+				e = &translate.Error{Status: http.StatusGatewayTimeout, Msg: "the request took longer than this gateway's limit"}
+				a.Broken = nil
+			}
+			x.answered(rt, e.Status, st.Usage())
+			x.err = e
+			if w != nil {
+				translate.WriteStreamError(out, x.req.Front, e)
+				_ = flush(w, rc, out)
+			}
+			return a
+		}
+		if !committed && (out.Begun() || ended) {
+			u := st.Usage()
+			if err := x.begin(rt, u); err != nil {
+				return x.observerFailed(rt, u, err)
+			}
+			if w != nil {
+				h := w.Header()
+				h.Set("Content-Type", "text/event-stream; charset=utf-8")
+				h.Set("Cache-Control", "no-cache")
+				h.Set("X-Accel-Buffering", "no") // tell buffering proxies to pass events through
+				w.WriteHeader(http.StatusOK)
+			}
+			committed = true
+			x.out.TTFT = time.Since(x.req.Start)
+		}
+		if out.Len() > 0 {
+			if err := flush(w, rc, out); err != nil {
+				x.answered(rt, StatusClientClosed, st.Usage())
+				return upstream.Attempt{}
+			}
+		}
+		if texts := out.Texts(); len(texts) > 0 {
+			for _, t := range texts {
+				x.obs.Text(t)
+				x.text += len(t)
+			}
+			x.sinceBill += len(texts)
+		}
+		out.Reset()
+		if u := st.Usage(); u != reported {
+			reported = u
+			x.obs.Usage(u)
+		}
+		if ended {
+			x.answered(rt, http.StatusOK, st.Usage())
+			return upstream.Attempt{OK: true}
+		}
+		x.checkpoint(rt, reported)
+	}
+}
+
+func flush(w http.ResponseWriter, rc *http.ResponseController, out *translate.Writer) error {
+	_, err := w.Write(out.Bytes())
+	out.Reset()
+	if err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// begin writes the provisional ledger row of a request billed while
+// streaming and hands the answer to the Observer: nothing reaches the
+// caller before the ledger has it. The provider has answered, so it bills
+// even when the Observer then fails.
+func (x *exchange) begin(rt *upstream.Route, u metering.Usage) error {
+	if x.req.BillWhileStreaming {
+		x.bill(rt, u)
+	}
+	return x.obs.Begin(rt, u)
+}
+
+// observerFailed ends a request whose Observer could not take a good
+// answer (its store failed): a failure of the gateway (500), not of the
+// provider nor of a caller who went away.
+func (x *exchange) observerFailed(rt *upstream.Route, u metering.Usage, err error) upstream.Attempt {
+	x.answered(rt, http.StatusInternalServerError, u)
+	x.err = fmt.Errorf("the answer could not be kept: %w", err)
+	return upstream.Attempt{}
+}
+
+// answered records the route that answered and how it ended.
+func (x *exchange) answered(rt *upstream.Route, status int, u metering.Usage) {
+	x.served = rt
+	x.out.Model, x.out.Provider, x.out.Status, x.out.Usage = rt.Alias, rt.Provider.Name(), status, u
+}

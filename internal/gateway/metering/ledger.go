@@ -1,0 +1,71 @@
+package metering
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Entry is one billed request: who, what, how much. It never holds content.
+type Entry struct {
+	Time      time.Time
+	RequestID string
+	// User is the caller's email; the ledger is the one place it is kept,
+	// because per-user spend and quotas need it.
+	User     string
+	Model    string // the alias that served
+	Provider string
+	Usage    Usage
+	Cost     Picodollars
+	Status   int
+	// Provisional marks the row of a request still streaming: what it has
+	// cost so far. A later entry with the same RequestID replaces it; a
+	// final entry is never replaced.
+	Provisional bool
+}
+
+// Ledger records spend. The gateway calls Record after the response has been
+// written, with a context that outlives the client connection.
+type Ledger interface {
+	Record(ctx context.Context, e Entry) error
+}
+
+// MemoryLedger keeps entries in memory, for tests and gateways without a store.
+type MemoryLedger struct {
+	mu      sync.Mutex
+	entries []Entry
+}
+
+// Record appends e, or replaces the provisional entry of its request.
+func (l *MemoryLedger) Record(_ context.Context, e Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.entries) - 1; i >= 0; i-- {
+		if p := &l.entries[i]; p.Provisional && p.RequestID == e.RequestID {
+			*p = e
+			return nil
+		}
+	}
+	l.entries = append(l.entries, e)
+	return nil
+}
+
+// Entries returns a copy of every entry in order.
+func (l *MemoryLedger) Entries() []Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Entry(nil), l.entries...)
+}
+
+// Spend sums the cost recorded for user.
+func (l *MemoryLedger) Spend(user string) Picodollars {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var total Picodollars
+	for _, e := range l.entries {
+		if e.User == user {
+			total += e.Cost
+		}
+	}
+	return total
+}

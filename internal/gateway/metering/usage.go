@@ -1,0 +1,33 @@
+package metering
+
+import "fmt"
+
+// Usage counts the tokens of one request by how they are priced. Input
+// excludes cached tokens: CacheRead and CacheWrite are billed at their own
+// prices.
+type Usage struct {
+	Input      int64
+	Output     int64
+	CacheRead  int64
+	CacheWrite int64
+}
+
+// IsZero reports whether no token was counted.
+func (u Usage) IsZero() bool { return u == Usage{} }
+
+// Picodollars is an amount in 1e-12 USD. A price in MicroUSD per million
+// tokens is exactly that many picodollars per token, so cost is a sum of
+// integer products: no rounding anywhere in the ledger.
+type Picodollars int64
+
+// USD converts at the Prometheus boundary, the one place floats are allowed.
+func (p Picodollars) USD() float64 { return float64(p) / 1e12 }
+
+// String formats the exact amount in dollars, e.g. "0.000123450000".
+func (p Picodollars) String() string {
+	sign := ""
+	if p < 0 {
+		sign, p = "-", -p
+	}
+	return fmt.Sprintf("%s%d.%012d", sign, int64(p)/1e12, int64(p)%1e12)
+}

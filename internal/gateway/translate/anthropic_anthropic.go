@@ -1,0 +1,81 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+)
+
+// anthropicAnthropic serves the Anthropic front from an Anthropic provider:
+// the caller's body is rebuilt with the provider's model id and the caller's
+// identity; responses and events pass through, read only for usage.
+type anthropicAnthropic struct{}
+
+func (anthropicAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
+	meta, _ := json.Marshal(anthropicMetadata{UserID: t.User})
+	set := []rawField{{"model", jsonString(t.ModelID)}, {"metadata", meta}}
+	if _, ok := in.raw["max_tokens"]; !ok {
+		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
+	}
+	writeObject(out, in.raw, set...)
+	return nil
+}
+
+func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
+	var m struct {
+		Type  string         `json:"type"`
+		Usage anthropicUsage `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return metering.Usage{}, err
+	}
+	if m.Type != "message" {
+		return metering.Usage{}, errors.New(`the response is not a "message"`)
+	}
+	out.Write(body)
+	return m.Usage.usage(), nil
+}
+
+func (anthropicAnthropic) Stream(*Request) Stream { return &anthropicPassStream{} }
+
+type anthropicPassStream struct {
+	streamState
+}
+
+func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
+	if !json.Valid(ev.Data) {
+		return malformedEvent(errors.New("invalid JSON"))
+	}
+	// Only three event types matter for metering and errors; the rest are
+	// forwarded without decoding.
+	typ := eventType(ev)
+	switch string(typ) {
+	case "message_start", "message_delta":
+		var e anthropicEvent
+		if err := json.Unmarshal(ev.Data, &e); err != nil {
+			return malformedEvent(err)
+		}
+		if e.Message != nil {
+			s.u = e.Message.Usage.usage()
+		} else if e.Usage != nil {
+			e.Usage.applyTo(&s.u)
+		}
+	case "error":
+		var e anthropicEvent
+		_ = json.Unmarshal(ev.Data, &e)
+		return anthropicStreamFault(e.Error)
+	case "message_stop":
+		s.finished = true
+	}
+	out.Forward(typ, ev.Data) // named even if the provider left names out
+	return nil
+}
+
+func anthropicStreamFault(e *anthropicError) *Fault {
+	if e == nil {
+		return &Fault{Kind: FaultReported, Msg: "the provider sent an error event"}
+	}
+	return &Fault{Kind: FaultReported, Type: e.Type, Msg: e.Message}
+}

@@ -1,0 +1,108 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+)
+
+// openaiOpenAI serves the OpenAI front from an OpenAI-compatible provider.
+// Streams always ask the provider for usage (stream_options.include_usage),
+// since that is the only place a stream reports it; the extra chunk is
+// dropped when the caller did not ask for it.
+type openaiOpenAI struct{}
+
+func (openaiOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
+	set := []rawField{{"model", jsonString(t.ModelID)}, {"user", jsonString(t.User)}}
+	_, hasMax := in.raw["max_tokens"]
+	_, hasMaxCompletion := in.raw["max_completion_tokens"]
+	if t.CapOutput && !hasMax && !hasMaxCompletion && t.MaxTokens > 0 {
+		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
+	}
+	if in.stream {
+		opts := map[string]json.RawMessage{}
+		_ = decodeField(in.raw, "stream_options", &opts) // validated in Parse
+		opts["include_usage"] = json.RawMessage("true")
+		var b bytes.Buffer
+		writeObject(&b, opts)
+		set = append(set, rawField{"stream_options", b.Bytes()})
+	}
+	writeObject(out, in.raw, set...)
+	return nil
+}
+
+func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
+	// []struct{} checks that choices is there without copying it.
+	var c struct {
+		Choices []struct{}   `json:"choices"`
+		Usage   *openaiUsage `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &c); err != nil {
+		return metering.Usage{}, err
+	}
+	if c.Choices == nil {
+		return metering.Usage{}, errors.New("the response has no choices")
+	}
+	out.Write(body)
+	if c.Usage == nil {
+		return metering.Usage{}, nil
+	}
+	return c.Usage.usage(), nil
+}
+
+func (openaiOpenAI) Stream(in *Request) Stream {
+	return &openaiPassStream{includeUsage: in.includeUsage}
+}
+
+type openaiPassStream struct {
+	includeUsage bool
+	streamState
+}
+
+var (
+	errorKey  = []byte(`"error"`)
+	promptKey = []byte(`"prompt_tokens"`)
+)
+
+func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
+	if isDone(ev.Data) {
+		s.finished = true
+		// The canonical form: the provider's may carry blank data lines.
+		out.Raw("", doneData)
+		return nil
+	}
+	if !json.Valid(ev.Data) {
+		return malformedEvent(errors.New("invalid JSON"))
+	}
+	// Most chunks carry neither an error nor usage; skip decoding those. The
+	// keys could also appear inside generated text, so a hit is confirmed
+	// by decoding.
+	if bytes.Contains(ev.Data, errorKey) || bytes.Contains(ev.Data, promptKey) {
+		var c struct {
+			Choices []struct{}      `json:"choices"`
+			Usage   *openaiUsage    `json:"usage"`
+			Error   json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(ev.Data, &c); err != nil {
+			return malformedEvent(err)
+		}
+		if len(c.Error) > 0 && string(c.Error) != "null" {
+			return openaiStreamFault(c.Error)
+		}
+		if c.Usage != nil {
+			s.u = c.Usage.usage()
+			if len(c.Choices) == 0 && !s.includeUsage {
+				return nil
+			}
+		}
+	}
+	out.Forward(nil, ev.Data)
+	return nil
+}
+
+func openaiStreamFault(raw json.RawMessage) *Fault {
+	msg, _ := UpstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)
+	return &Fault{Kind: FaultReported, Msg: msg}
+}

@@ -1,0 +1,111 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+)
+
+// Provider sends requests, already in its own dialect, to one upstream.
+type Provider interface {
+	Name() string
+	Dialect() translate.Dialect
+	// Send posts body and returns once the response headers arrived. The
+	// request carries only what the upstream needs: its key, its version
+	// header and the body the gateway built; nothing from the caller.
+	Send(ctx context.Context, body *Body, stream bool) (*http.Response, error)
+}
+
+// anthropicVersion is the Messages API version the translators speak.
+const anthropicVersion = "2023-06-01"
+
+const userAgent = "chatgateway"
+
+// endpoint is an upstream URL with its key and connection pool.
+type endpoint struct {
+	name      string
+	url       string
+	key       string
+	transport http.RoundTripper
+}
+
+func (e *endpoint) newRequest(ctx context.Context, body *Body, stream bool) (*http.Request, error) {
+	rd, err := body.reader()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, rd)
+	if err != nil {
+		rd.Close()
+		return nil, err
+	}
+	req.ContentLength = int64(body.len())
+	// GetBody lets the Transport replay the body when a reused keep-alive
+	// connection turns out dead before anything was written.
+	req.GetBody = body.reader
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	if stream {
+		h.Set("Accept", "text/event-stream")
+	} else {
+		h.Set("Accept", "application/json")
+	}
+	return req, nil
+}
+
+// anthropicProvider speaks the Messages API.
+type anthropicProvider struct{ endpoint }
+
+func (p *anthropicProvider) Name() string               { return p.name }
+func (p *anthropicProvider) Dialect() translate.Dialect { return translate.Anthropic }
+
+func (p *anthropicProvider) Send(ctx context.Context, body *Body, stream bool) (*http.Response, error) {
+	req, err := p.newRequest(ctx, body, stream)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("anthropic-version", anthropicVersion)
+	if p.key != "" {
+		req.Header.Set("x-api-key", p.key)
+	}
+	return p.transport.RoundTrip(req)
+}
+
+// openaiProvider speaks chat completions (OpenAI, LiteLLM, vLLM, Ollama…).
+type openaiProvider struct{ endpoint }
+
+func (p *openaiProvider) Name() string               { return p.name }
+func (p *openaiProvider) Dialect() translate.Dialect { return translate.OpenAI }
+
+func (p *openaiProvider) Send(ctx context.Context, body *Body, stream bool) (*http.Response, error) {
+	req, err := p.newRequest(ctx, body, stream)
+	if err != nil {
+		return nil, err
+	}
+	if p.key != "" {
+		req.Header.Set("Authorization", "Bearer "+p.key)
+	}
+	return p.transport.RoundTrip(req)
+}
+
+// endpointURL appends the API path to a base URL that may or may not end in
+// /v1 (https://api.openai.com/v1 and http://litellm:4000 are both common).
+func endpointURL(base, path string) string {
+	base = strings.TrimRight(base, "/")
+	if strings.HasSuffix(base, "/v1") {
+		return base + path
+	}
+	return base + "/v1" + path
+}
+
+// NewProvider is the configured upstream p, authenticating with key over rt.
+func NewProvider(p gatewayconfig.Provider, key string, rt http.RoundTripper) Provider {
+	if p.Type == gatewayconfig.ProviderAnthropic {
+		return &anthropicProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/messages"), key: key, transport: rt}}
+	}
+	return &openaiProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/chat/completions"), key: key, transport: rt}}
+}

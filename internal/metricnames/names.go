@@ -1,9 +1,10 @@
 // Package metricnames holds the names of the series the gateway exports and
 // of their labels. The gateway registers its collectors under these names and
 // the operator's renderers (alert rules, dashboard) query them, so a rename
-// is one edit that both sides see; test/e2e's TestMonitoringOnPrometheus
-// checks, on a real Prometheus scraping the gateway, that every rendered
-// panel's query returns the series it should.
+// is one edit that both sides see. internal/gateway's exported-series test
+// checks that every series a rendered rule or panel names is exported, and
+// test/e2e's TestMonitoringOnPrometheus that every panel's query returns the
+// right numbers on a real Prometheus scraping the gateway.
 //
 // It imports nothing and holds nothing but constants.
 package metricnames

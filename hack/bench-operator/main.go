@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,8 +71,10 @@ const (
 type options struct {
 	n, perNS, workers        int
 	manager, managerArgs     string
+	managerEnv               string
 	assets, project, out     string
-	logPath, profile         string
+	logPath, profiles        string
+	profileSeconds           int
 	settle, window, deadline time.Duration
 }
 
@@ -82,11 +85,13 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 16, "concurrent creates")
 	flag.StringVar(&o.manager, "manager", "", "manager binary to measure (default: build ./cmd/manager of -project)")
 	flag.StringVar(&o.managerArgs, "manager-args", "", "extra flags for the manager, space-separated")
+	flag.StringVar(&o.managerEnv, "manager-env", "", "extra environment for the manager, space-separated NAME=value (GODEBUG=gctrace=1)")
 	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "folder with kube-apiserver and etcd")
 	flag.StringVar(&o.project, "project", ".", "the operator's checkout: CRDs, samples, cmd/manager")
 	flag.StringVar(&o.out, "out", "", "also write the table to this file")
 	flag.StringVar(&o.logPath, "manager-log", "", "keep the manager's log in this file")
-	flag.StringVar(&o.profile, "apiserver-profile", "", "write a 10-second CPU profile of kube-apiserver, taken during the creates, to this file")
+	flag.StringVar(&o.profiles, "profile-dir", "", "write to this folder CPU profiles of kube-apiserver and the manager taken from the first create (for -profile-seconds), and the manager's heap profile after the steady window")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 30, "length of the CPU profiles")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "after the last Ready, how long until the steady state is declared")
 	flag.DurationVar(&o.window, "window", time.Minute, "the steady window in which applies are counted")
 	flag.DurationVar(&o.deadline, "timeout", 5*time.Minute, "bound on each wait")
@@ -199,11 +204,22 @@ func run(o options) error {
 	if logPath == "" {
 		logPath = filepath.Join(tmp, "manager.log")
 	}
-	mgr, err := startManager(o.manager, kcPath, strings.Fields(o.managerArgs), logPath)
+	extra := strings.Fields(o.managerArgs)
+	pprofURL := ""
+	if o.profiles != "" {
+		if err := os.MkdirAll(o.profiles, 0o755); err != nil {
+			return err
+		}
+		addr := "127.0.0.1:" + freePort()
+		extra = append(extra, "--pprof-bind-address="+addr)
+		pprofURL = "http://" + addr + "/debug/pprof/"
+	}
+	mgr, err := startManager(o.manager, kcPath, extra, strings.Fields(o.managerEnv), logPath)
 	if err != nil {
 		return err
 	}
 	defer mgr.stop()
+	mgr.pprofURL = pprofURL
 	t := time.Now()
 	if err := poll(ctx, o.deadline, "the manager's /readyz", func() bool { return httpOK(mgr.readyURL) }); err != nil {
 		return fmt.Errorf("%w (manager log:\n%s)", err, tail(mgr.logPath))
@@ -248,9 +264,11 @@ func (b *bench) measure(ctx context.Context, mgr *managerProc) error {
 		return err
 	}
 	logf("creating %d ChatGateways", o.n)
-	if o.profile != "" {
-		go b.profileAPIServer(ctx, o.profile)
+	if o.profiles != "" {
+		go b.profileAPIServer(ctx, filepath.Join(o.profiles, "kube-apiserver.cpu.pprof"))
+		go mgr.profile(fmt.Sprintf("profile?seconds=%d", o.profileSeconds), filepath.Join(o.profiles, "manager.cpu.pprof"))
 	}
+	cpuBefore := b.cpuByProcess(mgr)
 	t0 := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -278,7 +296,10 @@ func (b *bench) measure(ctx context.Context, mgr *managerProc) error {
 		return err
 	}
 	allReady := b.ready.latest(keys)
+	cpuAfter := b.cpuByProcess(mgr)
 	b.add(fmt.Sprintf("first create → all %d ChatGateways Ready", o.n), dur(allReady.Sub(t0)))
+	b.add("CPU seconds in that span: kube-apiserver / etcd / manager / this harness", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f (%d CPUs)",
+		cpuAfter[0]-cpuBefore[0], cpuAfter[1]-cpuBefore[1], cpuAfter[2]-cpuBefore[2], cpuAfter[3]-cpuBefore[3], runtime.NumCPU()))
 	b.memory(mgr, "after all Ready")
 	b.reconciles(mgr, "create → all Ready")
 
@@ -313,6 +334,9 @@ func (b *bench) measure(ctx context.Context, mgr *managerProc) error {
 		fmt.Sprintf("%d / %d", applies2-applies1, w2.byUser[userManager]))
 	b.add(fmt.Sprintf("steady %s: manager CPU", o.window), fmt.Sprintf("%.2f s", cpuSeconds(mgr.pid())-cpu0))
 	b.memory(mgr, "after the steady window")
+	if o.profiles != "" {
+		mgr.profile("heap", filepath.Join(o.profiles, "manager.heap.pprof"))
+	}
 
 	return b.propagate(ctx, namespaces[0], keys[:min(o.perNS, o.n)])
 }
@@ -373,7 +397,7 @@ func (b *bench) propagate(ctx context.Context, ns string, gateways []string) err
 
 // profileAPIServer saves a CPU profile of kube-apiserver (its /debug/pprof).
 func (b *bench) profileAPIServer(ctx context.Context, path string) {
-	raw, err := b.kube.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "10").DoRaw(ctx)
+	raw, err := b.kube.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(b.o.profileSeconds)).DoRaw(ctx)
 	if err != nil {
 		logf("profiling kube-apiserver: %v", err)
 		return
@@ -742,12 +766,24 @@ func userConfig(env *envtest.Environment, name string) (*rest.Config, error) {
 // --- the manager process ---
 
 type managerProc struct {
-	cmd                        *exec.Cmd
-	done                       chan struct{}
-	readyURL, metrics, logPath string
+	cmd                                  *exec.Cmd
+	done                                 chan struct{}
+	readyURL, metrics, logPath, pprofURL string
 }
 
-func startManager(bin, kubeconfig string, extra []string, logPath string) (*managerProc, error) {
+// profile saves one of the manager's pprof profiles ("heap", "profile?seconds=30").
+func (m *managerProc) profile(what, path string) {
+	resp, err := http.Get(m.pprofURL + what)
+	if err != nil {
+		logf("profiling the manager: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	_ = os.WriteFile(path, raw, 0o644)
+}
+
+func startManager(bin, kubeconfig string, extra, env []string, logPath string) (*managerProc, error) {
 	metricsPort, probePort := freePort(), freePort()
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -756,7 +792,7 @@ func startManager(bin, kubeconfig string, extra []string, logPath string) (*mana
 	args := append([]string{"--metrics-bind-address=127.0.0.1:" + metricsPort, "--metrics-secure=false",
 		"--health-probe-bind-address=127.0.0.1:" + probePort, "--leader-elect=false"}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -819,6 +855,39 @@ func procStatus(pid int) (rss, hwm int64) {
 		}
 	}
 	return rss, hwm
+}
+
+// cpuByProcess is the CPU seconds so far of kube-apiserver, etcd (this
+// program's children), the manager and this program: on a small machine they
+// share the CPUs, and the sum says whether the run was bound by them.
+func (b *bench) cpuByProcess(mgr *managerProc) [4]float64 {
+	var out [4]float64
+	self := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		comm := s[strings.IndexByte(s, '(')+1 : strings.LastIndexByte(s, ')')]
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(self) {
+			continue
+		}
+		switch comm {
+		case "kube-apiserver":
+			out[0] += cpuSeconds(pid)
+		case "etcd":
+			out[1] += cpuSeconds(pid)
+		}
+	}
+	out[2], out[3] = cpuSeconds(mgr.pid()), cpuSeconds(self)
+	return out
 }
 
 // cpuSeconds is utime+stime from /proc/PID/stat (USER_HZ 100).
@@ -916,8 +985,8 @@ func poll(ctx context.Context, timeout time.Duration, what string, done func() b
 func (b *bench) print() {
 	var s strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(&s, "\nbench-operator: %d ChatGateways over %d namespaces; manager %s %s; %s; load average %s\n\n",
-		b.o.n, (b.o.n+b.o.perNS-1)/b.o.perNS, b.o.manager, b.o.managerArgs, time.Now().UTC().Format(time.RFC3339),
+	fmt.Fprintf(&s, "\nbench-operator: %d ChatGateways over %d namespaces; manager %s %s %s; %s; load average %s\n\n",
+		b.o.n, (b.o.n+b.o.perNS-1)/b.o.perNS, b.o.manager, b.o.managerArgs, b.o.managerEnv, time.Now().UTC().Format(time.RFC3339),
 		strings.Join(strings.Fields(string(load))[:3], " "))
 	s.WriteString("| measure | value |\n| --- | --- |\n")
 	for _, r := range b.rows {

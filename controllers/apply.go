@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -13,9 +12,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -25,11 +24,13 @@ import (
 const FieldOwner = client.FieldOwner("chatgateway-operator")
 
 // applier server-side applies rendered children. It remembers, per object,
-// the resourceVersion the last successful apply left and a hash of what was
-// sent; when the object in the cache still has that resourceVersion and the
-// new render hashes the same, the request would change nothing and is not
-// sent. Anyone else's write moves the resourceVersion, so drift is still
-// corrected. (Cluster API keeps such a cache for its server-side applies.)
+// the resourceVersion the last successful apply left, a hash of what was
+// sent and the inputs it was rendered from; when the object in the cache
+// still has that resourceVersion and the new render hashes the same, the
+// request would change nothing and is not sent. Anyone else's write moves
+// the resourceVersion, so drift is still corrected. (Cluster API keeps such
+// a cache for its server-side applies.) A reconcile whose inputs have not
+// changed asks upToDate first and skips the render too.
 type applier struct {
 	client client.Client
 	scheme *runtime.Scheme
@@ -37,9 +38,13 @@ type applier struct {
 }
 
 // apply server-side applies obj, owned by owner (nil for a child that must
-// outlive its owner). It returns the object as the API server answered, or
-// nil when the request was skipped because nothing would change.
-func (a *applier) apply(ctx context.Context, owner, obj client.Object) (*unstructured.Unstructured, error) {
+// outlive its owner), and records that it was rendered from inputs (a
+// fingerprint of what the render read; "" for none). It returns the
+// object's metadata as the API server answered, or nil when the request was
+// skipped because nothing would change. The request body is the JSON that
+// is hashed, and the API server answers with metadata only: the reconcilers
+// read a child's status (a Deployment's) from the cache.
+func (a *applier) apply(ctx context.Context, owner, obj client.Object, inputs string) (*metav1.PartialObjectMetadata, error) {
 	if owner != nil {
 		if err := controllerutil.SetControllerReference(owner, obj, a.scheme); err != nil {
 			return nil, fmt.Errorf("setting owner of %s: %w", obj.GetName(), err)
@@ -57,26 +62,47 @@ func (a *applier) apply(ctx context.Context, owner, obj client.Object) (*unstruc
 	// of typed objects must not be claimed by the apply.
 	delete(m, "status")
 	pruneNulls(m)
-	u := &unstructured.Unstructured{Object: m}
-	u.SetGroupVersionKind(gvk)
+	m["apiVersion"], m["kind"] = gvk.GroupVersion().String(), gvk.Kind
 	raw, err := json.Marshal(m) // encoding/json sorts map keys: equal renders hash equal
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(raw)
-	hash := hex.EncodeToString(sum[:])
+	hash := sha256.Sum256(raw)
 	key := cacheKey(gvk.GroupKind(), obj.GetNamespace(), obj.GetName())
 
 	if version, err := a.currentVersion(ctx, gvk, client.ObjectKeyFromObject(obj)); err != nil {
 		return nil, err
 	} else if version != "" && a.last.has(key, version, hash) {
+		a.last.renderedFrom(key, inputs)
 		return nil, nil
 	}
-	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), FieldOwner, client.ForceOwnership); err != nil {
+	applied := &metav1.PartialObjectMetadata{}
+	applied.SetGroupVersionKind(gvk)
+	applied.SetNamespace(obj.GetNamespace())
+	applied.SetName(obj.GetName())
+	if err := a.client.Patch(ctx, applied, client.RawPatch(types.ApplyPatchType, raw), FieldOwner, client.ForceOwnership); err != nil {
 		return nil, fmt.Errorf("applying %s %s: %w", gvk.Kind, obj.GetName(), err)
 	}
-	a.last.add(key, u.GetResourceVersion(), versionOf(gvk, u), hash)
-	return u, nil
+	a.last.add(key, applied.GetResourceVersion(), versionOf(gvk, applied), hash, inputs)
+	return applied, nil
+}
+
+// upToDate reports whether the child is, in the cache, as our last apply
+// left it, and that apply was rendered from the same inputs: the render
+// would give the same request, and the request would change nothing.
+func (a *applier) upToDate(ctx context.Context, gvk schema.GroupVersionKind, key client.ObjectKey, inputs string) (bool, error) {
+	if inputs == "" {
+		return false, nil
+	}
+	ck := cacheKey(gvk.GroupKind(), key.Namespace, key.Name)
+	if !a.last.renderedAt(ck, inputs) {
+		return false, nil
+	}
+	version, err := a.currentVersion(ctx, gvk, key)
+	if err != nil || version == "" {
+		return false, err
+	}
+	return a.last.sameVersion(ck, version), nil
 }
 
 var deploymentGVK = appsv1.SchemeGroupVersion.WithKind("Deployment")
@@ -113,6 +139,26 @@ func (a *applier) currentVersion(ctx context.Context, gvk schema.GroupVersionKin
 	return versionOf(gvk, obj), nil
 }
 
+// observedDeployment is the Deployment as the cache has it, for its
+// status, after an apply that answered applied (nil when the apply was
+// skipped). The cache may not have caught up with the apply yet: then the
+// Deployment is taken at the applied generation, whose rollout its
+// controller has not reported, and with the replicas just rendered.
+func observedDeployment(ctx context.Context, c client.Reader, key client.ObjectKey, applied *metav1.PartialObjectMetadata, replicas *int32) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	if err := c.Get(ctx, key, d); err != nil {
+		if !apierrors.IsNotFound(err) || applied == nil {
+			return nil, err
+		}
+		d.Name, d.Namespace = key.Name, key.Namespace
+	}
+	if applied != nil && applied.Generation > d.Generation {
+		d.Generation = applied.Generation
+		d.Spec.Replicas = replicas
+	}
+	return d, nil
+}
+
 // recordWrite tells the cache about a write made other than by apply (a
 // create, a patch), so that the watch event it causes is known as our own.
 func (a *applier) recordWrite(obj client.Object) {
@@ -120,7 +166,7 @@ func (a *applier) recordWrite(obj client.Object) {
 	if err != nil {
 		return
 	}
-	a.last.add(cacheKey(gvk.GroupKind(), obj.GetNamespace(), obj.GetName()), obj.GetResourceVersion(), versionOf(gvk, obj), "")
+	a.last.add(cacheKey(gvk.GroupKind(), obj.GetNamespace(), obj.GetName()), obj.GetResourceVersion(), versionOf(gvk, obj), [sha256.Size]byte{}, "")
 }
 
 // pruneNulls drops null values (zero metav1.Time, nil pointers serialised by
@@ -159,8 +205,8 @@ func deleteIfExists(ctx context.Context, c client.Client, obj client.Object) err
 const applyCacheTTL = 10 * time.Minute
 
 // applyCache maps a child to the resourceVersion our last write left (to
-// know its watch event as our own), its versionOf then, and the hash of the
-// request that made it.
+// know its watch event as our own), its versionOf then, the hash of the
+// request that made it and the inputs that request was rendered from.
 type applyCache struct {
 	mu      sync.Mutex
 	entries map[string]applyEntry
@@ -169,8 +215,9 @@ type applyCache struct {
 }
 
 type applyEntry struct {
-	resourceVersion, version, hash string
-	at                             time.Time
+	resourceVersion, version, inputs string
+	hash                             [sha256.Size]byte
+	at                               time.Time
 }
 
 func newApplyCache() *applyCache {
@@ -181,13 +228,48 @@ func cacheKey(gk schema.GroupKind, ns, name string) string {
 	return gk.String() + "/" + ns + "/" + name
 }
 
+// fresh is the entry under key, if it is within its TTL. The caller holds mu.
+func (c *applyCache) fresh(key string) (applyEntry, bool) {
+	e, ok := c.entries[key]
+	return e, ok && c.now().Sub(e.at) < applyCacheTTL
+}
+
 // has reports whether the request with this hash succeeded against the
 // object as it still is.
-func (c *applyCache) has(key, version, hash string) bool {
+func (c *applyCache) has(key, version string, hash [sha256.Size]byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	return ok && e.version == version && e.hash == hash && c.now().Sub(e.at) < applyCacheTTL
+	e, ok := c.fresh(key)
+	return ok && e.version == version && e.hash == hash && e.hash != [sha256.Size]byte{}
+}
+
+// renderedAt reports whether our last apply of the object was rendered from
+// these inputs.
+func (c *applyCache) renderedAt(key, inputs string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.fresh(key)
+	return ok && e.inputs == inputs && e.hash != [sha256.Size]byte{}
+}
+
+// sameVersion reports whether the object is still at the version our last
+// write left.
+func (c *applyCache) sameVersion(key, version string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.fresh(key)
+	return ok && e.version == version
+}
+
+// renderedFrom records that the object, as our last apply left it, is also
+// what these inputs render.
+func (c *applyCache) renderedFrom(key, inputs string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		e.inputs = inputs
+		c.entries[key] = e
+	}
 }
 
 // ownWrite reports whether the object is as our last write left it.
@@ -198,11 +280,11 @@ func (c *applyCache) ownWrite(key, resourceVersion string) bool {
 	return ok && e.resourceVersion == resourceVersion
 }
 
-func (c *applyCache) add(key, resourceVersion, version, hash string) {
+func (c *applyCache) add(key, resourceVersion, version string, hash [sha256.Size]byte, inputs string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	c.entries[key] = applyEntry{resourceVersion: resourceVersion, version: version, hash: hash, at: now}
+	c.entries[key] = applyEntry{resourceVersion: resourceVersion, version: version, hash: hash, inputs: inputs, at: now}
 	if c.adds++; c.adds%1024 == 0 {
 		for k, e := range c.entries {
 			if now.Sub(e.at) >= applyCacheTTL {

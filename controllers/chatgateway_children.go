@@ -2,14 +2,16 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -28,6 +30,48 @@ func (st *gatewayState) inputs(image string) render.Inputs {
 	}
 }
 
+// fingerprint identifies what the children are rendered from: the
+// gateway's identity and spec (its generation: the CRD has a status
+// subresource, so only spec changes move it), the providers' and the
+// allowlist's, the image and the token generation. The renderers read
+// nothing else, so two reconciles with the same fingerprint render the same
+// children, and a child still as our last apply at that fingerprint left it
+// needs neither a render nor a request (applier.upToDate).
+func (st *gatewayState) fingerprint(image string) string {
+	if st.inputsKey != "" {
+		return st.inputsKey
+	}
+	gw := st.gw
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%s\x00%s", gw.UID, gw.Generation, gw.Spec.Image, image, st.tokenGeneration)
+	for _, p := range st.providers {
+		fmt.Fprintf(h, "\x00provider\x00%s\x00%s\x00%d", p.Name, p.UID, p.Generation)
+	}
+	if al := st.allowlist; al != nil {
+		fmt.Fprintf(h, "\x00allowlist\x00%s\x00%d", al.UID, al.Generation)
+	}
+	st.inputsKey = string(h.Sum(nil)[:16])
+	return st.inputsKey
+}
+
+// upToDate reports whether the gateway's child of that kind and name is as
+// our last apply from these same inputs left it (see applier.upToDate).
+func (r *ChatGatewayReconciler) upToDate(ctx context.Context, st *gatewayState, gvk schema.GroupVersionKind, name string) (bool, error) {
+	ok, err := r.applier.upToDate(ctx, gvk, types.NamespacedName{Namespace: st.gw.Namespace, Name: name}, st.fingerprint(r.GatewayImage))
+	if err != nil {
+		return false, failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading %s %q", gvk.Kind, name), err)
+	}
+	return ok, nil
+}
+
+var (
+	configMapGVK      = corev1.SchemeGroupVersion.WithKind("ConfigMap")
+	serviceGVK        = corev1.SchemeGroupVersion.WithKind("Service")
+	networkPolicyGVK  = networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")
+	serviceMonitorGVK = monitoringv1.SchemeGroupVersion.WithKind(monitoringv1.ServiceMonitorsKind)
+	prometheusRuleGVK = monitoringv1.SchemeGroupVersion.WithKind(monitoringv1.PrometheusRuleKind)
+)
+
 // workloadReady reports whether the gateway can be rendered at all: without
 // its providers there is no config to run it with.
 func (st *gatewayState) workloadReady() bool {
@@ -39,6 +83,9 @@ func (st *gatewayState) workloadReady() bool {
 func (r *ChatGatewayReconciler) reconcileGatewayConfig(ctx context.Context, st *gatewayState) error {
 	if !st.workloadReady() {
 		return nil
+	}
+	if ok, err := r.upToDate(ctx, st, configMapGVK, render.ConfigMapName(st.gw)); err != nil || ok {
+		return err
 	}
 	cm, err := render.GatewayConfigMap(st.inputs(r.GatewayImage))
 	if err != nil {
@@ -52,9 +99,10 @@ func (r *ChatGatewayReconciler) reconcileGatewayConfig(ctx context.Context, st *
 	return r.applyChild(ctx, st, cm)
 }
 
-// applyChild applies a child owned by the gateway; a refusal is a failed step.
+// applyChild applies a child owned by the gateway, rendered from the
+// gateway's inputs; a refusal is a failed step.
 func (r *ChatGatewayReconciler) applyChild(ctx context.Context, st *gatewayState, obj client.Object) error {
-	if _, err := r.applier.apply(ctx, st.gw, obj); err != nil {
+	if _, err := r.applier.apply(ctx, st.gw, obj, st.fingerprint(r.GatewayImage)); err != nil {
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying %s %q", kindOf(obj), obj.GetName()), err)
 	}
 	return nil
@@ -70,6 +118,9 @@ func kindOf(obj client.Object) string {
 // reconcileEmails applies the OAuth2 Proxy ConfigMap: the authenticated-emails
 // file from the allowlist and, with the sidecar on, its config.
 func (r *ChatGatewayReconciler) reconcileEmails(ctx context.Context, st *gatewayState) error {
+	if ok, err := r.upToDate(ctx, st, configMapGVK, render.EmailsConfigMapName(st.gw)); err != nil || ok {
+		return err
+	}
 	cm, err := render.OAuth2ProxyConfigMap(st.inputs(r.GatewayImage))
 	if err != nil {
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the OAuth2 Proxy ConfigMap", err)
@@ -96,7 +147,7 @@ func (r *ChatGatewayReconciler) reconcilePVC(ctx context.Context, st *gatewaySta
 		if !retained(st.gw) {
 			owner = st.gw
 		}
-		if _, err := r.applier.apply(ctx, owner, pvc); err != nil {
+		if _, err := r.applier.apply(ctx, owner, pvc, ""); err != nil {
 			return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("creating the store claim %q", pvc.Name), err)
 		}
 		return nil
@@ -136,11 +187,10 @@ func (r *ChatGatewayReconciler) followRetention(ctx context.Context, gw *v1alpha
 	return nil
 }
 
-// reconcileDeployment applies the gateway Deployment and sets
-// GatewayAvailable from its rollout as the Deployment controller reports it.
-// Without providers, a token and a usable master key there is nothing to
-// run, and a Deployment that exists is left as it is: its pods keep serving
-// and are not rolled.
+// reconcileDeployment applies the gateway Deployment; observeRollout, the
+// last step, sets GatewayAvailable from its rollout. Without providers, a
+// token and a usable master key there is nothing to run, and a Deployment
+// that exists is left as it is: its pods keep serving and are not rolled.
 func (r *ChatGatewayReconciler) reconcileDeployment(ctx context.Context, st *gatewayState) error {
 	const typ = v1alpha1.ConditionGatewayAvailable
 	switch {
@@ -151,39 +201,67 @@ func (r *ChatGatewayReconciler) reconcileDeployment(ctx context.Context, st *gat
 		st.conds.Unknown(typ, v1alpha1.ReasonNotEvaluated, "The Deployment is left as it is, its pods not rolled, until KeysReady is True")
 		return nil
 	}
+	name := render.DeploymentName(st.gw)
+	st.deployment = &deploymentApply{key: types.NamespacedName{Namespace: st.gw.Namespace, Name: name}}
+	if ok, err := r.upToDate(ctx, st, deploymentGVK, name); err != nil || ok {
+		if err != nil {
+			st.deployment = nil
+		}
+		return err
+	}
 	d, err := render.Deployment(st.inputs(r.GatewayImage))
 	if err != nil {
+		st.deployment = nil
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the Deployment", err)
 	}
-	if d.Spec.Replicas != nil {
-		st.gw.Status.Replicas = *d.Spec.Replicas
-	}
-	applied, err := r.applier.apply(ctx, st.gw, d)
+	applied, err := r.applier.apply(ctx, st.gw, d, st.fingerprint(r.GatewayImage))
 	if err != nil {
+		st.deployment = nil
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Deployment %q", d.Name), err)
 	}
-	current := &appsv1.Deployment{}
-	if applied != nil {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, current); err != nil {
-			return failed(v1alpha1.ReasonReadFailed, "reading the applied Deployment", err)
-		}
-	} else if err := r.Get(ctx, client.ObjectKeyFromObject(d), current); err != nil {
+	st.deployment.applied, st.deployment.replicas = applied, d.Spec.Replicas
+	return nil
+}
+
+// deploymentApply is what reconcileDeployment leaves for observeRollout.
+type deploymentApply struct {
+	key      types.NamespacedName
+	applied  *metav1.PartialObjectMetadata // nil when nothing was sent
+	replicas *int32                        // as rendered, when applied
+}
+
+// observeRollout sets GatewayAvailable from the gateway Deployment's
+// rollout as the Deployment controller reports it. It is the last step, so
+// the status written reads the latest rollout the cache has seen.
+func (r *ChatGatewayReconciler) observeRollout(ctx context.Context, st *gatewayState) error {
+	if st.deployment == nil {
+		return nil // reconcileDeployment said why
+	}
+	current, err := observedDeployment(ctx, r.Client, st.deployment.key, st.deployment.applied, st.deployment.replicas)
+	if err != nil {
 		return failed(v1alpha1.ReasonReadFailed, "reading the Deployment", err)
+	}
+	if current.Spec.Replicas != nil {
+		st.gw.Status.Replicas = *current.Spec.Replicas
 	}
 	st.gw.Status.ReadyReplicas = current.Status.ReadyReplicas
 	status, reason, msg := deploymentAvailability(current)
-	st.conds.set(typ, status, reason, msg)
+	st.conds.set(v1alpha1.ConditionGatewayAvailable, status, reason, msg)
 	return nil
 }
 
 // reconcileService applies the Service and reports the gateway's URL.
 func (r *ChatGatewayReconciler) reconcileService(ctx context.Context, st *gatewayState) error {
-	svc, err := render.Service(st.inputs(r.GatewayImage))
+	svc, err := render.Service(st.inputs(r.GatewayImage)) // a cheap render, and the URL needs it
 	if err != nil {
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the Service", err)
 	}
-	if err := r.applyChild(ctx, st, svc); err != nil {
+	if ok, err := r.upToDate(ctx, st, serviceGVK, svc.Name); err != nil {
 		return err
+	} else if !ok {
+		if err := r.applyChild(ctx, st, svc); err != nil {
+			return err
+		}
 	}
 	st.gw.Status.URL = fmt.Sprintf("http://%s.%s.svc:%d", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port)
 	return nil
@@ -192,6 +270,9 @@ func (r *ChatGatewayReconciler) reconcileService(ctx context.Context, st *gatewa
 // reconcileNetworkPolicy applies the policy that admits only the sidecar's
 // port and token holders.
 func (r *ChatGatewayReconciler) reconcileNetworkPolicy(ctx context.Context, st *gatewayState) error {
+	if ok, err := r.upToDate(ctx, st, networkPolicyGVK, render.NetworkPolicyName(st.gw)); err != nil || ok {
+		return err
+	}
 	np, err := render.NetworkPolicy(st.inputs(r.GatewayImage))
 	if err != nil {
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the NetworkPolicy", err)
@@ -205,6 +286,9 @@ func (r *ChatGatewayReconciler) reconcileDashboard(ctx context.Context, st *gate
 	if !gw.Spec.Monitoring.GrafanaDashboard.Enabled {
 		return deleteIfExists(ctx, r.Client, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 			Namespace: gw.Namespace, Name: render.DashboardConfigMapName(gw)}})
+	}
+	if ok, err := r.upToDate(ctx, st, configMapGVK, render.DashboardConfigMapName(gw)); err != nil || ok {
+		return err
 	}
 	cm, err := render.GrafanaDashboard(st.inputs(r.GatewayImage))
 	if err != nil {

@@ -67,6 +67,8 @@ type gatewayState struct {
 	keysOK          bool
 	renderErr       error
 	requeueAfter    time.Duration
+	inputsKey       string           // fingerprint, once computed
+	deployment      *deploymentApply // the applied gateway Deployment, for observeRollout
 }
 
 // +kubebuilder:rbac:groups=chatgateway.dev,resources=chatgateways,verbs=get;list;watch
@@ -116,6 +118,7 @@ func (r *ChatGatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.reconcileNetworkPolicy,
 		r.reconcileMonitoring,
 		r.reconcileDashboard,
+		r.observeRollout,
 	} {
 		if err := sub(ctx, st); err != nil {
 			st.conds.fail(err)

@@ -36,7 +36,7 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 			return err
 		} else if !ok {
 			missing = append(missing, "servicemonitors.monitoring.coreos.com")
-		} else if err := applyMonitoringChild(ctx, r, st, render.ServiceMonitor); err != nil {
+		} else if err := applyMonitoringChild(ctx, r, st, serviceMonitorGVK, render.ServiceMonitorName(gw), render.ServiceMonitor); err != nil {
 			return err
 		}
 	} else if err := r.deleteIfServed(ctx, serviceMonitorGK, &monitoringv1.ServiceMonitor{ObjectMeta: metav1.ObjectMeta{
@@ -48,9 +48,7 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 			return err
 		} else if !ok {
 			missing = append(missing, "prometheusrules.monitoring.coreos.com")
-		} else if err := applyMonitoringChild(ctx, r, st, func(in render.Inputs) (*monitoringv1.PrometheusRule, error) {
-			return render.PrometheusRule(in)
-		}); err != nil {
+		} else if err := applyMonitoringChild(ctx, r, st, prometheusRuleGVK, render.PrometheusRuleName(gw), render.PrometheusRule); err != nil {
 			return err
 		}
 	} else if err := r.deleteIfServed(ctx, prometheusRuleGK, &monitoringv1.PrometheusRule{ObjectMeta: metav1.ObjectMeta{
@@ -70,7 +68,11 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 	return nil
 }
 
-func applyMonitoringChild[T client.Object](ctx context.Context, r *ChatGatewayReconciler, st *gatewayState, build func(render.Inputs) (T, error)) error {
+func applyMonitoringChild[T client.Object](ctx context.Context, r *ChatGatewayReconciler, st *gatewayState,
+	gvk schema.GroupVersionKind, name string, build func(render.Inputs) (T, error)) error {
+	if ok, err := r.upToDate(ctx, st, gvk, name); err != nil || ok {
+		return err
+	}
 	obj, err := build(st.inputs(r.GatewayImage))
 	if err != nil {
 		return failed(v1alpha1.ReasonRenderFailed, "rendering monitoring", err)

@@ -109,6 +109,18 @@ func (f *family) resourceVersions() map[string]string {
 	return rv
 }
 
+// changeSpec updates the gateway as change says, on its latest version: the
+// operator patches the status meanwhile, which moves the resourceVersion.
+func changeSpec(gw *v1alpha1.ChatGateway, change func(*v1alpha1.ChatGateway)) {
+	Eventually(func() error {
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(gw), gw); err != nil {
+			return err
+		}
+		change(gw)
+		return k8sClient.Update(ctx, gw)
+	}).Should(Succeed())
+}
+
 // poke makes the controller reconcile the gateway once more, by changing an
 // annotation it does not use, and waits until it has.
 func (f *family) poke(value string) {
@@ -260,9 +272,9 @@ var _ = Describe("ChatGateway children", func() {
 		f := newFamily(noPrometheusOperator())
 		f.waitReady()
 		first := f.tokenSecret()
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f.gw), f.gw)).To(Succeed())
-		f.gw.Annotations = map[string]string{v1alpha1.RotateTokenAnnotation: "incident-1"}
-		Expect(k8sClient.Update(ctx, f.gw)).To(Succeed())
+		// As kubectl annotate does: a patch, which a status write racing it cannot conflict with.
+		annotate := []byte(`{"metadata":{"annotations":{"` + v1alpha1.RotateTokenAnnotation + `":"incident-1"}}}`)
+		Expect(k8sClient.Patch(ctx, f.gw, client.RawPatch(types.MergePatchType, annotate))).To(Succeed())
 		Eventually(func() []byte { return f.tokenSecret().Data[gc.TokenKey] }).ShouldNot(Equal(first.Data[gc.TokenKey]))
 		s := f.tokenSecret()
 		Expect(s.Data).NotTo(HaveKey(gc.PreviousTokenKey), "the old token must stop working at once")

@@ -125,7 +125,7 @@ func (r *ChatGatewayReconciler) reconcileToken(ctx context.Context, st *gatewayS
 		if p.handled != "" {
 			secret.Annotations = map[string]string{handledRotationAnnotation: p.handled}
 		}
-		applied, err := r.applier.apply(ctx, gw, secret)
+		applied, err := r.applier.apply(ctx, gw, secret, "")
 		if err != nil {
 			st.conds.False(v1alpha1.ConditionTokenReady, v1alpha1.ReasonApplyFailed,
 				fmt.Sprintf("Could not write the gateway-token Secret %q: %s", secret.Name, safeMessage(err)))

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -161,18 +162,33 @@ func TestApplyCache(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := newApplyCache()
 	c.now = func() time.Time { return now }
-	c.add("k", "7", "7", "h")
-	if !c.has("k", "7", "h") || !c.ownWrite("k", "7") {
+	h, other := sha256.Sum256([]byte("request")), sha256.Sum256([]byte("another request"))
+	c.add("k", "7", "7", h, "inputs")
+	if !c.has("k", "7", h) || !c.ownWrite("k", "7") {
 		t.Fatal("a fresh entry must hit")
 	}
-	if c.has("k", "8", "h") || c.ownWrite("k", "8") {
+	if !c.renderedAt("k", "inputs") || !c.sameVersion("k", "7") {
+		t.Fatal("a fresh entry must know its inputs and version")
+	}
+	if c.has("k", "8", h) || c.ownWrite("k", "8") || c.sameVersion("k", "8") {
 		t.Error("someone else's write (a new resourceVersion) must miss")
 	}
-	if c.has("k", "7", "other") {
+	if c.has("k", "7", other) {
 		t.Error("a changed render must miss")
 	}
+	if c.renderedAt("k", "other inputs") {
+		t.Error("other inputs must miss")
+	}
+	c.renderedFrom("k", "other inputs")
+	if !c.renderedAt("k", "other inputs") || !c.has("k", "7", h) {
+		t.Error("inputs found to render the same request must hit, and the request still")
+	}
+	c.add("w", "3", "3", [sha256.Size]byte{}, "")
+	if !c.ownWrite("w", "3") || c.has("w", "3", [sha256.Size]byte{}) || c.renderedAt("w", "") {
+		t.Error("a write other than an apply is our own, but no apply to skip")
+	}
 	now = now.Add(applyCacheTTL)
-	if c.has("k", "7", "h") {
+	if c.has("k", "7", h) || c.renderedAt("k", "other inputs") {
 		t.Error("an entry past its TTL must miss")
 	}
 	c.forget("k")

@@ -163,9 +163,9 @@ var _ = Describe("Status as GitOps tools read it", func() {
 		Eventually(agreeOn(gw, "Current")).Should(Succeed())
 
 		By("a spec change rolling the pods")
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(gw), gw)).To(Succeed())
-		gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 30 * time.Minute}
-		Expect(k8sClient.Update(ctx, gw)).To(Succeed())
+		changeSpec(gw, func(gw *v1alpha1.ChatGateway) {
+			gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 30 * time.Minute}
+		})
 		Eventually(func(g Gomega) int64 {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
 			return d.Generation
@@ -206,9 +206,9 @@ var _ = Describe("Status as GitOps tools read it", func() {
 			probe.Labels["test.chatgateway.dev/probe"] = "x"
 			return k8sClient.Update(ctx, probe, client.DryRunAll)
 		}).Should(MatchError(ContainSubstring("frozen")))
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(gw), gw)).To(Succeed())
-		gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 45 * time.Minute}
-		Expect(k8sClient.Update(ctx, gw)).To(Succeed())
+		changeSpec(gw, func(gw *v1alpha1.ChatGateway) {
+			gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 45 * time.Minute}
+		})
 		Eventually(agreeOn(gw, "Failed")).Should(Succeed())
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(gw), gw)).To(Succeed())
 		ready := meta.FindStatusCondition(gw.Status.Conditions, v1alpha1.ConditionReady)

@@ -145,7 +145,7 @@ func (r *ModelProviderReconciler) reconcileLiteLLMConfig(ctx context.Context, mp
 	if err != nil {
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the LiteLLM config", err)
 	}
-	if _, err := r.applier.apply(ctx, mp, cm); err != nil {
+	if _, err := r.applier.apply(ctx, mp, cm, ""); err != nil {
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying ConfigMap %q", cm.Name), err)
 	}
 	mp.Status.LiteLLMConfigMap = cm.Name
@@ -188,20 +188,16 @@ func (r *ModelProviderReconciler) reconcileLiteLLMDeployment(ctx context.Context
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the LiteLLM Deployment", err)
 	}
 	svc := render.LiteLLMService(mp)
-	if _, err := r.applier.apply(ctx, mp, svc); err != nil {
+	if _, err := r.applier.apply(ctx, mp, svc, ""); err != nil {
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Service %q", svc.Name), err)
 	}
-	applied, err := r.applier.apply(ctx, mp, d)
+	applied, err := r.applier.apply(ctx, mp, d, "")
 	if err != nil {
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Deployment %q", d.Name), err)
 	}
 	mp.Status.LiteLLMDeployment = d.Name
-	current := &appsv1.Deployment{}
-	if applied != nil {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, current); err != nil {
-			return failed(v1alpha1.ReasonReadFailed, "reading the applied Deployment", err)
-		}
-	} else if err := r.Get(ctx, client.ObjectKeyFromObject(d), current); err != nil {
+	current, err := observedDeployment(ctx, r.Client, client.ObjectKeyFromObject(d), applied, d.Spec.Replicas)
+	if err != nil {
 		return failed(v1alpha1.ReasonReadFailed, "reading the LiteLLM Deployment", err)
 	}
 	status, reason, msg := deploymentAvailability(current)

@@ -134,8 +134,7 @@ var _ = Describe("ChatGateway status", func() {
 		Expect(gw.Status.ObservedGeneration).To(Equal(gw.Generation))
 
 		By("naming a default model no provider serves")
-		gw.Spec.DefaultModel = "gpt-9"
-		Expect(k8sClient.Update(ctx, gw)).To(Succeed())
+		changeSpec(gw, func(gw *v1alpha1.ChatGateway) { gw.Spec.DefaultModel = "gpt-9" })
 		Eventually(condition(gw, conds, v1alpha1.ConditionProvidersReady)).Should(And(
 			HaveField("Status", metav1.ConditionFalse),
 			HaveField("Message", ContainSubstring(`defaultModel "gpt-9"`)),

@@ -93,9 +93,9 @@ var _ = Describe("The session store", func() {
 		Expect(meta.IsStatusConditionTrue(f.gw.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
 
 		By("a spec change meanwhile: the pods are not rolled onto the bad key")
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f.gw), f.gw)).To(Succeed())
-		f.gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 30 * time.Minute}
-		Expect(k8sClient.Update(ctx, f.gw)).To(Succeed())
+		changeSpec(f.gw, func(gw *v1alpha1.ChatGateway) {
+			gw.Spec.Sessions.IdleTimeout = &metav1.Duration{Duration: 30 * time.Minute}
+		})
 		Eventually(func(g Gomega) int64 {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(f.gw), f.gw)).To(Succeed())
 			return f.gw.Status.ObservedGeneration

@@ -23,6 +23,12 @@ import (
 // FieldOwner is the one field manager every server-side apply uses.
 const FieldOwner = client.FieldOwner("chatgateway-operator")
 
+// typedBody skips the API server's unknown-field check of a request body,
+// which by default (Warn) decodes the body a second time, strictly. Every
+// body this operator sends is marshalled from Go types of the API it writes
+// to, so it has no unknown fields to warn of.
+const typedBody = client.FieldValidation(metav1.FieldValidationIgnore)
+
 // applier server-side applies rendered children. It remembers, per object,
 // the resourceVersion the last successful apply left, a hash of what was
 // sent and the inputs it was rendered from; when the object in the cache
@@ -80,7 +86,7 @@ func (a *applier) apply(ctx context.Context, owner, obj client.Object, inputs st
 	applied.SetGroupVersionKind(gvk)
 	applied.SetNamespace(obj.GetNamespace())
 	applied.SetName(obj.GetName())
-	if err := a.client.Patch(ctx, applied, client.RawPatch(types.ApplyPatchType, raw), FieldOwner, client.ForceOwnership); err != nil {
+	if err := a.client.Patch(ctx, applied, client.RawPatch(types.ApplyPatchType, raw), FieldOwner, client.ForceOwnership, typedBody); err != nil {
 		return nil, fmt.Errorf("applying %s %s: %w", gvk.Kind, obj.GetName(), err)
 	}
 	a.last.add(key, applied.GetResourceVersion(), versionOf(gvk, applied), hash, inputs)

@@ -31,5 +31,5 @@ func patchStatus(ctx context.Context, c client.Client, before, obj client.Object
 	answer.SetGroupVersionKind(gvk)
 	answer.SetNamespace(obj.GetNamespace())
 	answer.SetName(obj.GetName())
-	return c.Status().Patch(ctx, answer, client.RawPatch(types.MergePatchType, data))
+	return c.Status().Patch(ctx, answer, client.RawPatch(types.MergePatchType, data), typedBody)
 }

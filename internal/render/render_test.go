@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -153,7 +154,15 @@ var renderers = []renderer{
 	{"servicemonitor.yaml", "embedded-oauth2", func(in Inputs) ([]byte, error) { return toYAML(ServiceMonitor(in)) }},
 	{"prometheusrule.yaml", "embedded-oauth2", func(in Inputs) ([]byte, error) { return toYAML(PrometheusRule(in)) }},
 	{"prometheus-rules.yaml", "embedded-oauth2", PrometheusRuleYAML},
-	{"dashboard.json", "embedded-oauth2", GrafanaDashboardJSON},
+	{"dashboard.json", "embedded-oauth2", func(in Inputs) ([]byte, error) { // indented, to read its diffs
+		b, err := GrafanaDashboardJSON(in)
+		if err != nil {
+			return nil, err
+		}
+		var out bytes.Buffer
+		err = json.Indent(&out, b, "", "  ")
+		return out.Bytes(), err
+	}},
 	{"dashboard-configmap.yaml", "embedded-oauth2", func(in Inputs) ([]byte, error) { return toYAML(GrafanaDashboard(in)) }},
 	{"token-secret.yaml", "embedded-oauth2", func(in Inputs) ([]byte, error) {
 		return marshalYAML(TokenSecret(in.Gateway, tokenState))

@@ -236,12 +236,19 @@ func (r *ChatGatewayReconciler) reconcileKeys(ctx context.Context, st *gatewaySt
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("changing the owner of the keys Secret %q", name), err)
 	}
 	st.keysOK = true
+	st.conds.True(typ, v1alpha1.ReasonReady, keysReadyMessage(gw, name))
+	return nil
+}
+
+// keysReadyMessage is the same whether the key was created in this
+// reconcile or found: a message that changed on the next reconcile would
+// cost a status write and say nothing new.
+func keysReadyMessage(gw *v1alpha1.ChatGateway, name string) string {
 	msg := fmt.Sprintf("Master key in Secret %q", name)
 	if retained(gw) {
 		msg += "; kept when the ChatGateway is deleted, like the store (whenDeleted: Retain)"
 	}
-	st.conds.True(typ, v1alpha1.ReasonReady, msg)
-	return nil
+	return msg
 }
 
 // createKeys mints the master key. Create, not apply: it must never
@@ -264,7 +271,7 @@ func (r *ChatGatewayReconciler) createKeys(ctx context.Context, st *gatewayState
 	r.applier.recordWrite(s)
 	r.secrets.remember(client.ObjectKeyFromObject(s), secretFacts{resourceVersion: s.ResourceVersion, keyLen: map[string]int{gc.MasterKeyKey: len(key)}})
 	st.keysOK = true
-	st.conds.True(v1alpha1.ConditionKeysReady, v1alpha1.ReasonReady, fmt.Sprintf("Created the master key in Secret %q", s.Name))
+	st.conds.True(v1alpha1.ConditionKeysReady, v1alpha1.ReasonReady, keysReadyMessage(gw, s.Name))
 	return nil
 }
 

@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"os"
+	"runtime/debug"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -37,6 +38,14 @@ func main() {
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoint (off when empty).")
 	flag.IntVar(&concurrent, "concurrent-reconciles", 16,
 		"Reconciles each controller runs at once. A reconcile mostly waits on the API server, so more than the CPUs help.")
+	// The manager's heap is mostly its informer caches, which live as long
+	// as the objects do: collecting when the heap has grown by half (not
+	// Go's default, doubled) keeps the resident memory at 500 ChatGateways
+	// about 10 MiB lower (make bench-operator), for no CPU it can tell apart.
+	// GOGC in the environment still decides.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(50)
+	}
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()

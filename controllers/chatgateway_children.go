@@ -26,7 +26,7 @@ func (st *gatewayState) inputs(image string) render.Inputs {
 	}
 	return render.Inputs{
 		Gateway: st.gw, Providers: st.providers, Allowlist: st.allowlist,
-		Image: image, TokenGeneration: st.tokenGeneration,
+		Image: image, TokenGeneration: st.tokenGeneration, GatewayYAML: st.gatewayYAML,
 	}
 }
 
@@ -86,6 +86,9 @@ func (r *ChatGatewayReconciler) reconcileGatewayConfig(ctx context.Context, st *
 	}
 	if ok, err := r.upToDate(ctx, st, configMapGVK, render.ConfigMapName(st.gw)); err != nil || ok {
 		return err
+	}
+	if b, err := render.GatewayConfigYAML(st.inputs(r.GatewayImage)); err == nil {
+		st.gatewayYAML = b // for the Deployment's config hash too
 	}
 	cm, err := render.GatewayConfigMap(st.inputs(r.GatewayImage))
 	if err != nil {

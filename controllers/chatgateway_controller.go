@@ -68,6 +68,7 @@ type gatewayState struct {
 	renderErr       error
 	requeueAfter    time.Duration
 	inputsKey       string           // fingerprint, once computed
+	gatewayYAML     []byte           // gateway.yaml, once rendered
 	deployment      *deploymentApply // the applied gateway Deployment, for observeRollout
 }
 

@@ -122,6 +122,9 @@ func GatewayConfig(in Inputs) (*gc.Config, error) {
 
 // GatewayConfigYAML is gateway.yaml: GatewayConfig marshalled.
 func GatewayConfigYAML(in Inputs) ([]byte, error) {
+	if in.GatewayYAML != nil {
+		return in.GatewayYAML, nil
+	}
 	c, err := GatewayConfig(in)
 	if err != nil {
 		return nil, err

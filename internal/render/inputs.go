@@ -28,6 +28,10 @@ type Inputs struct {
 	// a pod-template annotation, so the pods (and the OAuth2 Proxy sidecar,
 	// which reads the token once at start) roll with each rotation.
 	TokenGeneration string
+	// GatewayYAML, when set, is what GatewayConfigYAML rendered from these
+	// same inputs: the ConfigMap and the Deployment's config hash both need
+	// it, and a caller that renders both can render it once.
+	GatewayYAML []byte
 }
 
 // Defaults of the CRD, applied again here because the API server applies

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
@@ -552,5 +553,42 @@ func TestLiteLLMDriftRules(t *testing.T) {
 		if got := liteLLMModelLabelValue(c.params); got != c.want {
 			t.Errorf("LiteLLM model label of %v = %q, want %q", c.params, got, c.want)
 		}
+	}
+}
+
+// The gateway.yaml a caller rendered once is the one the ConfigMap holds
+// and the Deployment hashes: the same children as rendering it each time.
+func TestGatewayYAMLRenderedOnce(t *testing.T) {
+	in := family(t)
+	gatewayYAML, err := GatewayConfigYAML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	once := in
+	once.GatewayYAML = gatewayYAML
+	for name, render := range map[string]func(Inputs) (any, error){
+		"ConfigMap":  func(in Inputs) (any, error) { return GatewayConfigMap(in) },
+		"Deployment": func(in Inputs) (any, error) { return Deployment(in) },
+	} {
+		want, err := render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := render(once)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(got, want) {
+			t.Errorf("%s rendered with the gateway.yaml given differs from one rendered afresh", name)
+		}
+	}
+	// And a changed input with a stale gateway.yaml is the caller's bug: the
+	// hash follows what it is given.
+	stale := once
+	stale.GatewayYAML = []byte("listen: :1\n")
+	d1, _ := Deployment(once)
+	d2, _ := Deployment(stale)
+	if d1.Spec.Template.Annotations[AnnotationConfigHash] == d2.Spec.Template.Annotations[AnnotationConfigHash] {
+		t.Error("the config hash must be of the gateway.yaml given")
 	}
 }

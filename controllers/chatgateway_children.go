@@ -204,25 +204,22 @@ func (r *ChatGatewayReconciler) reconcileDeployment(ctx context.Context, st *gat
 		st.conds.Unknown(typ, v1alpha1.ReasonNotEvaluated, "The Deployment is left as it is, its pods not rolled, until KeysReady is True")
 		return nil
 	}
-	name := render.DeploymentName(st.gw)
-	st.deployment = &deploymentApply{key: types.NamespacedName{Namespace: st.gw.Namespace, Name: name}}
-	if ok, err := r.upToDate(ctx, st, deploymentGVK, name); err != nil || ok {
-		if err != nil {
-			st.deployment = nil
-		}
+	key := types.NamespacedName{Namespace: st.gw.Namespace, Name: render.DeploymentName(st.gw)}
+	if ok, err := r.upToDate(ctx, st, deploymentGVK, key.Name); err != nil {
 		return err
+	} else if ok {
+		st.deployment = &deploymentApply{key: key}
+		return nil
 	}
 	d, err := render.Deployment(st.inputs(r.GatewayImage))
 	if err != nil {
-		st.deployment = nil
 		return failed(v1alpha1.ReasonRenderFailed, "rendering the Deployment", err)
 	}
 	applied, err := r.applier.apply(ctx, st.gw, d, st.fingerprint(r.GatewayImage))
 	if err != nil {
-		st.deployment = nil
 		return failed(v1alpha1.ReasonApplyFailed, fmt.Sprintf("applying Deployment %q", d.Name), err)
 	}
-	st.deployment.applied, st.deployment.replicas = applied, d.Spec.Replicas
+	st.deployment = &deploymentApply{key: key, applied: applied, replicas: d.Spec.Replicas}
 	return nil
 }
 

@@ -608,3 +608,44 @@ func TestQuotaStatefulChat(t *testing.T) {
 		t.Fatalf("after the turn: %+v, %v", st, err)
 	}
 }
+
+// TestQuotaHardZeroRefusesEverything: a per-person dailyHardUSD of "0" is
+// an admin's off switch, not "no limit": every model request and chat turn
+// is refused before a provider is called, while a person without an
+// override inherits the default, and no default means no limit.
+func TestQuotaHardZeroRefusesEverything(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, func(c *gatewayconfig.Config) {
+		c.Users[1].DailyHardUSD = "0" // bob
+	})
+	for _, path := range []string{"/v1/chat/completions", "/v1/messages", "/api/chat"} {
+		body := chatBody("sonnet", "hi", 10, false)
+		if path == "/api/chat" {
+			body = `{"content":"hi"}`
+		}
+		resp, b := send(t, e.url, path, bob, body)
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(b, "$0.00") {
+			t.Errorf("%s with a limit of 0: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	if n := e.anth.Served() + e.oai.Served(); n != 0 {
+		t.Errorf("a provider was called %d times for a person whose limit is 0", n)
+	}
+	st, err := e.gw.QuotaStatus(context.Background(), bob)
+	if err != nil || st.RemainingPicodollars != 0 {
+		t.Errorf("bob's status %+v %v: want a limit with nothing remaining", st, err)
+	}
+	// alice has no override and there is no default: no limit.
+	if resp, b := send(t, e.url, "/v1/chat/completions", alice, chatBody("sonnet", "hi", 10, false)); resp.StatusCode != 200 {
+		t.Fatalf("alice without a limit: %d %s", resp.StatusCode, b)
+	}
+
+	// With a default of "0" everyone without an override is refused, and
+	// an override lifts it for that person.
+	e2 := newEnv(t, withQuota("", "0"), func(c *gatewayconfig.Config) { c.Users[1].DailyHardUSD = "1" })
+	if resp, _ := send(t, e2.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, false)); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("alice under a default of 0: %d", resp.StatusCode)
+	}
+	if resp, b := send(t, e2.url, "/v1/chat/completions", bob, chatBody("gpt", "hi", 10, false)); resp.StatusCode != 200 {
+		t.Errorf("bob's override of 1: %d %s", resp.StatusCode, b)
+	}
+}

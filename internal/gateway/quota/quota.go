@@ -51,6 +51,9 @@ type Exceeded struct {
 }
 
 func (e *Exceeded) Error() string {
+	if e.Limit == 0 {
+		return "your daily spending limit is $0.00: model requests are turned off for you; ask an administrator"
+	}
 	msg := fmt.Sprintf("daily spending limit reached: you have spent %s of your %s daily limit today", formatUSD(e.Spent), formatUSD(e.Limit))
 	if e.Reserved > 0 {
 		msg += fmt.Sprintf(", %s more is held by requests in progress", formatUSD(e.Reserved))
@@ -191,7 +194,8 @@ func (k *Keeper) Admit(ctx context.Context, p *Policy, a Ask) (*Reservation, err
 		// Settled spend stops short of the hard limit by design: the user
 		// has reached it when a request no longer fits even with nothing
 		// else in flight (a refusal only for concurrency is not that).
-		if !store.QuotaFits(store.QuotaUsage{SpentPicodollars: u.SpentPicodollars}, 0, int64(worst), int64(lim.Hard)) {
+		// A limit of zero is an admin's off switch, not news to send.
+		if lim.Hard > 0 && !store.QuotaFits(store.QuotaUsage{SpentPicodollars: u.SpentPicodollars}, 0, int64(worst), int64(lim.Hard)) {
 			k.notifyOnce(ctx, res, day, thresholdHard, spent, lim.Hard)
 		}
 		return nil, &Exceeded{Limit: lim.Hard, Spent: spent, Reserved: metering.Picodollars(u.ReservedPicodollars), Worst: worst, UntilReset: end.Sub(now)}
@@ -200,7 +204,7 @@ func (k *Keeper) Admit(ctx context.Context, p *Policy, a Ask) (*Reservation, err
 }
 
 func (r *Reservation) hardLimit() int64 {
-	if r.limits.Hard == 0 {
+	if !r.limits.HasHard {
 		return math.MaxInt64 // soft limit only: charges are kept to notify, never refused
 	}
 	return int64(r.limits.Hard)
@@ -302,7 +306,8 @@ type Status struct {
 	SoftLimitPicodollars int64 `json:"softLimitPicodollars"`
 	HardLimitPicodollars int64 `json:"hardLimitPicodollars"`
 	// RemainingPicodollars is the hard limit less spend and reservations,
-	// never below zero; -1 when there is no hard limit.
+	// never below zero; -1 when there is no hard limit (a hard limit of
+	// zero, which refuses every request, has 0 remaining).
 	RemainingPicodollars int64 `json:"remainingPicodollars"`
 }
 
@@ -321,7 +326,7 @@ func (k *Keeper) Status(ctx context.Context, p *Policy, email string) (Status, e
 		SpentPicodollars: u.SpentPicodollars, ReservedPicodollars: u.ReservedPicodollars,
 		SoftLimitPicodollars: int64(lim.Soft), HardLimitPicodollars: int64(lim.Hard), RemainingPicodollars: -1,
 	}
-	if lim.Hard > 0 {
+	if lim.HasHard {
 		st.RemainingPicodollars = max(0, int64(lim.Hard)-u.SpentPicodollars-u.ReservedPicodollars)
 	}
 	return st, nil

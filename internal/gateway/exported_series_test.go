@@ -49,6 +49,9 @@ func TestRenderedQueriesNameExportedSeries(t *testing.T) {
 	for _, g := range rule.Spec.Groups {
 		for _, r := range g.Rules {
 			queries = append(queries, r.Expr.String())
+			if r.Record != "" {
+				exported[r.Record] = true // a recording rule's series comes from the gateway's
+			}
 		}
 	}
 	dashboard, err := render.GrafanaDashboard(in)
@@ -132,6 +135,8 @@ func promqlSeries(expr string) []string {
 	}
 	var out []string
 	keywords := map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true, "inf": true, "nan": true, "atan2": true,
+		// Prometheus 3's range modifiers.
+		"anchored": true, "smoothed": true,
 		// Aggregations, which may be followed by a grouping rather than "(".
 		"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true, "stdvar": true, "count": true,
 		"count_values": true, "bottomk": true, "topk": true, "quantile": true, "limitk": true, "limit_ratio": true}

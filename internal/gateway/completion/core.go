@@ -164,10 +164,10 @@ func (x *exchange) admit(ctx context.Context, plan []*upstream.Route) *translate
 	if policy.Limits(who.Email).None() {
 		return nil // nothing to reserve: spare the request the work
 	}
-	x.bound = quota.NewBound(x.in.Size(), x.in.OutputCap(), x.in.Choices())
+	x.bound = quota.NewBound(x.in.Size(), x.in.Images(), x.in.OutputCap(), x.in.Choices())
 	worst := make([]metering.Picodollars, len(plan))
 	for i, rt := range plan {
-		worst[i] = x.bound.WorstCase(rt.Prices, rt.MaxTokens)
+		worst[i] = x.worstCase(rt)
 	}
 	name := who.EndUser // notifications name the caller as the metrics do, else by the log pseudonym
 	if name == "" {
@@ -191,7 +191,16 @@ func (x *exchange) Cover(ctx context.Context, rt *upstream.Route) bool {
 	if x.res == nil {
 		return true
 	}
-	return x.res.Cover(ctx, x.bound.WorstCase(rt.Prices, rt.MaxTokens))
+	return x.res.Cover(ctx, x.worstCase(rt))
+}
+
+// worstCase is the most rt can cost for the request.
+func (x *exchange) worstCase(rt *upstream.Route) metering.Picodollars {
+	img := int64(quota.OpenAIImageTokens)
+	if rt.Provider.Dialect() == translate.Anthropic {
+		img = quota.AnthropicImageTokens
+	}
+	return x.bound.WorstCase(rt.Prices, rt.MaxTokens, img)
 }
 
 // FailedOver implements upstream.Attempts: it counts the failover.

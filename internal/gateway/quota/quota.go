@@ -106,25 +106,43 @@ func (k *Keeper) SetNotifyRetry(attempts int, backoff time.Duration) {
 // Bound is what a request can use at most, in tokens.
 type Bound struct {
 	Input   int64 // input bound: the request's bytes plus ReserveOverheadTokens
+	Images  int64 // images sent, each bounded apart (see ImageTokens)
 	Output  int64 // the caller's output cap, 0 when none
 	Choices int64 // completions asked for (OpenAI n), at least 1
 }
 
-// NewBound bounds a request of size bytes asking for at most outputCap
-// tokens (0: the model's limit) in choices completions.
-func NewBound(size int, outputCap, choices int64) Bound {
-	return Bound{Input: int64(size) + ReserveOverheadTokens, Output: outputCap, Choices: max(choices, 1)}
+// An image's tokens do not follow from its bytes: a URL is a few dozen
+// bytes, and a large single-colour PNG compresses to fewer bytes than the
+// tokens it costs. Each image is bounded by the most its provider's models
+// charge for one, per the providers' documented sizing rules.
+const (
+	// AnthropicImageTokens: Anthropic scales every image down to at most
+	// 1568 px on its long edge and about 1.15 megapixels, at width × height
+	// / 750 tokens: about 1,600 at most.
+	AnthropicImageTokens = 1_600
+	// OpenAIImageTokens: behind an OpenAI-compatible endpoint may be any
+	// model; the costliest documented is gpt-4o-mini at detail "high":
+	// 2,833 tokens plus 5,667 per 512-px tile of an image scaled into
+	// 2048 × 768, at most 8 tiles.
+	OpenAIImageTokens = 2_833 + 8*5_667
+)
+
+// NewBound bounds a request of size bytes with images images, asking for
+// at most outputCap tokens (0: the model's limit) in choices completions.
+func NewBound(size int, images, outputCap, choices int64) Bound {
+	return Bound{Input: int64(size) + ReserveOverheadTokens, Images: images, Output: outputCap, Choices: max(choices, 1)}
 }
 
-// WorstCase is the most a route with prices p and output limit modelMax
-// can cost for the request (see the package doc).
-func (b Bound) WorstCase(p metering.Prices, modelMax int64) metering.Picodollars {
+// WorstCase is the most a route with prices p, output limit modelMax and
+// imageTokens a picture can cost for the request (see the package doc).
+func (b Bound) WorstCase(p metering.Prices, modelMax, imageTokens int64) metering.Picodollars {
 	inPrice := max(p.Input, p.CacheWrite, p.CacheRead)
 	out := b.Output
 	if out <= 0 {
 		out = modelMax
 	}
-	return min(satAdd(satMul(b.Input, int64(inPrice)), satMul(satMul(out, int64(p.Output)), b.Choices)), maxReservation)
+	in := satAdd(b.Input, satMul(b.Images, imageTokens))
+	return min(satAdd(int64(satMul(int64(in), int64(inPrice))), satMul(satMul(out, int64(p.Output)), b.Choices)), maxReservation)
 }
 
 // Ask is a request asking to be admitted.

@@ -23,12 +23,13 @@ func TestWorstCase(t *testing.T) {
 		want metering.Picodollars
 	}{
 		// (bytes + 1024) at the cache-write price, the caller's cap at the output price.
-		{"caller cap", NewBound(18, 100, 1), (18+1024)*3_750_000 + 100*15_000_000},
-		{"model cap", NewBound(2, 0, 1), (2+1024)*3_750_000 + 8192*15_000_000},
-		{"n choices", NewBound(34, 10, 3), (34+1024)*3_750_000 + 3*10*15_000_000},
-		{"absurd n saturates", NewBound(40, 9_000_000_000_000, 9_000_000_000), maxReservation},
+		{"caller cap", NewBound(18, 0, 100, 1), (18+1024)*3_750_000 + 100*15_000_000},
+		{"model cap", NewBound(2, 0, 0, 1), (2+1024)*3_750_000 + 8192*15_000_000},
+		{"n choices", NewBound(34, 0, 10, 3), (34+1024)*3_750_000 + 3*10*15_000_000},
+		{"two images", NewBound(60, 2, 10, 1), (60+1024+2*AnthropicImageTokens)*3_750_000 + 10*15_000_000},
+		{"absurd n saturates", NewBound(40, 0, 9_000_000_000_000, 9_000_000_000), maxReservation},
 	} {
-		if got := tc.b.WorstCase(p, 8192); got != tc.want {
+		if got := tc.b.WorstCase(p, 8192, AnthropicImageTokens); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}

@@ -111,5 +111,12 @@ func run() error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// The requests are done: commit the spend still queued and return the
+	// quota leases, so the quota's spend equals the ledger's.
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if err := g.Close(cctx); err != nil {
+		log.Warn("Failed to commit the last spend before exiting", slog.String("error", err.Error()))
+	}
 	return nil
 }

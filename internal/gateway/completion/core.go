@@ -79,6 +79,12 @@ type exchange struct {
 	text      int
 	sinceBill int
 	lastBill  time.Time
+	// events counts the events relayed to an HTTP caller; cut marks an
+	// answer that ended before the provider's last event (a failure, or a
+	// caller gone and the provider not finishing): both feed the estimate
+	// of a cut answer's cost.
+	events int
+	cut    bool
 }
 
 // Complete serves req and reports to obs (nil for none). It returns once
@@ -115,7 +121,10 @@ func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 	}
 	x.out.Model, x.out.Requested = choice.Alias, choice.Name()
 
-	actx, cancel := context.WithTimeout(ctx, snap.Failover.RequestTimeout)
+	// The providers' calls outlive the caller: a caller who hangs up is
+	// still billed what the provider bills, so the answer is read to its
+	// usage (bounded by the request timeout) after they left.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snap.Failover.RequestTimeout)
 	defer cancel()
 	plan := c.failover.Order(snap.Models.Plan(choice.Alias))
 	// Every model request is admitted against the caller's daily quota
@@ -196,11 +205,15 @@ func (x *exchange) Cover(ctx context.Context, rt *upstream.Route) bool {
 
 // worstCase is the most rt can cost for the request.
 func (x *exchange) worstCase(rt *upstream.Route) metering.Picodollars {
-	img := int64(quota.OpenAIImageTokens)
+	return x.bound.WorstCase(rt.Prices, rt.MaxTokens, x.imageTokens(rt))
+}
+
+// imageTokens bounds what one image costs on rt's provider.
+func (x *exchange) imageTokens(rt *upstream.Route) int64 {
 	if rt.Provider.Dialect() == translate.Anthropic {
-		img = quota.AnthropicImageTokens
+		return quota.AnthropicImageTokens
 	}
-	return x.bound.WorstCase(rt.Prices, rt.MaxTokens, img)
+	return quota.OpenAIImageTokens
 }
 
 // FailedOver implements upstream.Attempts: it counts the failover.

@@ -149,9 +149,9 @@ type call struct {
 	id       string
 	clientID string
 	start    time.Time
-	front translate.Dialect
-	snap  *snapshot
-	who   completion.Caller
+	front    translate.Dialect
+	snap     *snapshot
+	who      completion.Caller
 }
 
 type callHandler func(w http.ResponseWriter, r *http.Request, c *call)

@@ -128,7 +128,7 @@ func (b *pgBackend) commitSpend(ctx context.Context, rows []SpendEntry, settles 
 	n := len(rows)
 	var (
 		ids, clients, users, models, requested, providers, statuses = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		in, out, cr, cw, cost, at                                  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		in, out, cr, cw, cost, at                                   = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	)
 	for i, e := range rows {
 		ids[i], clients[i], users[i], models[i], requested[i], providers[i], statuses[i] = e.RequestID, e.ClientRequestID, e.User, e.Model, e.RequestedModel, e.Provider, e.Status

@@ -22,8 +22,6 @@ import (
 // providers bill, each tried against the real binary (see issue 10). Set
 // E2E_GATEWAY to run them against another build of cmd/gateway.
 
-
-
 // spendGateway is a gateway process with the Embedded store, alice an
 // admin and bob a user, in front of an Anthropic simulator (model sonnet)
 // and an OpenAI-compatible one (model nova, at most 777 output tokens).
@@ -214,7 +212,9 @@ func TestCapIsWhatIsSent(t *testing.T) {
 		{"/v1/messages", `{"model":"nova","max_tokens":1,"messages":[{"role":"user","content":"hi"}],"max_tokens":64000}`, "anthropic"},
 	} {
 		code, out := g.post(t, tc.path, email, tc.body)
-		var oe struct{ Error struct{ Message, Type string } }
+		var oe struct {
+			Error struct{ Message, Type string }
+		}
 		var ae struct {
 			Type  string
 			Error struct{ Message, Type string }

@@ -28,10 +28,11 @@ import (
 // overrun the limit (Doorman's property: the sum of outstanding leases
 // never exceeds capacity).
 //
-// The lease asks for what the user's requests on this replica reserved
-// over the last leaseHorizon, so under load it is renewed (grown) in the
-// background before it runs dry, and the request path touches the store
-// only when it is empty. Near the limit the store grants less than asked,
+// The lease asks for room for the worst cases the user's requests had in
+// flight at once lately plus the real costs they settled over the last
+// leaseHorizon, so under load it is renewed (grown) in the background
+// before it runs dry, and the request path touches the store only when it
+// is empty. Near the limit the store grants less than asked,
 // down to the one request's worst case: the lease is then "tight" and is
 // returned as soon as nothing is admitted against it, which is the
 // per-request reservation of a quota with little left. A lease unused for
@@ -43,8 +44,9 @@ import (
 // may have been spent by requests whose ledger rows died with the
 // process, and the quota must never count less than the provider bills.
 // What a person loses to a killed replica is what the lease held beyond
-// its real spend: at most leaseHorizon's worth of their recent worst
-// cases, or one request's near the limit.
+// its real spend: about their requests' worst cases in flight plus
+// leaseHorizon's worth of their real spend, or one request's worst case
+// near the limit.
 const (
 	leaseTTL     = 30 * time.Second
 	renewBefore  = leaseTTL / 2
@@ -69,10 +71,12 @@ type account struct {
 	endUser string
 	name    string
 
-	cur     *lease   // the lease new admissions use; nil for none
-	leases  []*lease // every lease not yet returned, cur included
-	demand  demand
-	lastUse time.Time
+	cur    *lease   // the lease new admissions use; nil for none
+	leases []*lease // every lease not yet returned, cur included
+	// inFlight is the peak of the worst cases reserved at once; costs the
+	// real costs settled, per second.
+	inFlight, costs window
+	lastUse         time.Time
 
 	// spent is the user's settled spend today as this replica knows it:
 	// the store's at the last grant, plus the costs committed here since.
@@ -100,13 +104,13 @@ type lease struct {
 
 func (l *lease) available() int64 { return l.held - l.reserved - l.pending }
 
-// demand is the worst cases a user's requests reserved here per second.
-type demand struct {
+// window keeps a per-second figure for this second and the last.
+type window struct {
 	slot      int64
 	cur, prev int64
 }
 
-func (d *demand) roll(now time.Time) {
+func (d *window) roll(now time.Time) {
 	s := now.Unix()
 	if s == d.slot {
 		return
@@ -119,15 +123,31 @@ func (d *demand) roll(now time.Time) {
 	d.cur, d.slot = 0, s
 }
 
-func (d *demand) add(now time.Time, w int64) {
+// add sums v into this second.
+func (d *window) add(now time.Time, v int64) {
 	d.roll(now)
-	d.cur = int64(satAdd(d.cur, w))
+	d.cur = int64(satAdd(d.cur, v))
 }
 
-// prefetch is what a lease asks for beyond the request at hand.
+// peak keeps the largest v seen this second.
+func (d *window) peak(now time.Time, v int64) {
+	d.roll(now)
+	d.cur = max(d.cur, v)
+}
+
+func (d *window) get(now time.Time) int64 {
+	d.roll(now)
+	return max(d.prev, d.cur)
+}
+
+// prefetch is what a lease asks for beyond the request at hand: room for
+// as many worst cases as were in flight at once lately, plus the real
+// costs the person's requests settled over leaseHorizon (what the lease
+// will give up to settled spend before it is next grown). Asking for the
+// worst cases of a horizon's requests would hold far more than anyone
+// spends, and a replica killed holding it would charge it all.
 func (a *account) prefetch(now time.Time) int64 {
-	a.demand.roll(now)
-	return int64(satMul(max(a.demand.prev, a.demand.cur), int64(leaseHorizon/time.Second)))
+	return int64(satAdd(a.inFlight.get(now), int64(satMul(a.costs.get(now), int64(leaseHorizon/time.Second)))))
 }
 
 // usable is the lease new admissions may use at now, if any.
@@ -200,7 +220,6 @@ func (k *Keeper) Admit(ctx context.Context, p *Policy, ask Ask) (*Reservation, e
 
 	a.mu.Lock()
 	a.policy, a.limits, a.endUser, a.name = p, lim, ask.EndUser, ask.Name
-	a.demand.add(now, int64(worst))
 	a.lastUse = now
 	if r := a.reserveLocked(day, now, int64(worst)); r != nil {
 		low := r.l.available() < a.prefetch(now)/2
@@ -218,6 +237,7 @@ func (k *Keeper) Admit(ctx context.Context, p *Policy, ask Ask) (*Reservation, e
 func (a *account) reserveLocked(day string, now time.Time, w int64) *Reservation {
 	if l := a.usable(day, now); l != nil && l.available() >= w {
 		l.reserved += w
+		a.inFlight.peak(now, l.reserved)
 		return &Reservation{a: a, l: l, worst: w}
 	}
 	return nil
@@ -238,10 +258,14 @@ func (a *account) grantAndReserve(ctx context.Context, ask Ask, w int64, now tim
 			return r, nil // another admission's grant made room
 		}
 		l := a.usable(day, now)
-		need, pre := w, a.prefetch(now)
+		need := w
 		if l != nil {
 			need = w - l.available()
+			a.inFlight.peak(now, l.reserved+w)
+		} else {
+			a.inFlight.peak(now, w)
 		}
+		pre := a.prefetch(now)
 		a.mu.Unlock()
 
 		g, l, err := a.grantLease(ctx, l, need, int64(satAdd(need, pre)), start, end, day, now, hardLimit(lim))
@@ -400,7 +424,9 @@ func (r *Reservation) Settle(cost metering.Picodollars) {
 	r.settled = true
 	r.l.reserved -= r.worst
 	r.l.pending += int64(max(cost, 0))
-	a.lastUse = a.k.now()
+	now := a.k.now()
+	a.costs.add(now, int64(max(cost, 0)))
+	a.lastUse = now
 }
 
 // Committed is the ledger writer's report on a batch: committed (err nil)

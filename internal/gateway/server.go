@@ -24,8 +24,10 @@ type Options struct {
 	ConfigPath string
 	// Logger receives structured logs; the default discards them.
 	Logger *slog.Logger
-	// Ledger keeps the spend rows of a gateway without a Store; the
-	// default is a new MemoryLedger.
+	// Ledger, for tests, keeps the spend rows of a gateway without a
+	// Store; by default such a gateway keeps none (its spend is in the
+	// metrics and the request log), so its memory does not grow with
+	// every request.
 	Ledger *metering.MemoryLedger
 	// Now is the clock, for tests of the token grace period.
 	Now func() time.Time
@@ -89,11 +91,7 @@ func New(opts Options) (*Gateway, error) {
 	// ledger row and its quota settlement in one transaction per batch.
 	var sink metering.Sink = metering.StoreSink{Store: charges}
 	if g.store == nil {
-		ledger := opts.Ledger
-		if ledger == nil {
-			ledger = &metering.MemoryLedger{}
-		}
-		sink = metering.MemorySink{Ledger: ledger, Quotas: charges}
+		sink = metering.MemorySink{Ledger: opts.Ledger, Quotas: charges}
 	} else if opts.Quotas == nil {
 		sink = metering.StoreSink{Store: g.store}
 	}

@@ -50,17 +50,27 @@ type Ledger interface {
 type MemoryLedger struct {
 	mu      sync.Mutex
 	entries []Entry
+	// provisional indexes the entries still provisional by request id, so
+	// that Record costs the same however many entries there are.
+	provisional map[string]int
 }
 
 // Record appends e, or replaces the provisional entry of its request.
 func (l *MemoryLedger) Record(_ context.Context, e Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := len(l.entries) - 1; i >= 0; i-- {
-		if p := &l.entries[i]; p.Provisional && p.RequestID == e.RequestID {
-			*p = e
-			return nil
+	if i, ok := l.provisional[e.RequestID]; ok {
+		l.entries[i] = e
+		if !e.Provisional {
+			delete(l.provisional, e.RequestID)
 		}
+		return nil
+	}
+	if e.Provisional {
+		if l.provisional == nil {
+			l.provisional = map[string]int{}
+		}
+		l.provisional[e.RequestID] = len(l.entries)
 	}
 	l.entries = append(l.entries, e)
 	return nil

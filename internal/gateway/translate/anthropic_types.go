@@ -60,13 +60,13 @@ func (c *anthropicContent) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '"' {
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := unmarshalLenient(b, &s); err != nil {
 			return err
 		}
 		*c = anthropicContent{{Type: "text", Text: s}}
 		return nil
 	}
-	return json.Unmarshal(b, (*[]anthropicBlock)(c))
+	return unmarshalLenient(b, (*[]anthropicBlock)(c))
 }
 
 // UnmarshalJSONFrom is the strict decode's: the blocks are decoded under

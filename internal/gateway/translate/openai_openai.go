@@ -36,7 +36,7 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 		Choices []struct{}   `json:"choices"`
 		Usage   *openaiUsage `json:"usage"`
 	}
-	if err := json.Unmarshal(body, &c); err != nil {
+	if err := unmarshalLenient(body, &c); err != nil {
 		return metering.Usage{}, err
 	}
 	if c.Choices == nil {
@@ -70,7 +70,7 @@ func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 		out.Raw("", doneData)
 		return nil
 	}
-	if !json.Valid(ev.Data) {
+	if !validLenient(ev.Data) {
 		return malformedEvent(errors.New("invalid JSON"))
 	}
 	// Most chunks carry neither an error nor usage; skip decoding those. The
@@ -82,7 +82,7 @@ func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 			Usage   *openaiUsage    `json:"usage"`
 			Error   json.RawMessage `json:"error"`
 		}
-		if err := json.Unmarshal(ev.Data, &c); err != nil {
+		if err := unmarshalLenient(ev.Data, &c); err != nil {
 			return malformedEvent(err)
 		}
 		if len(c.Error) > 0 && string(c.Error) != "null" {

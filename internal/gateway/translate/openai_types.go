@@ -90,10 +90,10 @@ func (c *openaiContent) UnmarshalJSON(b []byte) error {
 		return nil
 	case len(b) > 0 && b[0] == '"':
 		*c = openaiContent{}
-		return json.Unmarshal(b, &c.Text)
+		return unmarshalLenient(b, &c.Text)
 	}
 	*c = openaiContent{Parts: []openaiPart{}}
-	return json.Unmarshal(b, &c.Parts)
+	return unmarshalLenient(b, &c.Parts)
 }
 
 // UnmarshalJSONFrom is the strict decode's: the parts are decoded under

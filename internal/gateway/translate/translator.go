@@ -97,7 +97,7 @@ func (s *streamState) Usage() metering.Usage { return s.u }
 // the provider's failure.
 func decodeChunk(ev *Event) (openaiChunk, error) {
 	var c openaiChunk
-	if err := json.Unmarshal(ev.Data, &c); err != nil {
+	if err := unmarshalLenient(ev.Data, &c); err != nil {
 		return c, malformedEvent(err)
 	}
 	if len(c.Error) > 0 && string(c.Error) != "null" {
@@ -187,7 +187,7 @@ func eventType(ev *Event) []byte {
 	var t struct {
 		Type string `json:"type"`
 	}
-	_ = json.Unmarshal(ev.Data, &t)
+	_ = unmarshalLenient(ev.Data, &t)
 	return []byte(t.Type)
 }
 

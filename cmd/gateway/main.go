@@ -44,7 +44,9 @@ func run() error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	out := newLogBuffer(os.Stderr, flushEvery)
+	defer out.Close()
+	log := slog.New(logHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}), out})
 
 	st, err := gateway.OpenStore(context.Background(), *configPath, time.Now())
 	switch {
@@ -95,6 +97,7 @@ func run() error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("Serving", slog.String("addr", ln.Addr().String()))
+	out.Flush() // what waits for the gateway to start reads this line
 
 	select {
 	case err := <-served:

@@ -136,7 +136,7 @@ func startGateway(ctx context.Context, o options, pin pinning, store, simURL str
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		return proxy{}, err
 	}
-	argv := []string{o.gateway, "--config", cfgPath, "--log-level", "warn"}
+	argv := []string{o.gateway, "--config", cfgPath, "--log-level", o.logLevel}
 	debug := ""
 	if o.profile != "" {
 		if debug, err = freeAddr(); err != nil {

@@ -18,8 +18,9 @@
 //
 // The gateway runs on the config the operator renders for a ChatGateway
 // with a daily quota far from its limit, metering per person, the token
-// and the email header a sidecar would add, and the store named by
-// -stores: none (quota in memory), sqlite (the Embedded store) or
+// and the email header a sidecar would add, logging as the operator runs
+// it (a line per request; -log-level to change that), and the store
+// named by -stores: none (quota in memory), sqlite (the Embedded store) or
 // postgres (a throwaway local server with fsync on).
 package main
 
@@ -56,6 +57,7 @@ type options struct {
 	eventGap            time.Duration
 	anthropic           bool
 	pin                 string
+	logLevel            string
 	// profile, when set, is a folder for CPU profiles of each gateway
 	// over its top ladder step in the last repetition.
 	profile string
@@ -101,6 +103,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.events, "events", 20, "content events per stream")
 	fs.DurationVar(&o.eventGap, "event-gap", time.Millisecond, "the simulator's pause between events")
 	fs.BoolVar(&o.anthropic, "anthropic", false, "Anthropic front and provider instead of OpenAI's")
+	fs.StringVar(&o.logLevel, "log-level", "info", "the gateway's --log-level (info, as the operator runs it, logs a line per request)")
 	fs.StringVar(&o.pin, "pin", "0:1", "CPUs as LOAD:PROXY for taskset, or none")
 	fs.StringVar(&o.profile, "profile", "", "folder for CPU profiles of each gateway over its top ladder step of the last repetition (go tool pprof)")
 	quick := fs.Bool("quick", false, "a smoke run: one repetition, small counts")

@@ -160,7 +160,7 @@ func TestSIGTERMSettlesTheLedger(t *testing.T) {
 // TestSIGKILLLosesBoundedAndNeverUndercounts: SIGKILL under load. The rows
 // of requests that ended in the last moments (queued for the group commit,
 // or in the batch being committed) are lost; the test counts them and
-// logs the figure docs/architecture.md quotes. The quota never counts
+// logs the figure docs/quotas.md quotes. The quota never counts
 // less: each lost request's cost is still in the lease that admitted it,
 // which is charged in full when it expires.
 func TestSIGKILLLosesBoundedAndNeverUndercounts(t *testing.T) {

@@ -98,7 +98,10 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 		ev        translate.Event
 		committed bool
 		gone      bool // the caller left: read on for the usage only
-		reported  metering.Usage
+		// missed: the caller left with part of the answer unsent. A caller
+		// that closes as soon as the terminal event arrives had it all.
+		missed   bool
+		reported metering.Usage
 	)
 	for {
 		err := rd.Next(&ev)
@@ -162,18 +165,25 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 		}
 		if out.Len() > 0 {
 			x.events++
-			if !gone && w != nil {
+			switch {
+			case gone:
+				missed = true
+			case w != nil:
 				if err := flush(w, rc, out); err != nil {
-					gone = true
+					gone, missed = true, true
 				}
 			}
 		}
-		if texts := out.Texts(); len(texts) > 0 && !gone {
-			for _, t := range texts {
-				x.obs.Text(t)
-				x.text += len(t)
+		if texts := out.Texts(); len(texts) > 0 {
+			if gone {
+				missed = true
+			} else {
+				for _, t := range texts {
+					x.obs.Text(t)
+					x.text += len(t)
+				}
+				x.sinceBill += len(texts)
 			}
-			x.sinceBill += len(texts)
 		}
 		out.Reset()
 		if u := st.Usage(); u != reported {
@@ -184,7 +194,7 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 		}
 		if ended {
 			status := http.StatusOK
-			if gone {
+			if missed {
 				status = StatusClientClosed
 			}
 			x.answered(rt, status, st.Usage())

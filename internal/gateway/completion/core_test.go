@@ -281,6 +281,53 @@ func TestCoreObserver(t *testing.T) {
 	})
 }
 
+// TestCallerLeaves: a caller who closes as soon as the stream's terminal
+// event reached it had the whole answer (200); one who leaves before
+// that did not (499). Both are billed the whole answer the provider gave.
+func TestCallerLeaves(t *testing.T) {
+	for _, tc := range []struct {
+		leaveAfter string
+		status     string
+	}{
+		{"event: message_stop", "200"},
+		{"event: content_block_delta", "499"},
+	} {
+		t.Run(tc.leaveAfter, func(t *testing.T) {
+			r := newRig(t, providersim.Options{ReplyWords: 20, Chunks: 5})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			w := &leavingWriter{ResponseRecorder: httptest.NewRecorder(), after: tc.leaveAfter, leave: cancel}
+			obs := &recorder{}
+			body := `{"model":"both","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
+			r.core.Complete(ctx, completion.Request{
+				ID: "leave", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, EndUser: alice, Upstream: alice},
+				Front: translate.Anthropic, Body: readCloser(body), Client: w,
+			}, withT(obs, t, r, "leave"))
+			if got := strings.Join(obs.calls, ", "); got != "begin anthropic/both, end "+tc.status {
+				t.Errorf("calls %q", got)
+			}
+			if o := obs.outcome; o.Usage.Output != 20 || o.Cost != metering.Picodollars(1*3_000_000+20*15_000_000) {
+				t.Errorf("billed %+v; want the whole answer", o)
+			}
+		})
+	}
+}
+
+// leavingWriter cancels the request's context once it has written after.
+type leavingWriter struct {
+	*httptest.ResponseRecorder
+	after string
+	leave func()
+}
+
+func (w *leavingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseRecorder.Write(b)
+	if strings.Contains(string(b), w.after) {
+		w.leave()
+	}
+	return n, err
+}
+
 func withT(o *recorder, t *testing.T, r *rig, id string) *recorder {
 	o.t, o.r, o.id = t, r, id
 	return o

@@ -112,6 +112,18 @@ func (c *openaiContent) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return jsonv2.UnmarshalDecode(dec, &c.Parts)
 }
 
+// MarshalJSONTo is what the request encoder (go-json-experiment) calls:
+// it writes in place, where MarshalJSON's bytes would be parsed again.
+func (c openaiContent) MarshalJSONTo(enc *jsontext.Encoder) error {
+	switch {
+	case c.Parts != nil:
+		return jsonv2.MarshalEncode(enc, c.Parts)
+	case c.Null:
+		return enc.WriteToken(jsontext.Null)
+	}
+	return enc.WriteToken(jsontext.String(c.Text))
+}
+
 func (c openaiContent) MarshalJSON() ([]byte, error) {
 	switch {
 	case c.Parts != nil:

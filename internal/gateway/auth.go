@@ -168,7 +168,8 @@ func (g *Gateway) authed(front translate.Dialect, h callHandler) http.HandlerFun
 // dialect the call is served in.
 func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(http.ResponseWriter, *translate.Error), h callHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{id: newRequestID(), clientID: clientRequestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
+		start := time.Now()
+		c := &call{id: newRequestID(start), clientID: clientRequestID(r), start: start, front: front, snap: g.snap.Load()}
 		w.Header().Set("X-Request-Id", c.id)
 		if tokenFront == translate.Anthropic {
 			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
@@ -198,14 +199,17 @@ func (g *Gateway) apiAuthed(h chatapi.Handler) http.HandlerFunc {
 		})
 }
 
-// newRequestID is the gateway's id for a request: 128 random bits, so no
-// caller can name, repeat or collide with another request's ledger row.
-// (math/rand/v2's generator is ChaCha8 seeded per thread: unpredictable
-// enough for an id, and cheap.)
-func newRequestID() string {
+// newRequestID is the gateway's id for a request: the time in
+// milliseconds then 80 random bits, so no caller can name, repeat or
+// collide with another request's ledger row, and the ledger's key grows
+// in time order, as UUIDv7's does: a batch of rows lands on the index's
+// last pages instead of one random page per row (what the store writes
+// per commit). (math/rand/v2's generator is ChaCha8 seeded per thread:
+// unpredictable enough for an id, and cheap.)
+func newRequestID(now time.Time) string {
 	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
-	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16|rand.Uint64()&0xffff)
+	binary.BigEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 

@@ -57,11 +57,7 @@ type WriterOptions struct {
 	QueueSize int
 	// MaxBatch bounds a batch (default 512 entries).
 	MaxBatch int
-	// Linger is how long a short batch waits for more (default 10ms): a
-	// commit costs about the same for one row as for dozens (SQLite
-	// writes the same pages to its WAL), so at a few hundred requests a
-	// second a longer wait saves most of the store's CPU, while what a
-	// SIGKILL can lose grows only to the rows of that wait.
+	// Linger is how long a short batch waits for more (default 2ms).
 	Linger time.Duration
 }
 
@@ -93,7 +89,7 @@ func NewWriter(sink Sink, o WriterOptions) *Writer {
 		w.maxBatch = 512
 	}
 	if w.linger <= 0 {
-		w.linger = 10 * time.Millisecond
+		w.linger = 2 * time.Millisecond
 	}
 	size := o.QueueSize
 	if size <= 0 {

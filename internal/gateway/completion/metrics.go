@@ -125,11 +125,20 @@ func (m *metrics) observe(endUser string, o *Outcome) {
 // then seen, with no created-timestamp ingestion and no race with the
 // first scrape. The gateway calls it on start and on every reload.
 func (c *Core) Precreate(endUsers []string, snap *Snapshot) {
+	// Counters only: a histogram child at zero would be a latency series
+	// whose quantiles are NaN until the first request.
+	m := c.metrics
 	for _, alias := range snap.Models.Models() {
 		for _, rt := range snap.Models.Plan(alias) {
 			for _, u := range endUsers {
-				if u != "" {
-					c.metrics.series(seriesKey{u, rt.Alias, rt.Alias, rt.Provider.Name(), http.StatusOK})
+				if u == "" {
+					continue
+				}
+				p := rt.Provider.Name()
+				m.requests.WithLabelValues(u, rt.Alias, rt.Alias, p, strconv.Itoa(http.StatusOK))
+				m.spend.WithLabelValues(u, rt.Alias, p)
+				for _, t := range tokenTypes {
+					m.tokens.WithLabelValues(u, rt.Alias, p, t)
 				}
 			}
 		}

@@ -555,6 +555,17 @@ func (k *Keeper) maintainAccount(ctx context.Context, a *account, closing bool) 
 			k.log.LogAttrs(ctx, slog.LevelWarn, "Failed to return a quota lease", slog.String("error", err.Error()))
 		}
 	}
+	if len(back) > 0 && !closing {
+		// The person went idle here: learn what other replicas settled
+		// meanwhile, so the used-ratio gauge ends at the store's figure.
+		if u, err := k.store.QuotaUsage(ctx, a.user, start, now); err == nil {
+			a.mu.Lock()
+			if len(a.leases) == 0 { // nothing settling here that the read could miss
+				a.spent, a.spentDay = u.SpentPicodollars, day
+			}
+			a.mu.Unlock()
+		}
+	}
 	if len(renew) == 0 && grow == nil {
 		return
 	}

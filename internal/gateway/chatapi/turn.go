@@ -372,6 +372,22 @@ func (t *turn) send(name string, v any) {
 	_ = http.NewResponseController(t.client).Flush()
 }
 
+// Left runs when the page went away mid-reply (Stop, a closed tab): the
+// message is finished as incomplete at once with what was streamed, so a
+// reload shows it so, while the core reads on to bill what the provider
+// charges; End then revises the message's counts.
+func (t *turn) Left() {
+	if !t.started {
+		return
+	}
+	ctx := context.WithoutCancel(t.ctx)
+	if err := t.a.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
+		Content: t.text.String(), Status: store.StatusIncomplete,
+	}); err != nil {
+		t.a.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a reply", slog.String("request_id", t.id), slog.String("error", err.Error()))
+	}
+}
+
 // End runs once the reply was metered and its quota settled: it finishes
 // the message and answers the client.
 func (t *turn) End(o completion.Outcome, err error) {

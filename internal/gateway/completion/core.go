@@ -61,8 +61,10 @@ type exchange struct {
 	ctx context.Context
 	req Request
 	obs Observer
-	in  *translate.Request
-	res *quota.Reservation
+	// toldLeft: the observer was told the caller left (Leaver).
+	toldLeft bool
+	in       *translate.Request
+	res      *quota.Reservation
 	// bound (set when the caller has a quota) and target are what every
 	// attempt reserves and sends.
 	bound  quota.Bound

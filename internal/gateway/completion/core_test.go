@@ -129,6 +129,14 @@ func (o *recorder) Usage(metering.Usage) {
 	}
 }
 
+// Left is a Leaver's: told at once when the caller goes away.
+func (o *recorder) Left() {
+	if o.ends > 0 {
+		o.t.Error("Left after End")
+	}
+	o.calls = append(o.calls, "left")
+}
+
 func (o *recorder) End(out completion.Outcome, err error) {
 	o.ends++
 	o.calls = append(o.calls, fmt.Sprintf("end %d", out.Status))
@@ -283,7 +291,8 @@ func TestCoreObserver(t *testing.T) {
 
 // TestCallerLeaves: a caller who closes as soon as the stream's terminal
 // event reached it had the whole answer (200); one who leaves before
-// that did not (499). Both are billed the whole answer the provider gave.
+// that did not (499). Both are billed the whole answer the provider gave,
+// and the observer hears at once that the caller left.
 func TestCallerLeaves(t *testing.T) {
 	for _, tc := range []struct {
 		leaveAfter string
@@ -303,7 +312,7 @@ func TestCallerLeaves(t *testing.T) {
 				ID: "leave", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, EndUser: alice, Upstream: alice},
 				Front: translate.Anthropic, Body: readCloser(body), Client: w,
 			}, withT(obs, t, r, "leave"))
-			if got := strings.Join(obs.calls, ", "); got != "begin anthropic/both, end "+tc.status {
+			if got := strings.Join(obs.calls, ", "); got != "begin anthropic/both, left, end "+tc.status {
 				t.Errorf("calls %q", got)
 			}
 			if o := obs.outcome; o.Usage.Output != 20 || o.Cost != metering.Picodollars(1*3_000_000+20*15_000_000) {

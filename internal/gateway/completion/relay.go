@@ -120,6 +120,7 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 		}
 		if !gone && x.ctx.Err() != nil {
 			gone = true
+			x.callerLeft()
 		}
 		if err != nil {
 			f := call.Failure(err)
@@ -171,6 +172,7 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			case w != nil:
 				if err := flush(w, rc, out); err != nil {
 					gone, missed = true, true
+					x.callerLeft()
 				}
 			}
 		}
@@ -201,6 +203,17 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			return upstream.Attempt{OK: true}
 		}
 		x.checkpoint(rt, reported)
+	}
+}
+
+// callerLeft tells a Leaver, once, that the caller went away.
+func (x *exchange) callerLeft() {
+	if x.toldLeft {
+		return
+	}
+	x.toldLeft = true
+	if l, ok := x.obs.(Leaver); ok {
+		l.Left()
 	}
 }
 

@@ -110,6 +110,14 @@ type Observer interface {
 	End(o Outcome, err error)
 }
 
+// Leaver is an Observer told when its caller went away mid-answer. The
+// core reads on to the provider's usage block to bill the request, which
+// can take until the request timeout, and End comes only then; Left comes
+// at once (after Begin, if Begin came), on the request's goroutine.
+type Leaver interface {
+	Left()
+}
+
 // Outcome is what one request did: the metrics, the ledger row and the
 // log line say the same.
 type Outcome struct {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,8 +62,8 @@ type exchange struct {
 	ctx context.Context
 	req Request
 	obs Observer
-	// toldLeft: the observer was told the caller left (Leaver).
-	toldLeft bool
+	// leftOnce tells a Leaver its caller left.
+	leftOnce sync.Once
 	in       *translate.Request
 	res      *quota.Reservation
 	// bound (set when the caller has a quota) and target are what every

@@ -94,6 +94,10 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 	if w != nil {
 		rc = http.NewResponseController(w)
 	}
+	// A caller who leaves while the provider is silent (a stall) is seen
+	// at once, not at the provider's next event.
+	stop := context.AfterFunc(x.ctx, x.callerLeft)
+	defer stop()
 	var (
 		ev        translate.Event
 		committed bool
@@ -208,13 +212,11 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 
 // callerLeft tells a Leaver, once, that the caller went away.
 func (x *exchange) callerLeft() {
-	if x.toldLeft {
-		return
-	}
-	x.toldLeft = true
-	if l, ok := x.obs.(Leaver); ok {
-		l.Left()
-	}
+	x.leftOnce.Do(func() {
+		if l, ok := x.obs.(Leaver); ok {
+			l.Left()
+		}
+	})
 }
 
 func flush(w http.ResponseWriter, rc *http.ResponseController, out *translate.Writer) error {

@@ -112,8 +112,10 @@ type Observer interface {
 
 // Leaver is an Observer told when its caller went away mid-answer. The
 // core reads on to the provider's usage block to bill the request, which
-// can take until the request timeout, and End comes only then; Left comes
-// at once (after Begin, if Begin came), on the request's goroutine.
+// can take until the request timeout (a stalled provider), and End comes
+// only then; Left comes at once, from another goroutine, concurrently
+// with the other calls, at most once and possibly just before End: the
+// observer orders them itself.
 type Leaver interface {
 	Left()
 }

@@ -253,7 +253,26 @@ func TestMonitoringOnPrometheus(t *testing.T) {
 			CostPicodollars int64
 		}
 	}
-	get(t, "http://"+replicas[0].addr+"/api/admin/usage", &usage) // as alice, an admin
+	// Every request a provider answered is a row, once the replicas'
+	// ledger writers have committed their last batches (milliseconds).
+	answered := int64(0)
+	for _, s := range traffic {
+		if s.provider != "" {
+			answered++
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		get(t, "http://"+replicas[0].addr+"/api/admin/usage", &usage) // as alice, an admin
+		n := int64(0)
+		for _, u := range usage.Users {
+			n += u.Requests
+		}
+		if n >= answered || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	ledger := map[string]float64{}
 	for _, u := range usage.Users {
 		ledger[u.User] = float64(u.CostPicodollars) / 1e12

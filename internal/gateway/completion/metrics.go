@@ -74,6 +74,10 @@ type seriesKey struct {
 type series struct {
 	requests prometheus.Counter
 	duration prometheus.Observer // nil when no provider answered
+	// ttft is made with the first stream: a child never observed would be
+	// a time-to-first-token series of NaN for a model only ever asked
+	// without streaming.
+	ttftOnce sync.Once
 	ttft     prometheus.Observer
 	spend    prometheus.Counter
 	tokens   [4]prometheus.Counter // input, output, cache_read, cache_write
@@ -91,7 +95,6 @@ func (m *metrics) series(k seriesKey) *series {
 		// but timed nowhere: a latency series with an empty provider would
 		// mix them into the providers' latencies.
 		s.duration = m.duration.WithLabelValues(k.model, k.provider)
-		s.ttft = m.ttft.WithLabelValues(k.model, k.provider)
 		s.spend = m.spend.WithLabelValues(k.endUser, k.model, k.provider)
 		for i, t := range tokenTypes {
 			s.tokens[i] = m.tokens.WithLabelValues(k.endUser, k.model, k.provider, t)
@@ -109,6 +112,7 @@ func (m *metrics) observe(endUser string, o *Outcome) {
 	}
 	s.duration.Observe(o.Duration.Seconds())
 	if o.TTFT > 0 {
+		s.ttftOnce.Do(func() { s.ttft = m.ttft.WithLabelValues(o.Model, o.Provider) })
 		s.ttft.Observe(o.TTFT.Seconds())
 	}
 	s.spend.Add(o.Cost.USD())

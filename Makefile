@@ -95,8 +95,7 @@ demo: manifests generate envtest oauth2-proxy ## Local control plane, operator, 
 
 .PHONY: bench
 bench: ## Measure the gateway against a bare reverse proxy (the floor), with each store; BENCH_FLAGS=-quick for a smoke run.
-	go build -o bin/bench ./hack/bench
-	bin/bench -root . $(BENCH_FLAGS)
+	go run ./hack/bench -root . $(BENCH_FLAGS)
 
 .PHONY: webui-vendor
 webui-vendor: ## Fetch the chat page's libraries from the npm registry at the pinned versions and check their hashes.

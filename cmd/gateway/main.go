@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +36,7 @@ func run() error {
 		poll       = flag.Duration("reload-interval", time.Second, "how often to check the config and its files for changes")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
 		retention  = flag.Duration("retention-interval", time.Hour, "how often to delete sessions past sessions.retention")
+		debug      = flag.String("debug-listen", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, never on the service's port")
 	)
 	flag.Parse()
 
@@ -42,7 +44,9 @@ func run() error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	out := newLogBuffer(os.Stderr, flushEvery)
+	defer out.Close()
+	log := slog.New(logHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}), out})
 
 	st, err := gateway.OpenStore(context.Background(), *configPath, time.Now())
 	switch {
@@ -75,6 +79,9 @@ func run() error {
 		}
 	}()
 
+	if *debug != "" {
+		go serveDebug(*debug, log)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -90,6 +97,7 @@ func run() error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("Serving", slog.String("addr", ln.Addr().String()))
+	out.Flush() // what waits for the gateway to start reads this line
 
 	select {
 	case err := <-served:
@@ -111,5 +119,26 @@ func run() error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// The requests are done: commit the spend still queued and return the
+	// quota leases, so the quota's spend equals the ledger's.
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if err := g.Close(cctx); err != nil {
+		log.Warn("Failed to commit the last spend before exiting", slog.String("error", err.Error()))
+	}
 	return nil
+}
+
+// serveDebug serves the profiler on its own listener, for measuring the
+// gateway under load (hack/bench -profile).
+func serveDebug(addr string, log *slog.Logger) {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("Serving the profiler", slog.String("addr", addr))
+	if err := http.ListenAndServe(addr, m); err != nil {
+		log.Warn("The profiler stopped", slog.String("error", err.Error()))
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -29,7 +31,16 @@ func OpenSQLite(ctx context.Context, path string, masterKey []byte, opts ...Opti
 // SQLITE_BUSY, while WAL lets readers run alongside.
 type sqliteBackend struct {
 	w, r *sql.DB
+	// stmts holds the write transactions' statements prepared once on the
+	// writer connection (query text → *sql.Stmt): SQLite parses and plans
+	// a statement on every prepare, which cost more than running the
+	// ledger's inserts. The queries are the package's constants, so the
+	// cache stays small; maxStmts bounds it all the same.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
+
+const maxStmts = 128
 
 func openSQLiteBackend(ctx context.Context, path string) (*sqliteBackend, error) {
 	if path == "" {
@@ -112,14 +123,115 @@ func (b *sqliteBackend) tx(ctx context.Context, write bool, fn func(querier) err
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(stdQuerier{tx}); err != nil {
-		_ = tx.Rollback()
-		return err
+	var q querier = stdQuerier{tx}
+	var missed []string
+	if write {
+		q = sqliteTxQuerier{tx: tx, b: b, missed: &missed}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	err = fn(q)
+	if err != nil {
+		_ = tx.Rollback()
+	} else if err = tx.Commit(); err != nil {
+		err = fmt.Errorf("commit: %w", err)
+	}
+	if len(missed) > 0 {
+		b.prepare(ctx, missed)
+	}
+	return err
+}
+
+// cached is query's statement prepared on the writer connection, if any.
+func (b *sqliteBackend) cached(query string) *sql.Stmt {
+	b.stmtMu.Lock()
+	defer b.stmtMu.Unlock()
+	return b.stmts[query]
+}
+
+// prepare caches the statements a write transaction ran unprepared. It
+// runs after the transaction, when the writer's one connection is free
+// (preparing on it inside would wait for it forever). Only single DML
+// statements qualify: a migration's scripts run as they are.
+func (b *sqliteBackend) prepare(ctx context.Context, queries []string) {
+	for _, query := range queries {
+		head := strings.ToUpper(strings.TrimSpace(query))
+		if strings.Contains(query, ";") || !(strings.HasPrefix(head, "INSERT") || strings.HasPrefix(head, "UPDATE") ||
+			strings.HasPrefix(head, "DELETE") || strings.HasPrefix(head, "SELECT") || strings.HasPrefix(head, "WITH")) {
+			continue
+		}
+		b.stmtMu.Lock()
+		_, have := b.stmts[query]
+		full := len(b.stmts) >= maxStmts
+		b.stmtMu.Unlock()
+		if have || full {
+			continue
+		}
+		st, err := b.w.PrepareContext(ctx, query)
+		if err != nil {
+			continue // it runs unprepared, where its error shows
+		}
+		b.stmtMu.Lock()
+		if _, have := b.stmts[query]; have || len(b.stmts) >= maxStmts {
+			_ = st.Close()
+		} else {
+			if b.stmts == nil {
+				b.stmts = map[string]*sql.Stmt{}
+			}
+			b.stmts[query] = st
+		}
+		b.stmtMu.Unlock()
+	}
+}
+
+// sqliteTxQuerier runs a write transaction's statements from the
+// writer's prepared statements where it has them (the writer has one
+// connection, so the transaction's is the one they were prepared on) and
+// notes the others, to prepare once the transaction ends.
+type sqliteTxQuerier struct {
+	tx     *sql.Tx
+	b      *sqliteBackend
+	missed *[]string
+}
+
+func (q sqliteTxQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := q.b.cached(query); st != nil {
+		return q.tx.StmtContext(ctx, st)
+	}
+	if !slices.Contains(*q.missed, query) {
+		*q.missed = append(*q.missed, query)
 	}
 	return nil
+}
+
+func (q sqliteTxQuerier) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	st := q.stmt(ctx, query)
+	if st == nil {
+		return stdQuerier{q.tx}.exec(ctx, query, args...)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q sqliteTxQuerier) query(ctx context.Context, query string, args ...any) (rows, error) {
+	st := q.stmt(ctx, query)
+	if st == nil {
+		return stdQuerier{q.tx}.query(ctx, query, args...)
+	}
+	r, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	return stdRows{r}, nil
+}
+
+func (q sqliteTxQuerier) queryRow(ctx context.Context, query string, args ...any) row {
+	st := q.stmt(ctx, query)
+	if st == nil {
+		return stdQuerier{q.tx}.queryRow(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 func (b *sqliteBackend) isUniqueViolation(err error) bool {
@@ -142,5 +254,11 @@ func (b *sqliteBackend) afterErase(ctx context.Context) error {
 }
 
 func (b *sqliteBackend) close() error {
+	b.stmtMu.Lock()
+	for _, st := range b.stmts {
+		_ = st.Close()
+	}
+	b.stmts = nil
+	b.stmtMu.Unlock()
 	return errors.Join(b.r.Close(), b.w.Close())
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -305,6 +306,9 @@ type turn struct {
 	id     string
 	ev     sessionEvent
 
+	// mu orders Left, which comes from another goroutine, with the rest.
+	mu       sync.Mutex
+	ended    bool  // End ran: Left must not touch the message
 	started  bool  // the assistant message exists and the client has the session event
 	beginErr error // the store refused to begin the reply
 	text     strings.Builder
@@ -322,7 +326,9 @@ func (t *turn) Begin(*upstream.Route, metering.Usage) error {
 		t.beginErr = err
 		return err
 	}
+	t.mu.Lock()
 	t.started, t.ev.MessageID, t.lastCP = true, m.ID, time.Now()
+	t.mu.Unlock()
 	if t.stream {
 		h := t.client.Header()
 		h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -337,6 +343,8 @@ func (t *turn) Begin(*upstream.Route, metering.Usage) error {
 // Text relays a piece of the reply and saves the text so far every
 // checkpoint.
 func (t *turn) Text(delta string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.text.WriteString(delta)
 	t.send("delta", struct {
 		Text string `json:"text"`
@@ -372,9 +380,30 @@ func (t *turn) send(name string, v any) {
 	_ = http.NewResponseController(t.client).Flush()
 }
 
+// Left runs when the page went away mid-reply (Stop, a closed tab): the
+// message is finished as incomplete at once with what was streamed, so a
+// reload shows it so, while the core reads on to bill what the provider
+// charges; End then revises the message's counts.
+func (t *turn) Left() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.started || t.ended {
+		return
+	}
+	ctx := context.WithoutCancel(t.ctx)
+	if err := t.a.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
+		Content: t.text.String(), Status: store.StatusIncomplete,
+	}); err != nil {
+		t.a.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a reply", slog.String("request_id", t.id), slog.String("error", err.Error()))
+	}
+}
+
 // End runs once the reply was metered and its quota settled: it finishes
 // the message and answers the client.
 func (t *turn) End(o completion.Outcome, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ended = true
 	ctx := context.WithoutCancel(t.ctx)
 	res := turnResult{
 		SessionID: t.ev.SessionID, NewSession: t.ev.NewSession, UserMessageID: t.ev.UserMessageID,

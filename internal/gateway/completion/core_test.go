@@ -37,6 +37,7 @@ type rig struct {
 	core    *completion.Core
 	snap    *completion.Snapshot
 	ledger  *metering.MemoryLedger
+	writer  *metering.Writer
 	keeper  *quota.Keeper
 	reg     *prometheus.Registry
 	anth    *providersim.Server
@@ -76,8 +77,14 @@ func newRig(t *testing.T, sim providersim.Options) *rig {
 	}
 	r.snap = snap
 	log := slog.New(slog.DiscardHandler)
-	r.keeper = quota.New(quota.Options{Store: store.NewMemoryQuotas(), Registerer: r.reg, Log: log, Now: time.Now})
-	r.core = completion.New(completion.Options{Ledger: r.ledger, Quota: r.keeper, Registerer: r.reg, Log: log, Now: time.Now})
+	charges := store.NewMemoryQuotas()
+	r.keeper = quota.New(quota.Options{Store: charges, Registerer: r.reg, Log: log, Now: time.Now})
+	r.writer = metering.NewWriter(metering.MemorySink{Ledger: r.ledger, Quotas: charges}, metering.WriterOptions{OnCommit: r.keeper.Committed, Log: log})
+	t.Cleanup(func() {
+		_ = r.writer.Close(context.Background())
+		r.keeper.Close(context.Background())
+	})
+	r.core = completion.New(completion.Options{Ledger: r.writer, Quota: r.keeper, Registerer: r.reg, Log: log, Now: time.Now})
 	return r
 }
 
@@ -122,12 +129,23 @@ func (o *recorder) Usage(metering.Usage) {
 	}
 }
 
+// Left is a Leaver's: told at once when the caller goes away.
+func (o *recorder) Left() {
+	if o.ends > 0 {
+		o.t.Error("Left after End")
+	}
+	o.calls = append(o.calls, "left")
+}
+
 func (o *recorder) End(out completion.Outcome, err error) {
 	o.ends++
 	o.calls = append(o.calls, fmt.Sprintf("end %d", out.Status))
 	o.outcome, o.err = out, err
-	// By End, the ledger has the request's final row (when it billed)
-	// and the quota holds no charge for it.
+	// By End, the request's final row (when it billed) is queued for the
+	// ledger writer, and the quota holds nothing for it once committed.
+	if err := o.r.writer.Flush(context.Background()); err != nil {
+		o.t.Error(err)
+	}
 	var final bool
 	for _, e := range o.r.ledger.Entries() {
 		final = final || e.RequestID == o.id && !e.Provisional
@@ -269,6 +287,54 @@ func TestCoreObserver(t *testing.T) {
 			t.Fatalf("%d %s, calls %v", w.Code, w.Body, obs.calls)
 		}
 	})
+}
+
+// TestCallerLeaves: a caller who closes as soon as the stream's terminal
+// event reached it had the whole answer (200); one who leaves before
+// that did not (499). Both are billed the whole answer the provider gave,
+// and the observer hears at once that the caller left.
+func TestCallerLeaves(t *testing.T) {
+	for _, tc := range []struct {
+		leaveAfter string
+		status     string
+	}{
+		{"event: message_stop", "200"},
+		{"event: content_block_delta", "499"},
+	} {
+		t.Run(tc.leaveAfter, func(t *testing.T) {
+			r := newRig(t, providersim.Options{ReplyWords: 20, Chunks: 5})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			w := &leavingWriter{ResponseRecorder: httptest.NewRecorder(), after: tc.leaveAfter, leave: cancel}
+			obs := &recorder{}
+			body := `{"model":"both","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
+			r.core.Complete(ctx, completion.Request{
+				ID: "leave", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, EndUser: alice, Upstream: alice},
+				Front: translate.Anthropic, Body: readCloser(body), Client: w,
+			}, withT(obs, t, r, "leave"))
+			if got := strings.Join(obs.calls, ", "); got != "begin anthropic/both, left, end "+tc.status {
+				t.Errorf("calls %q", got)
+			}
+			if o := obs.outcome; o.Usage.Output != 20 || o.Cost != metering.Picodollars(1*3_000_000+20*15_000_000) {
+				t.Errorf("billed %+v; want the whole answer", o)
+			}
+		})
+	}
+}
+
+// leavingWriter cancels the request's context once it has written after.
+type leavingWriter struct {
+	*httptest.ResponseRecorder
+	after string
+	leave func()
+}
+
+func (w *leavingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseRecorder.Write(b)
+	if strings.Contains(string(b), w.after) {
+		w.leave()
+	}
+	return n, err
 }
 
 func withT(o *recorder, t *testing.T, r *rig, id string) *recorder {

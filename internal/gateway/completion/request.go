@@ -63,8 +63,12 @@ func NewSnapshot(c *gatewayconfig.Config, providers []upstream.Provider) (*Snaps
 // Request is one completion for an identified caller: either an HTTP
 // front's (Front, Body and Client set) or a Conversation the gateway built.
 type Request struct {
-	// ID names the request in logs and the ledger.
-	ID       string
+	// ID is the gateway's own id for the request: it names the request in
+	// logs and keys its ledger row.
+	ID string
+	// ClientID is the caller's X-Request-Id, if sane: kept beside ID in
+	// the ledger and logs for correlation only, since callers choose it.
+	ClientID string
 	Start    time.Time
 	Caller   Caller
 	Snapshot *Snapshot
@@ -104,6 +108,16 @@ type Observer interface {
 	// settlement. err is nil for a complete answer; a *translate.Error for
 	// a refusal or a provider failure; or the error Begin returned.
 	End(o Outcome, err error)
+}
+
+// Leaver is an Observer told when its caller went away mid-answer. The
+// core reads on to the provider's usage block to bill the request, which
+// can take until the request timeout (a stalled provider), and End comes
+// only then; Left comes at once, from another goroutine, concurrently
+// with the other calls, at most once and possibly just before End: the
+// observer orders them itself.
+type Leaver interface {
+	Left()
 }
 
 // Outcome is what one request did: the metrics, the ledger row and the

@@ -2,25 +2,24 @@ package translate
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // anthropicAnthropic serves the Anthropic front from an Anthropic provider:
-// the caller's body is rebuilt with the provider's model id and the caller's
-// identity; responses and events pass through, read only for usage.
+// the caller's request is encoded from its strict decode with the
+// provider's model id, the caller's identity and the admitted cap;
+// responses and events pass through, read only for usage.
 type anthropicAnthropic struct{}
 
 func (anthropicAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	meta, _ := json.Marshal(anthropicMetadata{UserID: t.User})
-	set := []rawField{{"model", jsonString(t.ModelID)}, {"metadata", meta}}
-	if _, ok := in.raw["max_tokens"]; !ok {
-		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
+	a := *in.anth // a shallow copy: the fields set here are the attempt's
+	a.Model, a.Metadata = t.ModelID, &anthropicMetadata{UserID: t.User}
+	if a.MaxTokens <= 0 {
+		a.MaxTokens = t.MaxTokens // required by the Messages API
 	}
-	writeObject(out, in.raw, set...)
-	return nil
+	return encodeRequest(out, &a)
 }
 
 func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
@@ -28,7 +27,7 @@ func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usa
 		Type  string         `json:"type"`
 		Usage anthropicUsage `json:"usage"`
 	}
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := unmarshalLenient(body, &m); err != nil {
 		return metering.Usage{}, err
 	}
 	if m.Type != "message" {
@@ -45,7 +44,7 @@ type anthropicPassStream struct {
 }
 
 func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
-	if !json.Valid(ev.Data) {
+	if !validLenient(ev.Data) {
 		return malformedEvent(errors.New("invalid JSON"))
 	}
 	// Only three event types matter for metering and errors; the rest are
@@ -54,7 +53,7 @@ func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
 	switch string(typ) {
 	case "message_start", "message_delta":
 		var e anthropicEvent
-		if err := json.Unmarshal(ev.Data, &e); err != nil {
+		if err := unmarshalLenient(ev.Data, &e); err != nil {
 			return malformedEvent(err)
 		}
 		if e.Message != nil {
@@ -64,7 +63,7 @@ func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
 		}
 	case "error":
 		var e anthropicEvent
-		_ = json.Unmarshal(ev.Data, &e)
+		_ = unmarshalLenient(ev.Data, &e)
 		return anthropicStreamFault(e.Error)
 	case "message_stop":
 		s.finished = true

@@ -16,10 +16,7 @@ import (
 type anthropicOpenAI struct{}
 
 func (anthropicOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	a, aerr := in.anthropic()
-	if aerr != nil {
-		return aerr
-	}
+	a := in.anth
 	o := openaiRequest{
 		Model:       t.ModelID,
 		User:        t.User,
@@ -190,7 +187,7 @@ func toolResultText(b anthropicBlock) (string, error) {
 
 func (anthropicOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var c openaiCompletion
-	if err := json.Unmarshal(body, &c); err != nil {
+	if err := unmarshalLenient(body, &c); err != nil {
 		return metering.Usage{}, err
 	}
 	if len(c.Choices) == 0 {
@@ -227,7 +224,7 @@ func (anthropicOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage,
 // input must be one, and models do occasionally emit broken arguments.
 func toolInput(args string) json.RawMessage {
 	b := []byte(strings.TrimSpace(args))
-	if len(b) > 0 && b[0] == '{' && json.Valid(b) {
+	if len(b) > 0 && b[0] == '{' && validLenient(b) {
 		return b
 	}
 	return json.RawMessage(`{}`)

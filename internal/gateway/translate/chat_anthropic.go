@@ -2,7 +2,6 @@ package translate
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -65,7 +64,7 @@ type chatFromAnthropic struct {
 
 func (s *chatFromAnthropic) Event(ev *Event, out *Writer) error {
 	var e anthropicEvent
-	if err := json.Unmarshal(ev.Data, &e); err != nil {
+	if err := unmarshalLenient(ev.Data, &e); err != nil {
 		return malformedEvent(err)
 	}
 	typ := e.Type

@@ -146,16 +146,16 @@ func UpstreamErrorMessage(body []byte, status int) (msg, typ string) {
 	var v struct {
 		Error json.RawMessage `json:"error"`
 	}
-	if json.Unmarshal(body, &v) == nil && len(v.Error) > 0 {
+	if unmarshalLenient(body, &v) == nil && len(v.Error) > 0 {
 		var e struct {
 			Message string `json:"message"`
 			Type    string `json:"type"`
 		}
-		if json.Unmarshal(v.Error, &e) == nil && e.Message != "" {
+		if unmarshalLenient(v.Error, &e) == nil && e.Message != "" {
 			return e.Message, e.Type
 		}
 		var s string
-		if json.Unmarshal(v.Error, &s) == nil && s != "" {
+		if unmarshalLenient(v.Error, &s) == nil && s != "" {
 			return s, ""
 		}
 	}

@@ -17,10 +17,7 @@ import (
 type openaiAnthropic struct{}
 
 func (openaiAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	o, aerr := in.openai()
-	if aerr != nil {
-		return aerr
-	}
+	o := in.oai
 	if o.N != nil && *o.N > 1 {
 		return Errorf(http.StatusBadRequest, "n > 1 is not supported by Anthropic providers; send one request per completion")
 	}
@@ -46,9 +43,9 @@ func (openaiAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error 
 	}
 	if stop := bytes.TrimSpace(o.Stop); len(stop) > 0 && string(stop) != "null" {
 		var one string
-		if json.Unmarshal(stop, &one) == nil {
+		if unmarshalLenient(stop, &one) == nil {
 			a.StopSequences = []string{one}
-		} else if json.Unmarshal(stop, &a.StopSequences) != nil {
+		} else if unmarshalLenient(stop, &a.StopSequences) != nil {
 			return Errorf(http.StatusBadRequest, "stop must be a string or a list of strings")
 		}
 	}
@@ -88,7 +85,7 @@ func (openaiAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error 
 
 func openaiToolChoice(raw json.RawMessage) (*anthropicToolChoice, error) {
 	var mode string
-	if json.Unmarshal(raw, &mode) == nil {
+	if unmarshalLenient(raw, &mode) == nil {
 		switch mode {
 		case "auto":
 			return &anthropicToolChoice{Type: "auto"}, nil
@@ -104,7 +101,7 @@ func openaiToolChoice(raw json.RawMessage) (*anthropicToolChoice, error) {
 			Name string `json:"name"`
 		} `json:"function"`
 	}
-	if json.Unmarshal(raw, &named) != nil || named.Function.Name == "" {
+	if unmarshalLenient(raw, &named) != nil || named.Function.Name == "" {
 		return nil, errors.New(`tool_choice must be "auto", "required", "none" or {"type":"function","function":{"name":...}}`)
 	}
 	return &anthropicToolChoice{Type: "tool", Name: named.Function.Name}, nil
@@ -169,7 +166,7 @@ func appendOpenAIMessage(a *anthropicRequest, m openaiMessage) error {
 			if len(input) == 0 {
 				input = json.RawMessage(`{}`)
 			}
-			if input[0] != '{' || !json.Valid(input) {
+			if input[0] != '{' || !validLenient(input) {
 				return fmt.Errorf("tool call %q has arguments that are not a JSON object", tc.ID)
 			}
 			blocks = append(blocks, anthropicBlock{Type: "tool_use", ID: tc.ID, Name: tc.Function.Name, Input: input})
@@ -238,7 +235,7 @@ func imageSource(url string) (*anthropicSource, error) {
 
 func (openaiAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
 	var m anthropicResponse
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := unmarshalLenient(body, &m); err != nil {
 		return metering.Usage{}, err
 	}
 	if m.Type != "message" {
@@ -293,7 +290,7 @@ func openaiUsageOf(u metering.Usage) *openaiUsage {
 }
 
 func (openaiAnthropic) Stream(in *Request) Stream {
-	return &openaiFromAnthropicStream{includeUsage: in.includeUsage, tools: map[int]int{}, created: time.Now().Unix()}
+	return &openaiFromAnthropicStream{includeUsage: in.includeUsage(), tools: map[int]int{}, created: time.Now().Unix()}
 }
 
 // openaiFromAnthropicStream turns Messages events into chat.completion.chunk
@@ -316,7 +313,7 @@ func (s *openaiFromAnthropicStream) chunk(out *Writer, d openaiDelta, finish *st
 
 func (s *openaiFromAnthropicStream) Event(ev *Event, out *Writer) error {
 	var e anthropicEvent
-	if err := json.Unmarshal(ev.Data, &e); err != nil {
+	if err := unmarshalLenient(ev.Data, &e); err != nil {
 		return malformedEvent(err)
 	}
 	typ := e.Type

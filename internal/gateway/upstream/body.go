@@ -60,6 +60,17 @@ func (u *Body) reader() (io.ReadCloser, error) {
 	return &upstreamBodyReader{u: u}, nil
 }
 
+// copyBytes is a copy of the body, for a request the Transport may keep
+// reading after the attempt released the buffer.
+func (u *Body) copyBytes() ([]byte, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.buf == nil {
+		return nil, errBodyReleased
+	}
+	return bytes.Clone(u.buf.Bytes()), nil
+}
+
 func (u *Body) len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()

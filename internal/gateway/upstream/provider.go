@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -32,20 +33,39 @@ type endpoint struct {
 	transport http.RoundTripper
 }
 
+// copiedBody is the largest body sent from a copy rather than from the
+// pooled buffer itself.
+const copiedBody = 64 << 10
+
 func (e *endpoint) newRequest(ctx context.Context, body *Body, stream bool) (*http.Request, error) {
-	rd, err := body.reader()
-	if err != nil {
-		return nil, err
+	var req *http.Request
+	if body.len() <= copiedBody {
+		// The Transport writes the headers and a body it knows is in
+		// memory (a *bytes.Reader) in one write; any other body costs a
+		// write of its own, after a flush of the headers. A copy is
+		// cheaper than that second system call, and the Transport may
+		// read it whenever it likes (NewRequest sets GetBody to replay it).
+		b, err := body.copyBytes()
+		if err != nil {
+			return nil, err
+		}
+		if req, err = http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(b)); err != nil {
+			return nil, err
+		}
+	} else {
+		rd, err := body.reader()
+		if err != nil {
+			return nil, err
+		}
+		if req, err = http.NewRequestWithContext(ctx, http.MethodPost, e.url, rd); err != nil {
+			rd.Close()
+			return nil, err
+		}
+		req.ContentLength = int64(body.len())
+		// GetBody lets the Transport replay the body when a reused keep-alive
+		// connection turns out dead before anything was written.
+		req.GetBody = body.reader
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, rd)
-	if err != nil {
-		rd.Close()
-		return nil, err
-	}
-	req.ContentLength = int64(body.len())
-	// GetBody lets the Transport replay the body when a reused keep-alive
-	// connection turns out dead before anything was written.
-	req.GetBody = body.reader
 	h := req.Header
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", userAgent)

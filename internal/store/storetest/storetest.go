@@ -50,6 +50,7 @@ func Run(t *testing.T, h Harness) {
 		{"RecoverIncomplete", testRecoverIncomplete},
 		{"LedgerByDayInTimeZone", testLedgerByDay},
 		{"LedgerTotals", testLedgerTotals},
+		{"LedgerBatch", testLedgerBatch},
 		{"Audit", testAudit},
 		{"Shares", testShares},
 		{"ExportImportRoundTrip", testExportImport},

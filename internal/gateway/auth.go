@@ -25,6 +25,7 @@ const (
 	refusedNoEmail        = "no_email"
 	refusedDuplicateEmail = "duplicate_email"
 	refusedNotAllowed     = "not_allowed"
+	refusedNonASCIIEmail  = "non_ascii_email"
 )
 
 // identify checks the gateway token first and only then believes the email
@@ -64,7 +65,10 @@ func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Ti
 	default:
 		return completion.Caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
 	}
-	email := strings.ToLower(strings.TrimSpace(values[0]))
+	email, err := gatewayconfig.CanonicalEmail(values[0])
+	if err != nil {
+		return completion.Caller{}, refusedNonASCIIEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("the signed-in address is not allowed here: %v. Ask an administrator to add the plain ASCII address you sign in with", err))
+	}
 	u, ok := s.users[email]
 	if !ok {
 		return completion.Caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))

@@ -52,6 +52,8 @@ type Gateway struct {
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
 	lastInputs *inputs
+	broken     bool   // the last inputs read did not load
+	tokenErr   string // the last failure of refreshTokens, logged once
 	transports *upstream.Transports
 	metrics    *metrics
 	draining   atomic.Bool
@@ -147,14 +149,21 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	defer g.reloadMu.Unlock()
 	in := readInputs(g.configPath, g.lastInputs)
 	if g.lastInputs != nil && in.digest == g.lastInputs.digest {
+		if g.broken {
+			// The inputs that fail may hide a token change from the
+			// digest (a config that does not parse names no files).
+			g.refreshTokens()
+		}
 		return false, nil
 	}
 	g.lastInputs = in
 	s, err := buildSnapshot(in, g.transports, g.now())
+	g.broken = err != nil
 	if err != nil {
 		if g.snap.Load() != nil {
 			g.metrics.reloadErrors.Inc()
 			g.log.Error("Kept the last good config: the changed config does not load", slog.String("error", err.Error()))
+			g.refreshTokens()
 		}
 		return true, err
 	}
@@ -168,6 +177,33 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
 		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.core.Models.Aliases())), slog.Int("users", len(s.users)))
 	return true, nil
+}
+
+// refreshTokens applies a change of the gateway token files to the last
+// good snapshot while the rest of the inputs fail to load: a revoked token
+// (the kill switch) must not stay valid because, say, a provider's key file
+// is broken. The token files read are the ones the snapshot in force names.
+// Called with reloadMu held.
+func (g *Gateway) refreshTokens() {
+	prev := g.snap.Load()
+	t, err := readTokenFiles(prev.cfg.Auth)
+	if err != nil {
+		// The token's own failure: the rotation that writes it must fix
+		// it; the current token stays rather than locking everyone out.
+		if err.Error() != g.tokenErr {
+			g.log.Error("Kept the gateway token in force: its files do not load", slog.String("error", err.Error()))
+		}
+		g.tokenErr = err.Error()
+		return
+	}
+	g.tokenErr = ""
+	if t.equal(prev.tokens) {
+		return
+	}
+	next := *prev
+	next.tokens = t
+	g.snap.Store(&next)
+	g.log.Warn("Applied the changed gateway token; the rest of the changed config still does not load")
 }
 
 // Watch polls the config and its files every interval until ctx ends.

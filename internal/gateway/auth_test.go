@@ -95,10 +95,29 @@ func TestAuthMatrix(t *testing.T) {
 	}
 
 	t.Run("unauthenticated ops endpoints", func(t *testing.T) {
-		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		for _, p := range []string{"/healthz", "/readyz"} {
 			if resp, body := e.do("GET", p, http.Header{}, ""); resp.StatusCode != 200 {
 				t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 			}
+		}
+		if !strings.Contains(e.metricsPage(), "chatgateway_requests_total") {
+			t.Error("the metrics listener does not serve the request metrics")
+		}
+	})
+	t.Run("metrics are not on the API port, whoever asks", func(t *testing.T) {
+		for _, h := range []http.Header{{}, authHeader(alice)} {
+			resp, body := e.do("GET", "/metrics", h, "")
+			if resp.StatusCode != http.StatusNotFound || strings.Contains(body, "chatgateway_") {
+				t.Errorf("GET /metrics on the API port: %d %.200s", resp.StatusCode, body)
+			}
+		}
+		mresp, err := http.Get(e.metricsURL + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mresp.Body.Close()
+		if mresp.StatusCode != http.StatusNotFound {
+			t.Errorf("the metrics listener serves the API: GET /v1/models answers %d", mresp.StatusCode)
 		}
 	})
 	t.Run("models need a token", func(t *testing.T) {

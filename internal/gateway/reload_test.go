@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,9 +93,8 @@ func TestReloadThroughSymlinkSwap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go gw.Watch(ctx, 10*time.Millisecond)
-	srv := httptest.NewServer(gw.Handler())
-	defer srv.Close()
-	e := &env{t: t, url: srv.URL}
+	url, metricsURL := serve(t, gw)
+	e := &env{t: t, url: url, metricsURL: metricsURL}
 
 	status := func(token, who string) int {
 		h := authHeader(who)

@@ -105,7 +105,6 @@ func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", g.serveReady)
-	m.Handle("GET /metrics", g.metrics.handler())
 	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
 	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
@@ -122,11 +121,24 @@ func (g *Gateway) routes() {
 	g.mux = m
 }
 
-// Handler serves every route.
+// Handler serves the API, the page and the health checks: every route but
+// /metrics, which answers 404 here like any unknown path.
 func (g *Gateway) Handler() http.Handler { return g.mux }
+
+// MetricsHandler serves GET /metrics, for the metrics listener alone: the
+// metrics name people (end_user) and what they spend, which is for
+// Prometheus, not for everyone who can sign in to the page.
+func (g *Gateway) MetricsHandler() http.Handler {
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", g.metrics.handler())
+	return m
+}
 
 // ListenAddr is the address from the config (a restart applies a change).
 func (g *Gateway) ListenAddr() string { return g.snap.Load().cfg.Listen }
+
+// MetricsListenAddr is the metrics listener's address from the config.
+func (g *Gateway) MetricsListenAddr() string { return g.snap.Load().cfg.MetricsListen }
 
 // Drain makes /readyz fail so that load balancers stop sending new requests
 // while the server finishes the ones in flight.
@@ -167,8 +179,8 @@ func (g *Gateway) Reload() (changed bool, err error) {
 		}
 		return true, err
 	}
-	if prev := g.snap.Load(); prev != nil && prev.cfg.Listen != s.cfg.Listen {
-		g.log.Warn("Ignored the changed listen address until the next restart", slog.String("listen", prev.cfg.Listen))
+	if prev := g.snap.Load(); prev != nil && (prev.cfg.Listen != s.cfg.Listen || prev.cfg.MetricsListen != s.cfg.MetricsListen) {
+		g.log.Warn("Ignored the changed listen addresses until the next restart", slog.String("listen", prev.cfg.Listen), slog.String("metrics_listen", prev.cfg.MetricsListen))
 	}
 	g.snap.Store(s)
 	g.transports.Retain(s.cfg.Providers)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -55,6 +56,9 @@ func Marshal(c *Config) ([]byte, error) {
 func (c *Config) Default() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
+	}
+	if c.MetricsListen == "" {
+		c.MetricsListen = DefaultMetricsListen
 	}
 	if c.MaxRequestBodyBytes == 0 {
 		c.MaxRequestBodyBytes = DefaultMaxBodySize
@@ -129,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kind != Kind {
 		bad("kind", "must be %q, got %q", Kind, c.Kind)
+	}
+	if c.MetricsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") { // port 0: each listener gets a port of its own
+		bad("metricsListen", "must differ from listen (%q): metrics have a port of their own", c.Listen)
 	}
 	if c.MaxRequestBodyBytes < 1024 {
 		bad("maxRequestBodyBytes", "must be at least 1024")

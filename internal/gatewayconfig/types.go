@@ -23,16 +23,17 @@ const (
 // Well-known file locations inside the gateway pod. The operator mounts
 // Secrets and ConfigMaps there; the gateway reads only what Config names.
 const (
-	ConfigDir          = "/etc/chatgateway/config"
-	ConfigFileName     = "gateway.yaml"
-	TokenDir           = "/etc/chatgateway/token"
-	KeysDir            = "/etc/chatgateway/keys"
-	ProviderKeysDir    = "/etc/chatgateway/providers"
-	StoreDataDir       = "/var/lib/chatgateway"
-	StoreSecretDir     = "/etc/chatgateway/store"
-	NotifySecretDir    = "/etc/chatgateway/notify"
-	DefaultListen      = ":8080"
-	DefaultMaxBodySize = 10 << 20
+	ConfigDir            = "/etc/chatgateway/config"
+	ConfigFileName       = "gateway.yaml"
+	TokenDir             = "/etc/chatgateway/token"
+	KeysDir              = "/etc/chatgateway/keys"
+	ProviderKeysDir      = "/etc/chatgateway/providers"
+	StoreDataDir         = "/var/lib/chatgateway"
+	StoreSecretDir       = "/etc/chatgateway/store"
+	NotifySecretDir      = "/etc/chatgateway/notify"
+	DefaultListen        = ":8080"
+	DefaultMetricsListen = ":9090"
+	DefaultMaxBodySize   = 10 << 20
 )
 
 // Token Secret keys (and so file names under TokenDir).
@@ -89,8 +90,13 @@ type Config struct {
 	// Gateway names the ChatGateway this config was rendered from.
 	Gateway GatewayRef `json:"gateway"`
 
-	// Listen is the address the gateway serves on (API, web page, health, metrics).
+	// Listen is the address the gateway serves on (API, web page, health).
 	Listen string `json:"listen,omitempty"`
+
+	// MetricsListen is the address of the metrics listener: /metrics only,
+	// on a port of its own that the OAuth2 Proxy sidecar does not route and
+	// the NetworkPolicy opens to Prometheus alone.
+	MetricsListen string `json:"metricsListen,omitempty"`
 
 	// MaxRequestBodyBytes bounds a request body.
 	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes,omitempty"`

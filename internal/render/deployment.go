@@ -137,7 +137,10 @@ func gatewayContainer(gw *v1alpha1.ChatGateway, image string, mounts []corev1.Vo
 		Image:           image,
 		Command:         GatewayCommand,
 		Args:            []string{"--config", ConfigFilePath},
-		Ports:           []corev1.ContainerPort{{Name: GatewayPortName, ContainerPort: GatewayPort, Protocol: corev1.ProtocolTCP}},
+		Ports: []corev1.ContainerPort{
+			{Name: GatewayPortName, ContainerPort: GatewayPort, Protocol: corev1.ProtocolTCP},
+			{Name: MetricsPortName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+		},
 		LivenessProbe:   httpProbe("/healthz", GatewayPortName, 10),
 		ReadinessProbe:  httpProbe("/readyz", GatewayPortName, 5),
 		SecurityContext: containerSecurityContext(),

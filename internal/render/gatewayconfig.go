@@ -51,6 +51,7 @@ func GatewayConfig(in Inputs) (*gc.Config, error) {
 		Kind:                gc.Kind,
 		Gateway:             gc.GatewayRef{Namespace: gw.Namespace, Name: gw.Name},
 		Listen:              gc.DefaultListen,
+		MetricsListen:       fmt.Sprintf(":%d", MetricsPort),
 		MaxRequestBodyBytes: gc.DefaultMaxBodySize,
 		DefaultModel:        spec.DefaultModel,
 		Providers:           make([]gc.Provider, 0, len(providers)),

@@ -63,9 +63,9 @@ type env struct {
 	url     string
 	// metricsURL is the metrics listener (GET /metrics).
 	metricsURL string
-	ledger  *metering.MemoryLedger
-	clock   *clock
-	cfg     *gatewayconfig.Config
+	ledger     *metering.MemoryLedger
+	clock      *clock
+	cfg        *gatewayconfig.Config
 }
 
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -182,6 +182,11 @@ func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(ht
 			refuse(w, aerr)
 			return
 		}
+		if msg := contentTypeProblem(r, r.Pattern); msg != "" {
+			g.metrics.authFails.WithLabelValues(refusedContentType).Inc()
+			refuse(w, translate.Errorf(http.StatusUnsupportedMediaType, msg))
+			return
+		}
 		c.who = who
 		h(w, r, c)
 	}

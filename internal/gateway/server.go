@@ -58,6 +58,7 @@ type Gateway struct {
 	metrics    *metrics
 	draining   atomic.Bool
 	mux        *http.ServeMux
+	handler    http.Handler // mux behind the surface checks (surface.go)
 }
 
 // New loads the config and the files it names. It fails, naming the field
@@ -119,11 +120,12 @@ func (g *Gateway) routes() {
 	chatapi.MountPage(m, g.apiAuthed)
 	m.HandleFunc("/", g.serveNotFound)
 	g.mux = m
+	g.handler = g.guard(m)
 }
 
 // Handler serves the API, the page and the health checks: every route but
 // /metrics, which answers 404 here like any unknown path.
-func (g *Gateway) Handler() http.Handler { return g.mux }
+func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // MetricsHandler serves GET /metrics, for the metrics listener alone: the
 // metrics name people (end_user) and what they spend, which is for

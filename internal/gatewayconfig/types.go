@@ -34,6 +34,11 @@ const (
 	DefaultListen        = ":8080"
 	DefaultMetricsListen = ":9090"
 	DefaultMaxBodySize   = 10 << 20
+	// Import and body-timeout defaults (see Import, RequestBodyTimeout).
+	DefaultMaxImportBytes        = 256 << 20
+	DefaultMaxStoredBytesPerUser = 1 << 30
+	DefaultRequestBodyTimeout    = time.Minute
+	DefaultImportBodyTimeout     = 10 * time.Minute
 )
 
 // Token Secret keys (and so file names under TokenDir).
@@ -100,6 +105,15 @@ type Config struct {
 
 	// MaxRequestBodyBytes bounds a request body.
 	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes,omitempty"`
+
+	// RequestBodyTimeout is how long a request's whole body may take to
+	// arrive, counted from when the gateway starts reading it (an import
+	// has Import.BodyTimeout). A client that trickles a body cannot hold a
+	// request open past it; a streamed answer is not bounded by it.
+	RequestBodyTimeout Duration `json:"requestBodyTimeout,omitempty"`
+
+	// Import bounds what POST /api/me/import takes.
+	Import Import `json:"import"`
 
 	// DefaultModel is the alias used when a request names none.
 	DefaultModel string `json:"defaultModel"`
@@ -212,6 +226,18 @@ type User struct {
 	// Quota overrides the default quotas; empty strings inherit them.
 	DailySoftUSD string `json:"dailySoftUSD,omitempty"`
 	DailyHardUSD string `json:"dailyHardUSD,omitempty"`
+}
+
+// Import bounds imports of conversation archives.
+type Import struct {
+	// MaxBodyBytes bounds one import's body.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// MaxStoredBytesPerUser bounds what one person's conversations may take
+	// in the store (sealed message text and titles) after an import. Chat
+	// turns are bounded by the quota instead; an import costs nothing.
+	MaxStoredBytesPerUser int64 `json:"maxStoredBytesPerUser,omitempty"`
+	// BodyTimeout is how long an import's whole body may take to arrive.
+	BodyTimeout Duration `json:"bodyTimeout,omitempty"`
 }
 
 // Privacy toggles; all false unless an admin opted in.

@@ -360,6 +360,19 @@ type OAuth2ProxySpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	RedirectURL string `json:"redirectURL,omitempty"`
 
+	// trustedProxies are the addresses, as CIDRs, of the proxies in front
+	// of the sidecar (an ingress controller's pods, a load balancer) whose
+	// X-Forwarded-For, -Host, -Proto and -Uri headers OAuth2 Proxy may
+	// believe. Unset, it believes nobody's: whatever a client sends under
+	// those names is ignored, and the sign-in callback is built from the
+	// request's Host (as https) unless redirectURL gives it.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="trustedProxies must be CIDRs such as 10.0.0.0/8 or 192.168.1.10/32"
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+
 	// image of OAuth2 Proxy.
 	// +optional
 	// +kubebuilder:default="quay.io/oauth2-proxy/oauth2-proxy:v7.15.6"

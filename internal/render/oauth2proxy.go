@@ -208,12 +208,26 @@ func OAuth2ProxyArgs(in Inputs) []string {
 	args := []string{
 		"--alpha-config=" + OAuth2ProxyConfigPath,
 		"--authenticated-emails-file=" + OAuth2ProxyEmailsPath,
-		"--reverse-proxy=true",
 		"--skip-provider-button=true",
 		"--api-route=" + oauth2ProxyAPIRoutes,
 		"--silence-ping-logging=true",
+		// The session cookie is not sent with another site's POSTs, forms
+		// and fetches (the gateway also refuses them: see its surface.go).
+		"--cookie-samesite=lax",
 	}
-	if spec := oauth2Proxy(in.Gateway); spec != nil && spec.RedirectURL != "" {
+	spec := oauth2Proxy(in.Gateway)
+	// X-Forwarded-* are believed from the listed proxies only; with none
+	// listed, from nobody (OAuth2 Proxy's --reverse-proxy alone would
+	// believe every client).
+	if spec != nil && len(spec.TrustedProxies) > 0 {
+		args = append(args, "--reverse-proxy=true")
+		for _, c := range spec.TrustedProxies {
+			args = append(args, "--trusted-proxy-ip="+c)
+		}
+	} else {
+		args = append(args, "--reverse-proxy=false")
+	}
+	if spec != nil && spec.RedirectURL != "" {
 		args = append(args, "--redirect-url="+spec.RedirectURL)
 	}
 	return args

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,4 +281,56 @@ func waitFor(t *testing.T, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s did not answer", url)
+}
+
+// TestForwardedHeadersOnlyFromTrustedProxies: what a client sends as
+// X-Forwarded-Host and -Proto is where OAuth2 Proxy would send the identity
+// provider's answer (the sign-in callback is built from them when no
+// redirectURL is set, as on loopback here). The rendered sidecar believes
+// them only from the proxies in spec.auth.oauth2Proxy.trustedProxies.
+func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		believe bool
+	}{
+		{"no trusted proxies: a client's headers are ignored", nil, false},
+		{"the client is not among the trusted proxies: ignored", []string{"10.0.0.0/8"}, false},
+		{"the client is a trusted proxy: believed", []string{"127.0.0.1/32", "::1/128"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fd := startFrontDoorWith(t, func(in *render.Inputs) {
+				in.Gateway.Spec.Auth.OAuth2Proxy.TrustedProxies = tc.trusted
+			})
+			req, _ := http.NewRequest(http.MethodGet, fd.base+"/oauth2/start?rd=%2F", nil)
+			req.Header.Set("X-Forwarded-Host", "evil.example")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			noFollow := &http.Client{Timeout: 10 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := noFollow.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("sign-in start answered %d, want 302 to the identity provider", resp.StatusCode)
+			}
+			loc, err := url.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			callback, err := url.Parse(loc.Query().Get("redirect_uri"))
+			if err != nil || callback.Host == "" {
+				t.Fatalf("no redirect_uri in %s", loc)
+			}
+			self, _ := url.Parse(fd.base)
+			want := "http://" + self.Host + "/oauth2/callback"
+			if tc.believe {
+				want = "https://evil.example/oauth2/callback"
+			}
+			if callback.String() != want {
+				t.Fatalf("the identity provider is told to answer at %s, want %s", callback, want)
+			}
+		})
+	}
 }

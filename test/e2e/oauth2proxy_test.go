@@ -334,3 +334,65 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestKelvinSignEmailThroughOAuth2Proxy: the identity provider holds
+// "\u212Aate@example.com" (U+212A KELVIN SIGN, which Unicode lower-cases to
+// "k") for someone who is not kate@example.com. OAuth2 Proxy lower-cases
+// with Unicode, so its emails file lets them sign in; the gateway must
+// still refuse them, with 403 and a message saying why, and never take
+// them for kate.
+func TestKelvinSignEmailThroughOAuth2Proxy(t *testing.T) {
+	fd := startFrontDoorWith(t, func(in *render.Inputs) {
+		in.Allowlist.Spec.Users = append(in.Allowlist.Spec.Users, v1alpha1.AllowedUser{Email: "kate@example.com", Role: v1alpha1.RoleUser})
+	})
+	call := func(c *http.Client, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, fd.base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	kate := signIn(t, fd.oidc, fd.base, "kate@example.com")
+	if st, body := call(kate, "POST", "/api/sessions", `{"title":"kate's own"}`); st != http.StatusCreated {
+		t.Fatalf("kate cannot create a session: %d %s", st, body)
+	}
+
+	const kelvin = "\u212Aate@example.com"
+	c := newBrowser()
+	fd.oidc.QueueUser(&mockoidc.MockUser{Subject: "not-kate", Email: kelvin, EmailVerified: true})
+	resp, err := c.Get(fd.base + "/oauth2/start?rd=%2Fhealthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		return // refused at the door: as good
+	}
+	fd.sim.Reset()
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/api/sessions", ""},
+		{"POST", "/api/sessions", `{"title":"as kate"}`},
+		{"POST", "/v1/chat/completions", `{"model":"sonnet","messages":[{"role":"user","content":"bill kate"}]}`},
+		{"POST", "/v1/messages", `{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"bill kate"}]}`},
+	} {
+		st, body := call(c, r.method, r.path, r.body)
+		if st != http.StatusForbidden || !strings.Contains(body, "U+212A") || !strings.Contains(body, "not ASCII") {
+			t.Errorf("%s %s as %+q: %d %s; want 403 naming the character", r.method, r.path, kelvin, st, body)
+		}
+		if strings.Contains(body, "kate's own") {
+			t.Errorf("%s %s showed kate's session to someone else", r.method, r.path)
+		}
+	}
+	if n := fd.sim.Served(); n != 0 {
+		t.Errorf("%d requests reached the provider", n)
+	}
+	if st, body := call(kate, "GET", "/api/sessions", ""); st != http.StatusOK || strings.Count(body, `"id"`) != 1 {
+		t.Errorf("kate's sessions after the attempt: %d %s", st, body)
+	}
+}

@@ -107,6 +107,7 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", g.serveReady)
 	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
+	m.HandleFunc("POST /v1/messages/count_tokens", g.authed(translate.Anthropic, g.serveCountTokens))
 	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))

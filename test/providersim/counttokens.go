@@ -18,7 +18,8 @@ var countTokensFields = []string{"cache_control", "context_management", "mcp_ser
 // Messages API without what shapes the reply, answered with
 // {"input_tokens": N}, N being what a Messages call with the same prompt
 // reports as input (uncached plus cache reads and writes). It is free and
-// records nothing in the prompt cache.
+// records nothing in the prompt cache. Queued faults apply to it as to
+// /v1/messages.
 func (s *Server) handleCountTokens(w http.ResponseWriter, r *http.Request, body []byte) {
 	d := anthropicDialect{}
 	if !d.authorized(w, r, s) {
@@ -50,17 +51,35 @@ func (s *Server) handleCountTokens(w http.ResponseWriter, r *http.Request, body 
 		bad("There was an issue with the request body: " + err.Error())
 		return
 	}
+	// Queued faults and in-band markers apply here as on /v1/messages.
+	f, err := s.nextFault(ProviderAnthropic, req.lastUserText())
+	if err != nil {
+		bad(err.Error())
+		return
+	}
 	one := 1
 	req.MaxTokens = &one // not part of count_tokens; toPrompt's checks want it
 	p, e := req.toPrompt()
+	if e == nil && !s.modelAllowed(p.model) {
+		nf := d.modelNotFound(p.model)
+		e = &nf
+	}
+	answer := func() []byte {
+		n := 0
+		if e == nil {
+			n = p.inputTokens()
+		}
+		b, _ := json.Marshal(map[string]int{"input_tokens": n})
+		return b
+	}
+	if s.applyFault(w, r, d, f, false, answer) {
+		return
+	}
 	if e != nil {
 		d.writeError(w, s, *e)
 		return
 	}
-	if !s.modelAllowed(p.model) {
-		d.writeError(w, s, d.modelNotFound(p.model))
-		return
-	}
 	d.setRequestID(w, s)
-	writeJSON(w, http.StatusOK, map[string]int{"input_tokens": p.inputTokens()})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(answer())
 }

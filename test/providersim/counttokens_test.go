@@ -77,3 +77,19 @@ func TestAnthropicCountTokens(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// TestAnthropicCountTokensFaults: a queued fault answers count_tokens as it
+// would a Messages call.
+func TestAnthropicCountTokensFaults(t *testing.T) {
+	sim, url := providersim.Start(t, providersim.Options{APIKey: testKey})
+	sim.Enqueue(providersim.Fault{Overloaded: true})
+	client := anthropicClient(url)
+	params := anthropic.MessageCountTokensParams{Model: claudeModel, Messages: []anthropic.MessageParam{userMsg("one two three")}}
+	if _, err := client.Messages.CountTokens(context.Background(), params); err == nil || asAnthropicError(t, err).StatusCode != 529 {
+		t.Fatalf("with an overload queued: %v", err)
+	}
+	n, err := client.Messages.CountTokens(context.Background(), params)
+	if err != nil || n.InputTokens != 3 {
+		t.Fatalf("after it: %v, %v", n, err)
+	}
+}

@@ -25,7 +25,10 @@ import (
 // SameSite=Lax cookie and the gateway must refuse it (403); the page on
 // "localhost" is cross-site, so the cookie stays behind and OAuth2 Proxy
 // refuses a stranger. Either way nothing of bob's changes: sessions,
-// messages, spend, and no request reaches the provider.
+// messages, spend, and no request reaches the provider. (Without the
+// sidecar's explicit SameSite=Lax, Chromium sends a cookie younger than two
+// minutes with another site's top-level POST, its "Lax-allowing-unsafe"
+// default, and the "another site" forms fail here.)
 func TestCrossSitePagesChangeNothingInChromium(t *testing.T) {
 	needChromium(t)
 	fd := startFrontDoor(t)

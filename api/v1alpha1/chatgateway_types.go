@@ -360,6 +360,19 @@ type OAuth2ProxySpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	RedirectURL string `json:"redirectURL,omitempty"`
 
+	// trustedProxies are the addresses, as CIDRs, of the proxies in front
+	// of the sidecar (an ingress controller's pods, a load balancer) whose
+	// X-Forwarded-For, -Host, -Proto and -Uri headers OAuth2 Proxy may
+	// believe. Unset, it believes nobody's: whatever a client sends under
+	// those names is ignored, and the sign-in callback is built from the
+	// request's Host (as https) unless redirectURL gives it.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="trustedProxies must be CIDRs such as 10.0.0.0/8 or 192.168.1.10/32"
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+
 	// image of OAuth2 Proxy.
 	// +optional
 	// +kubebuilder:default="quay.io/oauth2-proxy/oauth2-proxy:v7.15.6"
@@ -471,6 +484,26 @@ type MonitoringSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	GrafanaDashboard GrafanaDashboardSpec `json:"grafanaDashboard,omitempty"`
+
+	// scrapers are the pods the NetworkPolicy lets reach the gateway's
+	// metrics port, and no one else: the metrics name people and what they
+	// spend. Unset, pods labelled app.kubernetes.io/name: prometheus (as
+	// Prometheus Operator labels its Prometheus pods) in any namespace.
+	// +optional
+	Scrapers *ScraperSelector `json:"scrapers,omitempty"`
+}
+
+// ScraperSelector selects the pods allowed to scrape the metrics port, as
+// a NetworkPolicy peer does.
+type ScraperSelector struct {
+	// podSelector selects the scraping pods by label.
+	// +required
+	PodSelector metav1.LabelSelector `json:"podSelector"`
+
+	// namespaceSelector selects the namespaces those pods may be in; unset
+	// (or {}) means any namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // ServiceMonitorSpec configures the ServiceMonitor.

@@ -26,6 +26,7 @@ const (
 	refusedNoEmail        = "no_email"
 	refusedDuplicateEmail = "duplicate_email"
 	refusedNotAllowed     = "not_allowed"
+	refusedNonASCIIEmail  = "non_ascii_email"
 )
 
 // identify checks the gateway token first and only then believes the email
@@ -65,7 +66,10 @@ func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Ti
 	default:
 		return completion.Caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
 	}
-	email := strings.ToLower(strings.TrimSpace(values[0]))
+	email, err := gatewayconfig.CanonicalEmail(values[0])
+	if err != nil {
+		return completion.Caller{}, refusedNonASCIIEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("the signed-in address is not allowed here: %v. Ask an administrator to add the plain ASCII address you sign in with", err))
+	}
 	u, ok := s.users[email]
 	if !ok {
 		return completion.Caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
@@ -181,6 +185,11 @@ func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(ht
 			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
 				slog.String("request_id", c.id), slog.String("client_request_id", c.clientID), slog.String("reason", reason), slog.String("route", r.Pattern))
 			refuse(w, aerr)
+			return
+		}
+		if msg := contentTypeProblem(r, r.Pattern); msg != "" {
+			g.metrics.authFails.WithLabelValues(refusedContentType).Inc()
+			refuse(w, translate.Errorf(http.StatusUnsupportedMediaType, msg))
 			return
 		}
 		c.who = who

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
@@ -74,8 +75,8 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, c *call) {
 // serveNotFound answers any other path in the dialect the request looks like.
 func (g *Gateway) serveNotFound(w http.ResponseWriter, r *http.Request) {
 	d := translate.OpenAI
-	if r.Header.Get("Anthropic-Version") != "" || r.URL.Path == "/v1/messages" {
+	if r.Header.Get("Anthropic-Version") != "" || r.URL.Path == "/v1/messages" || strings.HasPrefix(r.URL.Path, "/v1/messages/") {
 		d = translate.Anthropic
 	}
-	translate.WriteError(w, d, translate.Errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
+	translate.WriteError(w, d, translate.Errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
 }

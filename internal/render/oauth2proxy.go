@@ -76,7 +76,12 @@ func AuthenticatedEmails(al *v1alpha1.UserAllowlist) []byte {
 	}
 	emails := make([]string, 0, len(al.Spec.Users))
 	for _, u := range al.Spec.Users {
-		emails = append(emails, strings.ToLower(strings.TrimSpace(u.Email)))
+		// The CRD admits only canonical addresses; one that is not (a
+		// resource from before that rule) is left out rather than trimmed
+		// or folded into someone else's.
+		if e, err := gc.CanonicalEmail(u.Email); err == nil && gc.ValidEmail(e) {
+			emails = append(emails, e)
+		}
 	}
 	slices.Sort(emails)
 	emails = slices.Compact(emails)
@@ -203,12 +208,26 @@ func OAuth2ProxyArgs(in Inputs) []string {
 	args := []string{
 		"--alpha-config=" + OAuth2ProxyConfigPath,
 		"--authenticated-emails-file=" + OAuth2ProxyEmailsPath,
-		"--reverse-proxy=true",
 		"--skip-provider-button=true",
 		"--api-route=" + oauth2ProxyAPIRoutes,
 		"--silence-ping-logging=true",
+		// The session cookie is not sent with another site's POSTs, forms
+		// and fetches (the gateway also refuses them: see its surface.go).
+		"--cookie-samesite=lax",
 	}
-	if spec := oauth2Proxy(in.Gateway); spec != nil && spec.RedirectURL != "" {
+	spec := oauth2Proxy(in.Gateway)
+	// X-Forwarded-* are believed from the listed proxies only; with none
+	// listed, from nobody (OAuth2 Proxy's --reverse-proxy alone would
+	// believe every client).
+	if spec != nil && len(spec.TrustedProxies) > 0 {
+		args = append(args, "--reverse-proxy=true")
+		for _, c := range spec.TrustedProxies {
+			args = append(args, "--trusted-proxy-ip="+c)
+		}
+	} else {
+		args = append(args, "--reverse-proxy=false")
+	}
+	if spec != nil && spec.RedirectURL != "" {
 		args = append(args, "--redirect-url="+spec.RedirectURL)
 	}
 	return args

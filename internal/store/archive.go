@@ -86,6 +86,11 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		return fmt.Errorf("%w: session id must be 1 to 128 characters", ErrInvalid)
 	}
 	now := s.now()
+	// An archive's times are the importer's word: none may lie in the
+	// future, or a session dated 2999 would head the list and outlive
+	// retention forever.
+	es.CreatedAt = notAfter(es.CreatedAt, now)
+	es.LastActivityAt = notAfter(es.LastActivityAt, now)
 	if es.CreatedAt.IsZero() {
 		es.CreatedAt = now
 	}
@@ -115,6 +120,7 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		if err := checkTokens(m.InputTokens, m.OutputTokens); err != nil {
 			return fmt.Errorf("message %s: %w", m.ID, err)
 		}
+		m.CreatedAt, m.UpdatedAt = notAfter(m.CreatedAt, now), notAfter(m.UpdatedAt, now)
 		if m.CreatedAt.IsZero() {
 			m.CreatedAt = es.CreatedAt
 		}
@@ -125,6 +131,36 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 	}
 	es.Messages = msgs
 	return nil
+}
+
+// notAfter is t, or now when t is later.
+func notAfter(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
+}
+
+func (s *sqlStore) StoredBytes(ctx context.Context, owner string) (int64, error) {
+	var n int64
+	err := s.db.reader().queryRow(ctx, `SELECT
+		COALESCE((SELECT SUM(LENGTH(title)) FROM sessions WHERE owner = $1), 0) +
+		COALESCE((SELECT SUM(LENGTH(m.content)) FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.owner = $1), 0)`,
+		owner).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("stored bytes: %w", err)
+	}
+	return n, nil
+}
+
+// SealedSize is what StoredBytes counts for an exported session once
+// imported: each title and message sealed (see SealOverhead).
+func SealedSize(es ExportedSession) int64 {
+	n := int64(len(es.Title) + SealOverhead)
+	for _, m := range es.Messages {
+		n += int64(len(m.Content) + SealOverhead)
+	}
+	return n
 }
 
 func validID(id string) bool { return id != "" && len(id) <= 128 }

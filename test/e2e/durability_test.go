@@ -126,6 +126,7 @@ func chatTurn(t *testing.T, url, content string, stopAfter int) turnOutcome {
 	t.Helper()
 	b, _ := json.Marshal(map[string]string{"content": content})
 	req, _ := http.NewRequest("POST", url, strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("X-Forwarded-Email", email)
 	resp, err := http.DefaultClient.Do(req)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,7 +166,7 @@ func startFrontDoorWith(t *testing.T, mutate func(*render.Inputs)) *frontDoor {
 	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
 	conf.Keys.MasterKeyFile = write("master-key", masterKey)
 	conf.Sessions.Store.Path = filepath.Join(dir, "store.db")
-	conf.Listen = "127.0.0.1:0"
+	conf.Listen, conf.MetricsListen = "127.0.0.1:0", "127.0.0.1:0"
 	b, err := gc.Marshal(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -280,4 +281,118 @@ func waitFor(t *testing.T, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s did not answer", url)
+}
+
+// TestForwardedHeadersOnlyFromTrustedProxies: what a client sends as
+// X-Forwarded-Host and -Proto is where OAuth2 Proxy would send the identity
+// provider's answer (the sign-in callback is built from them when no
+// redirectURL is set, as on loopback here). The rendered sidecar believes
+// them only from the proxies in spec.auth.oauth2Proxy.trustedProxies.
+func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		believe bool
+	}{
+		{"no trusted proxies: a client's headers are ignored", nil, false},
+		{"the client is not among the trusted proxies: ignored", []string{"10.0.0.0/8"}, false},
+		{"the client is a trusted proxy: believed", []string{"127.0.0.1/32", "::1/128"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fd := startFrontDoorWith(t, func(in *render.Inputs) {
+				in.Gateway.Spec.Auth.OAuth2Proxy.TrustedProxies = tc.trusted
+			})
+			req, _ := http.NewRequest(http.MethodGet, fd.base+"/oauth2/start?rd=%2F", nil)
+			req.Header.Set("X-Forwarded-Host", "evil.example")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			noFollow := &http.Client{Timeout: 10 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := noFollow.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("sign-in start answered %d, want 302 to the identity provider", resp.StatusCode)
+			}
+			loc, err := url.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			callback, err := url.Parse(loc.Query().Get("redirect_uri"))
+			if err != nil || callback.Host == "" {
+				t.Fatalf("no redirect_uri in %s", loc)
+			}
+			self, _ := url.Parse(fd.base)
+			want := "http://" + self.Host + "/oauth2/callback"
+			if tc.believe {
+				want = "https://evil.example/oauth2/callback"
+			}
+			if callback.String() != want {
+				t.Fatalf("the identity provider is told to answer at %s, want %s", callback, want)
+			}
+		})
+	}
+}
+
+// TestKelvinSignEmailThroughOAuth2Proxy: the identity provider holds
+// "\u212Aate@example.com" (U+212A KELVIN SIGN, which Unicode lower-cases to
+// "k") for someone who is not kate@example.com. OAuth2 Proxy lower-cases
+// with Unicode, so its emails file lets them sign in; the gateway must
+// still refuse them, with 403 and a message saying why, and never take
+// them for kate.
+func TestKelvinSignEmailThroughOAuth2Proxy(t *testing.T) {
+	fd := startFrontDoorWith(t, func(in *render.Inputs) {
+		in.Allowlist.Spec.Users = append(in.Allowlist.Spec.Users, v1alpha1.AllowedUser{Email: "kate@example.com", Role: v1alpha1.RoleUser})
+	})
+	call := func(c *http.Client, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, fd.base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	kate := signIn(t, fd.oidc, fd.base, "kate@example.com")
+	if st, body := call(kate, "POST", "/api/sessions", `{"title":"kate's own"}`); st != http.StatusCreated {
+		t.Fatalf("kate cannot create a session: %d %s", st, body)
+	}
+
+	const kelvin = "\u212Aate@example.com"
+	c := newBrowser()
+	fd.oidc.QueueUser(&mockoidc.MockUser{Subject: "not-kate", Email: kelvin, EmailVerified: true})
+	resp, err := c.Get(fd.base + "/oauth2/start?rd=%2Fhealthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		return // refused at the door: as good
+	}
+	fd.sim.Reset()
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/api/sessions", ""},
+		{"POST", "/api/sessions", `{"title":"as kate"}`},
+		{"POST", "/v1/chat/completions", `{"model":"sonnet","messages":[{"role":"user","content":"bill kate"}]}`},
+		{"POST", "/v1/messages", `{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"bill kate"}]}`},
+	} {
+		st, body := call(c, r.method, r.path, r.body)
+		if st != http.StatusForbidden || !strings.Contains(body, "U+212A") || !strings.Contains(body, "not ASCII") {
+			t.Errorf("%s %s as %+q: %d %s; want 403 naming the character", r.method, r.path, kelvin, st, body)
+		}
+		if strings.Contains(body, "kate's own") {
+			t.Errorf("%s %s showed kate's session to someone else", r.method, r.path)
+		}
+	}
+	if n := fd.sim.Served(); n != 0 {
+		t.Errorf("%d requests reached the provider", n)
+	}
+	if st, body := call(kate, "GET", "/api/sessions", ""); st != http.StatusOK || strings.Count(body, `"id"`) != 1 {
+		t.Errorf("kate's sessions after the attempt: %d %s", st, body)
+	}
 }

@@ -8,6 +8,7 @@
 // # Routes
 //
 //	POST /v1/messages          Anthropic Messages API (JSON or SSE when "stream": true)
+//	POST /v1/messages/count_tokens  Anthropic's token count: {"input_tokens": N}
 //	POST /v1/chat/completions  OpenAI chat completions (JSON or SSE when "stream": true)
 //	POST /v1/images/generations OpenAI image generation (see images.go): n pictures
 //	                           of the requested size as b64_json or as a URL

@@ -116,6 +116,7 @@ func New(opts Options) *Server {
 
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/messages", s.api(s.handleAnthropic))
+	m.HandleFunc("POST /v1/messages/count_tokens", s.api(s.handleCountTokens))
 	m.HandleFunc("POST /v1/chat/completions", s.api(s.handleOpenAI))
 	m.HandleFunc("POST /v1/images/generations", s.api(s.handleImages))
 	m.HandleFunc("GET /v1/models", s.api(s.handleModels))

@@ -75,7 +75,8 @@ func testExportImport(t *testing.T, h Harness) {
 		t.Fatalf("export with failing callback: %v after %d calls", err, calls)
 	}
 
-	dst := open(t, h, store.WithClock(newClock().Now))
+	later := &clock{t: clk.Now().Add(time.Hour)}
+	dst := open(t, h, store.WithClock(later.Now))
 	for _, es := range exported {
 		noErr(t, dst.Import(ctx, alice, es))
 	}
@@ -100,6 +101,41 @@ func testExportImport(t *testing.T, h Harness) {
 	wantErr(t, dst.Import(ctx, alice, store.ExportedSession{}), store.ErrInvalid, "import without id")
 	bad := store.ExportedSession{Session: store.Session{ID: "x"}, Messages: []store.Message{{ID: "m", Role: "tool"}}}
 	wantErr(t, dst.Import(ctx, alice, bad), store.ErrInvalid, "import with bad role")
+
+	// What an import holds counts towards what the person stores.
+	want := int64(len("more") + store.SealOverhead) // appended above
+	for _, es := range exported {
+		want += store.SealedSize(es)
+	}
+	if got := r(dst.StoredBytes(ctx, alice)).must(t); got != want {
+		t.Fatalf("alice stores %d bytes, the imported sessions seal to %d", got, want)
+	}
+	if got := r(dst.StoredBytes(ctx, "nobody@example.com")).must(t); got != 0 {
+		t.Fatalf("someone with nothing stores %d bytes", got)
+	}
+	if got := r(src.StoredBytes(ctx, bob)).must(t); got <= 0 {
+		t.Fatalf("bob stores %d bytes", got)
+	}
+
+	// Times in the future are the importer's say-so: they become now, so
+	// a session dated 2999 neither heads the list forever nor escapes
+	// retention.
+	future := time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
+	ahead := store.ExportedSession{Session: store.Session{ID: "from-2999", Model: "m", Title: "t", CreatedAt: future, LastActivityAt: future},
+		Messages: []store.Message{{ID: "f1", Role: store.RoleUser, Content: "x", CreatedAt: future, UpdatedAt: future}}}
+	noErr(t, dst.Import(ctx, alice, ahead))
+	got := r(dst.GetSession(ctx, alice, "from-2999")).must(t)
+	now := later.Now()
+	if !got.CreatedAt.Equal(now) || !got.LastActivityAt.Equal(now) {
+		t.Fatalf("a session dated 2999 was imported at %v / %v, want now (%v)", got.CreatedAt, got.LastActivityAt, now)
+	}
+	if ms := r(dst.ListMessages(ctx, alice, "from-2999")).must(t); !ms[0].CreatedAt.Equal(now) || !ms[0].UpdatedAt.Equal(now) {
+		t.Fatalf("its message is dated %v / %v", ms[0].CreatedAt, ms[0].UpdatedAt)
+	}
+	later.Advance(91 * 24 * time.Hour)
+	if n := r(dst.DeleteSessionsOlderThan(ctx, later.Now().Add(-90*24*time.Hour))).must(t); n != 5 {
+		t.Fatalf("retention 91 days on deleted %d sessions, want all 5", n)
+	}
 
 	// A hand-written import with a streaming message and no times.
 	hand := store.ExportedSession{Session: store.Session{ID: "hand-1", Model: "m", Title: "t"},

@@ -29,7 +29,7 @@ func (s *sqlStore) Export(ctx context.Context, owner string, fn func(ExportedSes
 			return err
 		}
 		for _, ss := range sessions {
-			msgs, err := s.listMessages(ctx, q, owner, ss.ID)
+			msgs, err := s.listMessages(ctx, q, owner, ss.ID, true)
 			if err != nil {
 				return err
 			}
@@ -62,11 +62,17 @@ func (s *sqlStore) Import(ctx context.Context, owner string, es ExportedSession)
 		}
 		for i, m := range es.Messages {
 			if _, err := q.exec(ctx, `INSERT INTO messages
-				(id, session_id, seq, role, content, input_tokens, output_tokens, status, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				(id, session_id, seq, role, content, input_tokens, output_tokens, status, created_at, updated_at, attachments)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 				m.ID, es.ID, int64(i+1), string(m.Role), h.seal(m.Content, es.ID, m.ID, fieldContent),
-				m.InputTokens, m.OutputTokens, string(m.Status), micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
+				m.InputTokens, m.OutputTokens, string(m.Status), micros(m.CreatedAt), micros(m.UpdatedAt), len(m.Attachments)); err != nil {
 				return s.conflict(err, "message "+m.ID+" already exists")
+			}
+			for j, a := range m.Attachments {
+				na := NewAttachment{MediaType: a.MediaType, Name: a.Name, Width: a.Width, Height: a.Height, Data: a.Data}
+				if _, err := insertAttachment(ctx, q, h, es.ID, m.ID, a.ID, j+1, na, micros(m.UpdatedAt)); err != nil {
+					return s.conflict(err, "attachment "+a.ID+" already exists")
+				}
 			}
 		}
 		return nil
@@ -93,7 +99,7 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		es.LastActivityAt = es.CreatedAt
 	}
 	msgs := make([]Message, len(es.Messages))
-	seen := map[string]bool{}
+	seen, pictures := map[string]bool{}, map[string]bool{}
 	for i, m := range es.Messages {
 		if !validID(m.ID) || seen[m.ID] {
 			return fmt.Errorf("%w: message %d: id missing, too long or repeated", ErrInvalid, i+1)
@@ -114,6 +120,17 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		}
 		if err := checkTokens(m.InputTokens, m.OutputTokens); err != nil {
 			return fmt.Errorf("message %s: %w", m.ID, err)
+		}
+		for j, a := range m.Attachments {
+			if a.ID != "" && !validID(a.ID) || pictures[a.ID] {
+				return fmt.Errorf("%w: message %s: attachment %d: id too long or repeated", ErrInvalid, m.ID, j+1)
+			}
+			if a.ID != "" {
+				pictures[a.ID] = true
+			}
+			if err := checkAttachment(NewAttachment{MediaType: a.MediaType, Name: a.Name, Width: a.Width, Height: a.Height, Data: a.Data}); err != nil {
+				return fmt.Errorf("message %s: attachment %d: %w", m.ID, j+1, err)
+			}
 		}
 		if m.CreatedAt.IsZero() {
 			m.CreatedAt = es.CreatedAt

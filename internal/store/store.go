@@ -78,6 +78,17 @@ type Messages interface {
 	// recovery already marked incomplete may still be finished (its writer
 	// was alive after all); a finished one returns ErrConflict.
 	FinishAssistantMessage(ctx context.Context, owner, sessionID, messageID string, f Finish) error
+	// ReplaceUserMessage runs a turn again (regenerate, edit and resend,
+	// retry): the user message messageID gets content as its text and
+	// every later message of the session goes, in one transaction. The
+	// message keeps its id and its pictures. ErrNotFound when owner's
+	// session has no such message; ErrInvalid when it is not a user message.
+	ReplaceUserMessage(ctx context.Context, owner, sessionID, messageID, content string) (Message, error)
+	// AddAttachment stores a picture with a reply still streaming (one a
+	// model made); ErrConflict once the reply is finished.
+	AddAttachment(ctx context.Context, owner, sessionID, messageID string, a NewAttachment) (Attachment, error)
+	// ReadAttachment returns a picture of owner's session, with its bytes.
+	ReadAttachment(ctx context.Context, owner, sessionID, attachmentID string) (Attachment, error)
 	// RecoverIncomplete marks incomplete every streaming message last saved
 	// before staleBefore, and returns how many. A single replica calls it at
 	// start-up with time.Now(); with several replicas sharing PostgreSQL,
@@ -216,6 +227,29 @@ type NewMessage struct {
 	InputTokens  int64
 	OutputTokens int64
 	Status       Status
+	// Attachments are stored with the message, in the same transaction.
+	Attachments []NewAttachment
+}
+
+// NewAttachment is a picture to store with a message.
+type NewAttachment struct {
+	MediaType     string
+	Name          string
+	Width, Height int
+	Data          []byte
+}
+
+// Attachment is a picture of a message. Its name and bytes are sealed like
+// the message's text; Data is read only by ReadAttachment and Export.
+type Attachment struct {
+	ID        string `json:"id"`
+	MediaType string `json:"mediaType"`
+	Name      string `json:"name"`
+	// Bytes is the length of Data.
+	Bytes  int64  `json:"bytes"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Data   []byte `json:"data,omitempty"`
 }
 
 // Finish is the outcome of a streamed reply.
@@ -240,6 +274,8 @@ type Message struct {
 	Status       Status    `json:"status"`
 	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+	// Attachments are the message's pictures, in order.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // ExportedSession is a session with all its messages.

@@ -48,6 +48,8 @@ func Run(t *testing.T, h Harness) {
 		{"Messages", testMessages},
 		{"Streaming", testStreaming},
 		{"RecoverIncomplete", testRecoverIncomplete},
+		{"Attachments", testAttachments},
+		{"ReplaceUserMessage", testReplaceUserMessage},
 		{"LedgerByDayInTimeZone", testLedgerByDay},
 		{"LedgerTotals", testLedgerTotals},
 		{"Audit", testAudit},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +54,9 @@ import (
 //
 // A failure before the first byte (unknown model, every provider down) is
 // an ordinary JSON error with its HTTP status. Every response carries
-// X-Session-Id and X-Session-New.
+// X-Session-Id and X-Session-New, and once the user message is stored
+// X-User-Message-Id: a failed turn keeps its message, and the page
+// retries it by replacing it rather than sending a second copy.
 const (
 	checkpointInterval = time.Second
 	checkpointEvents   = 64
@@ -64,6 +67,10 @@ type sendRequest struct {
 	Content string `json:"content"`
 	// Model overrides the session's model for this turn.
 	Model string `json:"model"`
+	// Replace names a user message of the session that this turn runs
+	// again (regenerate, edit and resend, retry): it and every later
+	// message go, in the transaction that stores Content in its place.
+	Replace string `json:"replace"`
 }
 
 // turnUsage is a turn's tokens and cost.
@@ -178,19 +185,43 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 		a.storeError(w, r, c, err)
 		return
 	}
+	// A replaced message's turn sees only what came before it.
+	replaced, oldFirst := -1, ""
+	if req.Replace != "" {
+		replaced = slices.IndexFunc(history, func(m store.Message) bool { return m.ID == req.Replace })
+		switch {
+		case replaced < 0:
+			writeAPIError(w, http.StatusNotFound, "no such message in this conversation")
+			return
+		case history[replaced].Role != store.RoleUser:
+			writeAPIError(w, http.StatusBadRequest, "replace must name one of your messages in this conversation")
+			return
+		}
+		if replaced == 0 {
+			oldFirst = history[0].Content
+		}
+		history = history[:replaced]
+	}
 	win := c.Snapshot.Models.Window(alias)
 	turns, dropped, fits := boundContext(history, req.Content, win)
 	if !fits {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.Context))
 		return
 	}
-	userMsg, err := a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
+	var userMsg store.Message
+	if replaced >= 0 {
+		userMsg, err = a.store.ReplaceUserMessage(ctx, owner, s.ID, req.Replace, req.Content)
+	} else {
+		userMsg, err = a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
+	}
 	if err != nil {
 		a.storeError(w, r, c, err)
 		return
 	}
-	if s.Title == "" && len(history) == 0 {
-		// A first message names the session, as chat pages do.
+	h.Set("X-User-Message-Id", userMsg.ID)
+	if len(history) == 0 && (s.Title == "" || replaced == 0 && s.Title == titleFrom(oldFirst)) {
+		// A first message names the session, as chat pages do; an edited
+		// first message renames it unless the person chose the title.
 		if err := a.store.RenameSession(ctx, owner, s.ID, titleFrom(req.Content)); err != nil {
 			a.log.LogAttrs(ctx, slog.LevelWarn, "Failed to title a session", slog.String("request_id", c.ID), slog.String("error", err.Error()))
 		}

@@ -34,11 +34,9 @@ func (s *sqlStore) writeSpend(ctx context.Context, op string, e SpendEntry, onCo
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	_, err := s.db.writer().exec(ctx, `INSERT INTO spend
-		(request_id, user_email, model, requested_model, provider,
-		 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_picodollars, status, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) `+onConflict,
-		e.RequestID, e.User, e.Model, e.RequestedModel, e.Provider,
+	_, err := s.db.writer().exec(ctx, `INSERT INTO spend `+spendColumns+`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) `+onConflict,
+		e.RequestID, e.ClientRequestID, e.User, e.Model, e.RequestedModel, e.Provider,
 		e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time))
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)

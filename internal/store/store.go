@@ -286,8 +286,12 @@ type ExportedSession struct {
 
 // SpendEntry is one billed request. It has no field for content.
 type SpendEntry struct {
+	// RequestID is the gateway's own id for the request: the row's key.
 	RequestID string
-	User      string
+	// ClientRequestID is the caller's X-Request-Id, kept for correlation
+	// only: callers choose it, so it is never a key.
+	ClientRequestID string
+	User            string
 	// Model is the alias that served; RequestedModel the one asked for
 	// ("auto", or the alias before a fallback).
 	Model            string

@@ -140,3 +140,57 @@ func testAudit(t *testing.T, h Harness) {
 	}
 	wantErr(t, s.RecordAudit(ctx, store.AuditEvent{Actor: admin, Subject: bob}), store.ErrInvalid, "audit without action")
 }
+
+// testLedgerBatch: the group-committed ledger. Rows with one request id
+// replace each other, the last written winning, inside a batch and across
+// batches; the row keeps its first time and its user; requests that share
+// the caller's X-Request-Id are still one row each (the key is the
+// gateway's id); a final row settles its cost against a live lease in the
+// same transaction, and against a gone one not at all.
+func testLedgerBatch(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := open(t, h)
+	base := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	w := func(id string, cost int64, at time.Time, lease string) store.SpendWrite {
+		e := spend(id, alice, "sonnet", at, cost)
+		e.ClientRequestID = "same-client-id"
+		return store.SpendWrite{Entry: e, Lease: lease}
+	}
+	since := base.Add(-time.Hour)
+	g := r(s.GrantLease(ctx, store.Lease{ID: "lease-1", User: alice, At: base, ExpiresAt: base.Add(time.Hour), Create: true}, 100, 100, since, base, 1000)).must(t)
+	if !g.OK {
+		t.Fatalf("grant %+v", g)
+	}
+	// A stream's provisional rows and its final one in one batch, and a
+	// second request with the same client id.
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{
+		w("g1", 3, base, ""), w("g1", 5, base.Add(time.Second), ""), w("g1", 9, base.Add(2*time.Second), "lease-1"),
+		w("g2", 11, base.Add(time.Minute), "lease-1"),
+	}))
+	// A third request provisional in one batch, final in the next.
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{w("g3", 1, base.Add(2*time.Minute), "")}))
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{w("g3", 13, base.Add(3*time.Minute), "lease-1")}))
+	// Another user cannot take over a row by its id.
+	other := w("g3", 1_000, base, "")
+	other.Entry.User = bob
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{other}))
+
+	days := r(s.UsageByDay(ctx, alice, base.Add(-24*time.Hour), base.Add(24*time.Hour), time.UTC)).must(t)
+	if len(days) != 1 || days[0].Requests != 3 || days[0].CostPicodollars != 9+11+13 {
+		t.Fatalf("usage %+v, want 3 requests costing 33", days)
+	}
+	if n := r(s.SpendSince(ctx, bob, since)).must(t); n != 0 {
+		t.Fatalf("bob took over a row: %d", n)
+	}
+	u := r(s.QuotaUsage(ctx, alice, since, base)).must(t)
+	if u.SpentPicodollars != 33 || u.ReservedPicodollars != 100-33 {
+		t.Fatalf("quota %+v: want the 33 settled moved out of the lease", u)
+	}
+	// A returned lease's late cost is not settled again.
+	noErr(t, s.ReturnLease(ctx, store.Lease{ID: "lease-1", User: alice}))
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{w("g4", 7, base.Add(4*time.Minute), "lease-1")}))
+	if u := r(s.QuotaUsage(ctx, alice, since, base)).must(t); u.SpentPicodollars != 33 || u.ReservedPicodollars != 0 {
+		t.Fatalf("after return %+v", u)
+	}
+	wantErr(t, s.CommitSpend(ctx, []store.SpendWrite{{Entry: store.SpendEntry{User: alice}}}), store.ErrInvalid, "a row without request id")
+}

@@ -44,12 +44,15 @@ type LocalRef struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.dailySoftUSD) || !has(self.dailyHardUSD) || double(self.dailySoftUSD) <= double(self.dailyHardUSD)",message="dailySoftUSD must not be above dailyHardUSD"
 type DailyQuota struct {
 	// dailySoftUSD is the spend per day after which the user (and the admins)
-	// are notified. Requests still go through.
+	// are notified. Requests still go through. "0" sends no notification;
+	// unset on a user inherits the ChatGateway's.
 	// +optional
 	DailySoftUSD *USD `json:"dailySoftUSD,omitempty"`
 
 	// dailyHardUSD is the spend per day at which further requests are refused
-	// with HTTP 429 until the day ends.
+	// with HTTP 429 until the day ends. "0" refuses every model request (how
+	// an admin stops someone spending); unset means no hard limit on a
+	// ChatGateway, and on a user inherits the ChatGateway's.
 	// +optional
 	DailyHardUSD *USD `json:"dailyHardUSD,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +36,7 @@ func run() error {
 		poll       = flag.Duration("reload-interval", time.Second, "how often to check the config and its files for changes")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
 		retention  = flag.Duration("retention-interval", time.Hour, "how often to delete sessions past sessions.retention")
+		debug      = flag.String("debug-listen", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, never on the service's port")
 	)
 	flag.Parse()
 
@@ -75,6 +77,9 @@ func run() error {
 		}
 	}()
 
+	if *debug != "" {
+		go serveDebug(*debug, log)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -111,5 +116,26 @@ func run() error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// The requests are done: commit the spend still queued and return the
+	// quota leases, so the quota's spend equals the ledger's.
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if err := g.Close(cctx); err != nil {
+		log.Warn("Failed to commit the last spend before exiting", slog.String("error", err.Error()))
+	}
 	return nil
+}
+
+// serveDebug serves the profiler on its own listener, for measuring the
+// gateway under load (hack/bench -profile).
+func serveDebug(addr string, log *slog.Logger) {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("Serving the profiler", slog.String("addr", addr))
+	if err := http.ListenAndServe(addr, m); err != nil {
+		log.Warn("The profiler stopped", slog.String("error", err.Error()))
+	}
 }

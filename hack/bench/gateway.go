@@ -136,8 +136,15 @@ func startGateway(ctx context.Context, o options, pin pinning, store, simURL str
 	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
 		return proxy{}, err
 	}
-	p, err := start(ctx, pin.wrap(pin.proxy, []string{o.gateway, "--config", cfgPath, "--log-level", "warn"}),
-		nil, filepath.Join(dir, "gateway.log"), addr, "/readyz")
+	argv := []string{o.gateway, "--config", cfgPath, "--log-level", "warn"}
+	debug := ""
+	if o.profile != "" {
+		if debug, err = freeAddr(); err != nil {
+			return proxy{}, err
+		}
+		argv = append(argv, "--debug-listen", debug)
+	}
+	p, err := start(ctx, pin.wrap(pin.proxy, argv), nil, filepath.Join(dir, "gateway.log"), addr, "/readyz")
 	if err != nil {
 		return proxy{}, err
 	}
@@ -148,7 +155,7 @@ func startGateway(ctx context.Context, o options, pin pinning, store, simURL str
 		h = http.Header{"X-Api-Key": {gatewayToken}, "Anthropic-Version": {"2023-06-01"}, "X-Forwarded-Email": {benchUser}}
 	}
 	plain, stream := requestBodies(o.anthropic)
-	return proxy{label: "gateway, store " + store, target: newTarget(addr, path, h, plain, stream), proc: p}, nil
+	return proxy{label: "gateway, store " + store, target: newTarget(addr, path, h, plain, stream), proc: p, debug: debug}, nil
 }
 
 // postgres is a throwaway local server with fsync on, as in production.

@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,6 +56,9 @@ type options struct {
 	eventGap            time.Duration
 	anthropic           bool
 	pin                 string
+	// profile, when set, is a folder for CPU profiles of each gateway
+	// over its top ladder step in the last repetition.
+	profile string
 }
 
 func main() {
@@ -98,6 +102,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.eventGap, "event-gap", time.Millisecond, "the simulator's pause between events")
 	fs.BoolVar(&o.anthropic, "anthropic", false, "Anthropic front and provider instead of OpenAI's")
 	fs.StringVar(&o.pin, "pin", "0:1", "CPUs as LOAD:PROXY for taskset, or none")
+	fs.StringVar(&o.profile, "profile", "", "folder for CPU profiles of each gateway over its top ladder step of the last repetition (go tool pprof)")
 	quick := fs.Bool("quick", false, "a smoke run: one repetition, small counts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -148,14 +153,20 @@ func (s suite) bestRPS(bound time.Duration) (float64, bool) {
 	return best, ok
 }
 
-func runSuite(ctx context.Context, o options, t target, pid int) (suite, error) {
+// runSuite runs the suite against t; profile, when set, is where to save
+// a CPU profile taken from debugAddr over the top ladder step.
+func runSuite(ctx context.Context, o options, t target, pid int, debugAddr, profile string) (suite, error) {
 	var s suite
 	lat, err := latencies(t, o.warmup, o.n)
 	if err != nil {
 		return s, fmt.Errorf("one at a time: %w", err)
 	}
 	s.P50, s.P99 = quantile(lat, 0.50), quantile(lat, 0.99)
-	for _, c := range o.ladder {
+	for i, c := range o.ladder {
+		if profile != "" && debugAddr != "" && i == len(o.ladder)-1 {
+			done := saveProfile(debugAddr, profile, o.stepWarmup, o.stepDur)
+			defer func() { <-done }()
+		}
 		st, err := ladder(ctx, t, c, o.stepWarmup, o.stepDur, pid)
 		if err != nil {
 			return s, fmt.Errorf("ladder c=%d: %w", c, err)
@@ -175,6 +186,32 @@ type proxy struct {
 	label  string
 	target target
 	proc   *proc
+	// debug is the gateway's profiler address, when -profile is set.
+	debug string
+}
+
+// saveProfile fetches a CPU profile of dur, after wait, from the
+// profiler at addr into path.
+func saveProfile(addr, path string, wait, dur time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(wait)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(dur/time.Second))))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
+	return done
 }
 
 func runBench(args []string) error {
@@ -207,6 +244,11 @@ func runBench(args []string) error {
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
+	}
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -274,7 +316,7 @@ func runBench(args []string) error {
 	fmt.Fprintf(os.Stderr, "Pinning: %s. Results in %s\n", describePin(pin), o.out)
 	results := map[string][]suite{}
 	for rep := range o.reps {
-		d, err := runSuite(ctx, o, directTarget, 0)
+		d, err := runSuite(ctx, o, directTarget, 0, "", "")
 		if err != nil {
 			return fmt.Errorf("direct: %w", err)
 		}
@@ -286,7 +328,11 @@ func runBench(args []string) error {
 		}
 		for _, p := range order {
 			fmt.Fprintf(os.Stderr, "Repetition %d/%d: %s\n", rep+1, o.reps, p.label)
-			s, err := runSuite(ctx, o, p.target, p.proc.pid())
+			profile := ""
+			if o.profile != "" && rep == o.reps-1 {
+				profile = filepath.Join(o.profile, strings.NewReplacer(", ", "-", " ", "-").Replace(p.label)+".pprof")
+			}
+			s, err := runSuite(ctx, o, p.target, p.proc.pid(), p.debug, profile)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.label, err)
 			}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -143,11 +144,14 @@ func (s *snapshot) caller(email string, u *gatewayconfig.User) completion.Caller
 
 // call is one authenticated API request.
 type call struct {
-	id    string
-	start time.Time
-	front translate.Dialect
-	snap  *snapshot
-	who   completion.Caller
+	// id is the gateway's own; clientID the caller's X-Request-Id, kept
+	// for correlation only.
+	id       string
+	clientID string
+	start    time.Time
+	front    translate.Dialect
+	snap     *snapshot
+	who      completion.Caller
 }
 
 type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
@@ -164,7 +168,7 @@ func (g *Gateway) authed(front translate.Dialect, h callHandler) http.HandlerFun
 // dialect the call is served in.
 func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(http.ResponseWriter, *translate.Error), h callHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{id: requestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
+		c := &call{id: newRequestID(), clientID: clientRequestID(r), start: time.Now(), front: front, snap: g.snap.Load()}
 		w.Header().Set("X-Request-Id", c.id)
 		if tokenFront == translate.Anthropic {
 			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
@@ -174,7 +178,7 @@ func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(ht
 			g.metrics.authFails.WithLabelValues(reason).Inc()
 			// The route pattern, not the path: a path may carry an email.
 			g.log.LogAttrs(r.Context(), slog.LevelWarn, "Refused request",
-				slog.String("request_id", c.id), slog.String("reason", reason), slog.String("route", r.Pattern))
+				slog.String("request_id", c.id), slog.String("client_request_id", c.clientID), slog.String("reason", reason), slog.String("route", r.Pattern))
 			refuse(w, aerr)
 			return
 		}
@@ -194,18 +198,25 @@ func (g *Gateway) apiAuthed(h chatapi.Handler) http.HandlerFunc {
 		})
 }
 
-// requestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an ingress
-// may set one) so logs correlate across hops; otherwise it makes one.
-func requestID(r *http.Request) string {
+// newRequestID is the gateway's id for a request: 128 random bits, so no
+// caller can name, repeat or collide with another request's ledger row.
+// (math/rand/v2's generator is ChaCha8 seeded per thread: unpredictable
+// enough for an id, and cheap.)
+func newRequestID() string {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return hex.EncodeToString(b[:])
+}
+
+// clientRequestID keeps a sane incoming X-Request-Id (OAuth2 Proxy or an
+// ingress may set one) so logs and the ledger correlate across hops; it is
+// never a key.
+func clientRequestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && isIDSafe(id) {
 		return id
 	}
-	var b [8]byte
-	n := rand.Uint64()
-	for i := range b {
-		b[i] = byte(n >> (8 * i))
-	}
-	return hex.EncodeToString(b[:])
+	return ""
 }
 
 func isIDSafe(s string) bool {

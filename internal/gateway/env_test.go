@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -156,6 +157,7 @@ func newEnvWith(t testing.TB, sim providersim.Options, log *slog.Logger, opts ..
 		t.Fatalf("gateway.New: %v", err)
 	}
 	e.gw = gw
+	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
@@ -230,13 +232,20 @@ func (e *env) scrape(prefix string) []string {
 	return out
 }
 
-// settle waits until the gateway has metered every request.
+// settle waits until the gateway has metered every request, then has
+// it commit the spend queued and return its idle quota leases.
 func (e *env) settle() {
 	e.t.Helper()
 	waitFor(e.t, "requests to be metered", func() bool {
 		m := e.scrape("chatgateway_requests_in_flight ")
 		return len(m) == 1 && m[0] == "chatgateway_requests_in_flight 0"
 	})
+	if e.gw == nil {
+		return
+	}
+	if err := e.gw.Flush(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // testLogger writes the gateway's logs to the test log, so a failing test

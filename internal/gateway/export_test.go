@@ -130,6 +130,7 @@ func TestUsageShowsTodaysQuota(t *testing.T) {
 	if code, _, _ := e.turn("/api/chat", bob, "How much is left today?"); code != http.StatusOK {
 		t.Fatalf("chat turn: %d", code)
 	}
+	e.settle() // the ledger writer commits the turn's cost a moment after it ends
 	var mine struct {
 		Quota struct {
 			Day, SpentUSD, ReservedUSD, DailySoftUSD, DailyHardUSD, RemainingUSD string
@@ -172,6 +173,7 @@ func TestDeleteMyDataKeepsTheLedger(t *testing.T) {
 		if len(list.Sessions) != 1 {
 			t.Errorf("alice's sessions: %+v", list)
 		}
+		e.settle()
 		total, err := e.st.SpendSince(context.Background(), bob, time.Now().Add(-time.Hour))
 		if err != nil || total == 0 {
 			t.Errorf("the ledger stays: %d %v", total, err)
@@ -211,6 +213,7 @@ func TestRetentionDeletesOldSessions(t *testing.T) {
 		if code, _ := e.api("GET", "/api/sessions/"+fresh.ID, bob, nil); code != 200 {
 			t.Errorf("the newer session: %d", code)
 		}
+		e.settle()
 		if total, _ := e.st.SpendSince(context.Background(), bob, time.Time{}); total == 0 {
 			t.Error("retention deleted the ledger")
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
+	"github.com/chatgateway/chatgateway-operator/test/providersim"
 )
 
 // chat sends one OpenAI-front request for alias with text as the user
@@ -272,31 +273,55 @@ func TestDeadlines(t *testing.T) {
 	})
 }
 
-// TestClientDisconnect: a client that goes away mid-stream cancels the
-// upstream request (the simulator stalls until its client leaves).
+// TestClientDisconnect: a caller who hangs up mid-stream is billed what
+// the provider bills. An OpenAI-compatible stream reports usage only in
+// its last chunk, so the gateway reads on after the caller left (without
+// writing to them) and bills the provider's usage; an upstream that never
+// finishes is given up at the request timeout and billed an estimate
+// never below the input's bound: never nothing once the request was sent.
 func TestClientDisconnect(t *testing.T) {
-	e := newEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	client := e.openaiClient(alice)
-	s := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
-		Model: "gpt", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi [[fault:stall=2]]")},
+	hangUp := func(t *testing.T, e *env, text string) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		client := e.openaiClient(alice)
+		s := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: "gpt", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(text)},
+		})
+		if !s.Next() {
+			t.Fatalf("no first chunk: %v", s.Err())
+		}
+		cancel()
+		for s.Next() {
+		}
+		waitFor(t, "the request to end as 499", func() bool {
+			return len(e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="openai",requested_model="gpt",status="499"} 1`)) == 1
+		})
+		e.settle()
+	}
+	t.Run("the provider finishes", func(t *testing.T) {
+		e := newEnvWith(t, providersim.Options{Chunks: 10, EventDelay: 20 * time.Millisecond}, testLogger(t))
+		// What the provider bills for the whole answer.
+		if _, err := e.chat("gpt", "hi", true); err != nil {
+			t.Fatal(err)
+		}
+		e.settle()
+		whole := e.ledger.Entries()[0]
+		hangUp(t, e, "hi")
+		cut := e.ledger.Entries()[1]
+		if cut.Status != 499 || cut.Usage != whole.Usage || cut.Cost != whole.Cost || cut.Cost == 0 {
+			t.Fatalf("hung up: %+v; want the provider's whole usage as in %+v", cut, whole)
+		}
 	})
-	if !s.Next() {
-		t.Fatalf("no first chunk: %v", s.Err())
-	}
-	cancel()
-	for s.Next() {
-	}
-	// OpenAI streams report usage only at the end, so nothing is billed;
-	// the request metric shows the gateway finished the request.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if m := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="openai",requested_model="gpt",status="499"} 1`); len(m) == 1 {
-			break
+	t.Run("the provider stalls", func(t *testing.T) {
+		e := newEnv(t, func(c *gatewayconfig.Config) { c.Failover.RequestTimeout = gatewayconfig.D(time.Second) })
+		hangUp(t, e, "hi [[fault:stall=2]]")
+		entries := e.ledger.Entries()
+		if len(entries) != 1 {
+			t.Fatalf("ledger %+v", entries)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway never finished the request: the upstream was not cancelled")
+		cut := entries[0]
+		if cut.Status != 499 || cut.Usage.Input < 1024 || cut.Cost == 0 {
+			t.Fatalf("stalled: %+v; want an estimate at least the input's bound", cut)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }

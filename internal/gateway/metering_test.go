@@ -99,8 +99,9 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 		"chatgateway_failovers_total": {
 			`chatgateway_failovers_total{from="anthropic",reason="ServerError",to="openai"} 1`,
 		},
+		// The unknown model's 404 is counted, not timed: no series with an
+		// empty provider among the providers' latencies.
 		"chatgateway_request_duration_seconds_count": {
-			`chatgateway_request_duration_seconds_count{model="",provider=""} 1`,
 			`chatgateway_request_duration_seconds_count{model="both",provider="openai"} 1`,
 			`chatgateway_request_duration_seconds_count{model="gpt",provider="openai"} 1`,
 			`chatgateway_request_duration_seconds_count{model="sonnet",provider="anthropic"} 2`,
@@ -110,10 +111,57 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 		},
 	}
 	for prefix, lines := range want {
-		got := e.metric(prefix + "{")
+		got := nonZero(e.metric(prefix + "{"))
 		if !slices.Equal(got, lines) {
 			t.Errorf("%s:\ngot  %s\nwant %s", prefix, strings.Join(got, "\n     "), strings.Join(lines, "\n     "))
 		}
+	}
+}
+
+// nonZero drops the series at zero: each person's series exist from the
+// start (TestSeriesExistFromTheStart).
+func nonZero(lines []string) []string {
+	return slices.DeleteFunc(lines, func(l string) bool { return strings.HasSuffix(l, " 0") })
+}
+
+// TestSeriesExistFromTheStart: each allowlisted person's request, spend
+// and token series exist at zero before their first request, for every
+// model and provider that may serve them, and a person added by a reload
+// gets theirs: Prometheus sees a first request as an increase, with no
+// created-timestamp ingestion and no race with the first scrape. A
+// refusal (429) is counted but never timed.
+func TestSeriesExistFromTheStart(t *testing.T) {
+	e := newEnv(t, withQuota("", "0.000001"))
+	for _, who := range []string{alice, bob} {
+		for _, route := range []string{`model="sonnet",provider="anthropic"`, `model="gpt",provider="openai"`, `model="both",provider="anthropic"`, `model="both",provider="openai"`} {
+			for _, want := range []string{
+				fmt.Sprintf(`chatgateway_spend_usd_total{end_user="%s",%s} 0`, who, route),
+				fmt.Sprintf(`chatgateway_tokens_total{end_user="%s",%s,type="output"} 0`, who, route),
+			} {
+				if len(e.scrape(want)) != 1 {
+					t.Errorf("missing before the first request: %s", want)
+				}
+			}
+		}
+	}
+	carol := "carol@example.com"
+	e.cfg.Users = append(e.cfg.Users, gatewayconfig.User{Email: carol, Role: gatewayconfig.RoleUser})
+	e.writeConfig(e.cfg)
+	if _, err := e.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if want := `chatgateway_requests_total{end_user="carol@example.com",model="gpt",provider="openai",requested_model="gpt",status="200"} 0`; len(e.scrape(want)) != 1 {
+		t.Errorf("missing after the reload: %s", want)
+	}
+	// Over the limit: refused, counted with no provider, timed nowhere.
+	if resp, _ := send(t, e.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, false)); resp.StatusCode != 429 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := e.metric(`chatgateway_request_duration_seconds_count{model="gpt",provider=""`); len(got) != 0 {
+		t.Errorf("a refusal was timed: %q", got)
+	}
+	if got := e.metric(`chatgateway_requests_total{end_user="alice@example.com",model="gpt",provider="",requested_model="gpt",status="429"} 1`); len(got) != 1 {
+		t.Errorf("the refusal was not counted: %q", e.metric("chatgateway_requests_total"))
 	}
 }
 
@@ -188,7 +236,7 @@ func TestIdentityForms(t *testing.T) {
 			t.Errorf("openai user = %q, want %q", body.User, hash)
 		}
 	}
-	if got := e.metric(fmt.Sprintf(`chatgateway_requests_total{end_user="%s"`, hash)); len(got) != 2 {
+	if got := nonZero(e.metric(fmt.Sprintf(`chatgateway_requests_total{end_user="%s"`, hash))); len(got) != 2 {
 		t.Errorf("hashed end_user series: %q", got)
 	}
 	_, all := e.do("GET", "/metrics", nil, "")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chatgateway/chatgateway-operator/internal/gateway"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 	"github.com/chatgateway/chatgateway-operator/internal/store/pgtest"
@@ -41,6 +46,7 @@ func addReplica(t testing.TB, e *env, st store.Store, qs store.Quotas) replica {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
+	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
 	return replica{gw: gw, url: srv.URL}
@@ -169,7 +175,11 @@ func TestQuotaConcurrentStreamsNeverOverrun(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			e.settle()
+			for _, rep := range reps {
+				if err := rep.gw.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
 			close(stop)
 			<-sampled
 			sample()
@@ -290,31 +300,43 @@ func TestQuotaTimeZoneBoundary(t *testing.T) {
 	}
 }
 
-// TestQuotaReservationExpiresAfterCrash: a replica that died mid-request
-// leaves its charge reserved in the shared store; it holds the user back
-// until requestTimeout plus a minute has passed, then frees the quota.
-func TestQuotaReservationExpiresAfterCrash(t *testing.T) {
+// TestQuotaLeaseOfADeadReplica: a replica that died (SIGKILL) leaves its
+// quota lease in the shared store. Until the lease expires it holds the
+// person back ("held by requests in progress"); then it is charged in full,
+// because requests whose ledger rows died with the replica may have spent
+// it: the person keeps what the limit has left beyond it.
+func TestQuotaLeaseOfADeadReplica(t *testing.T) {
 	body := chatBody("gpt", "hello there", 10, false)
-	e := newEnv(t, withQuota("", worstGPTLimit(body, 10)))
+	limit := worstGPTLimit(body, 10)
+	e := newEnv(t, withQuota("", limit))
 	st := openStore(t, gatewayconfig.Store{Type: gatewayconfig.StoreEmbedded, Path: filepath.Join(e.dir, "quota.db")})
 	rep := addReplica(t, e, nil, st)
 
 	now := e.clock.Now()
-	ttl := e.cfg.Failover.RequestTimeout.Duration + time.Minute
-	crashed := store.Reservation{ID: "crashed-replica-request", User: alice, AmountPicodollars: 1_000_000, At: now, ExpiresAt: now.Add(ttl)}
-	if _, ok, err := st.Reserve(context.Background(), crashed, now.Add(-time.Hour), now, 1<<62); err != nil || !ok {
-		t.Fatal(err)
+	start := now.Truncate(24 * time.Hour)
+	// The dead replica's lease: a thirtieth of one request's worst case,
+	// more than the limit's rounding leaves.
+	const held = 5_000_000
+	dead := store.Lease{ID: "dead-replica-lease", User: alice, Holder: "dead", At: now, ExpiresAt: now.Add(30 * time.Second), Create: true}
+	if g, err := st.GrantLease(context.Background(), dead, held, held, start, now, 1<<62); err != nil || !g.OK {
+		t.Fatal(g, err)
 	}
 	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 || !strings.Contains(b, "held by requests in progress") {
-		t.Fatalf("with the crashed charge live: %d %s", resp.StatusCode, b)
+		t.Fatalf("with the dead lease live: %d %s", resp.StatusCode, b)
 	}
-	e.clock.Set(now.Add(ttl - time.Second))
-	if resp, _ := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 {
-		t.Fatalf("expired early: %d", resp.StatusCode)
+	e.clock.Set(now.Add(30 * time.Second))
+	st1, err := rep.gw.QuotaStatus(context.Background(), alice)
+	if err != nil || st1.SpentPicodollars != held || st1.ReservedPicodollars != 0 {
+		t.Fatalf("after expiry: %+v %v; want the lease charged in full", st1, err)
 	}
-	e.clock.Set(now.Add(ttl))
-	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 200 {
-		t.Fatalf("after expiry: %d %s", resp.StatusCode, b)
+	// What is left is less than one request's worst case: refused, as spent.
+	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, body); resp.StatusCode != 429 || strings.Contains(b, "held by") {
+		t.Fatalf("after the charge: %d %s", resp.StatusCode, b)
+	}
+	// A smaller request fits what is left.
+	small := chatBody("gpt", "hi", 1, false)
+	if resp, b := send(t, rep.url, "/v1/chat/completions", alice, small); resp.StatusCode != 200 {
+		t.Fatalf("a request within what is left: %d %s", resp.StatusCode, b)
 	}
 }
 
@@ -514,11 +536,13 @@ func TestCostAwareFallback(t *testing.T) {
 	})
 }
 
-// BenchmarkAdmission is the quota work a request adds: reserve at
-// admission (reported alone as reserve-ns/op), settle and read back usage
-// at the end (ns/op is all three).
+// BenchmarkAdmission is the quota and ledger work a request adds, as the
+// completion core does it: admission against the caller's lease, the
+// settlement, and the final ledger entry queued for the group-committed
+// writer (whose commits, a transaction per batch, run beside). The store
+// is asked only when the lease runs dry: grants/op says how often.
 //
-//	go test ./internal/gateway -run '^$' -bench Admission -benchtime 2000x
+//	go test ./internal/gateway -run '^$' -bench Admission -benchtime 20000x
 func BenchmarkAdmission(b *testing.B) {
 	stores := map[string]func(b *testing.B) store.Quotas{
 		"memory": func(*testing.B) store.Quotas { return store.NewMemoryQuotas() },
@@ -533,33 +557,42 @@ func BenchmarkAdmission(b *testing.B) {
 	}
 	for _, name := range []string{"memory", "sqlite", "postgres"} {
 		b.Run(name, func(b *testing.B) {
-			q := stores[name](b)
+			q := &grantCounter{Quotas: stores[name](b)}
+			log := slog.New(slog.DiscardHandler)
+			k := quota.New(quota.Options{Store: q, Registerer: prometheus.NewRegistry(), Log: log, Now: time.Now})
+			w := metering.NewWriter(metering.StoreSink{Store: q}, metering.WriterOptions{OnCommit: k.Committed, Log: log})
+			p := quota.NewPolicy(&gatewayconfig.Config{Quotas: gatewayconfig.Quotas{DailyHardUSD: "100000"}})
 			ctx := context.Background()
-			now := time.Now()
-			since := now.Add(-time.Hour)
+			ask := quota.Ask{User: alice, Worst: []metering.Picodollars{1_000_000_000}}
 			i := 0
-			var reserving time.Duration
 			for b.Loop() {
 				i++
-				r := store.Reservation{ID: fmt.Sprint("bench-", i), User: alice, AmountPicodollars: 1000, At: now, ExpiresAt: now.Add(time.Minute)}
-				t0 := time.Now()
-				if _, ok, err := q.Reserve(ctx, r, since, now, 1<<62); err != nil || !ok {
+				r, err := k.Admit(ctx, p, ask)
+				if err != nil {
 					b.Fatal(err)
 				}
-				reserving += time.Since(t0)
-				r.AmountPicodollars = 10
-				if err := q.Settle(ctx, r); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := q.QuotaUsage(ctx, alice, since, now); err != nil {
+				r.Settle(100_000_000)
+				if err := w.Record(ctx, metering.Entry{Time: time.Now(), RequestID: fmt.Sprint("bench-", i), User: alice, Model: "m", Provider: "p", Cost: 100_000_000, Status: 200, Lease: r.Lease()}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			// Reserve is the part before the first byte; settling runs after
-			// the response has been written.
-			b.ReportMetric(float64(reserving.Nanoseconds())/float64(i), "reserve-ns/op")
+			b.StopTimer()
+			_ = w.Close(ctx)
+			k.Close(ctx)
+			b.ReportMetric(float64(q.grants.Load())/float64(i), "grants/op")
 		})
 	}
+}
+
+// grantCounter counts the store's lease grants.
+type grantCounter struct {
+	store.Quotas
+	grants atomic.Int64
+}
+
+func (g *grantCounter) GrantLease(ctx context.Context, l store.Lease, lo, hi int64, since, now time.Time, limit int64) (store.Grant, error) {
+	g.grants.Add(1)
+	return g.Quotas.GrantLease(ctx, l, lo, hi, since, now, limit)
 }
 
 // TestQuotaCapsUncappedOutput: the reservation assumes a bounded output,
@@ -606,5 +639,46 @@ func TestQuotaStatefulChat(t *testing.T) {
 	st, err := e.gw.QuotaStatus(context.Background(), bob)
 	if err != nil || st.SpentPicodollars == 0 || st.ReservedPicodollars != 0 {
 		t.Fatalf("after the turn: %+v, %v", st, err)
+	}
+}
+
+// TestQuotaHardZeroRefusesEverything: a per-person dailyHardUSD of "0" is
+// an admin's off switch, not "no limit": every model request and chat turn
+// is refused before a provider is called, while a person without an
+// override inherits the default, and no default means no limit.
+func TestQuotaHardZeroRefusesEverything(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, func(c *gatewayconfig.Config) {
+		c.Users[1].DailyHardUSD = "0" // bob
+	})
+	for _, path := range []string{"/v1/chat/completions", "/v1/messages", "/api/chat"} {
+		body := chatBody("sonnet", "hi", 10, false)
+		if path == "/api/chat" {
+			body = `{"content":"hi"}`
+		}
+		resp, b := send(t, e.url, path, bob, body)
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(b, "$0.00") {
+			t.Errorf("%s with a limit of 0: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	if n := e.anth.Served() + e.oai.Served(); n != 0 {
+		t.Errorf("a provider was called %d times for a person whose limit is 0", n)
+	}
+	st, err := e.gw.QuotaStatus(context.Background(), bob)
+	if err != nil || st.RemainingPicodollars != 0 {
+		t.Errorf("bob's status %+v %v: want a limit with nothing remaining", st, err)
+	}
+	// alice has no override and there is no default: no limit.
+	if resp, b := send(t, e.url, "/v1/chat/completions", alice, chatBody("sonnet", "hi", 10, false)); resp.StatusCode != 200 {
+		t.Fatalf("alice without a limit: %d %s", resp.StatusCode, b)
+	}
+
+	// With a default of "0" everyone without an override is refused, and
+	// an override lifts it for that person.
+	e2 := newEnv(t, withQuota("", "0"), func(c *gatewayconfig.Config) { c.Users[1].DailyHardUSD = "1" })
+	if resp, _ := send(t, e2.url, "/v1/chat/completions", alice, chatBody("gpt", "hi", 10, false)); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("alice under a default of 0: %d", resp.StatusCode)
+	}
+	if resp, b := send(t, e2.url, "/v1/chat/completions", bob, chatBody("gpt", "hi", 10, false)); resp.StatusCode != 200 {
+		t.Errorf("bob's override of 1: %d %s", resp.StatusCode, b)
 	}
 }

@@ -24,16 +24,17 @@ type Options struct {
 	ConfigPath string
 	// Logger receives structured logs; the default discards them.
 	Logger *slog.Logger
-	// Ledger records spend; the default is a MemoryLedger.
-	Ledger metering.Ledger
+	// Ledger keeps the spend rows of a gateway without a Store; the
+	// default is a new MemoryLedger.
+	Ledger *metering.MemoryLedger
 	// Now is the clock, for tests of the token grace period.
 	Now func() time.Time
 	// Store keeps sessions, the spend ledger and the audit log (see
 	// OpenStore). Without one the /api routes are absent; with one and no
 	// Ledger, spend goes to the store's ledger.
 	Store store.Store
-	// Quotas holds quota charges; the default is Store's, else in memory
-	// (right for one replica only).
+	// Quotas holds the quota leases and settled spend; the default is
+	// Store's, else in memory (right for one replica only).
 	Quotas store.Quotas
 }
 
@@ -41,7 +42,7 @@ type Options struct {
 type Gateway struct {
 	configPath string
 	log        *slog.Logger
-	ledger     metering.Ledger
+	ledger     *metering.Writer
 	now        func() time.Time
 	store      store.Store
 
@@ -65,7 +66,6 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{
 		configPath: opts.ConfigPath,
 		log:        opts.Logger,
-		ledger:     opts.Ledger,
 		now:        opts.Now,
 		store:      opts.Store,
 		transports: &upstream.Transports{},
@@ -73,12 +73,6 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
-	}
-	if g.ledger == nil && g.store != nil {
-		g.ledger = metering.NewStoreLedger(g.store)
-	}
-	if g.ledger == nil {
-		g.ledger = &metering.MemoryLedger{}
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -91,6 +85,19 @@ func New(opts Options) (*Gateway, error) {
 		charges = store.NewMemoryQuotas()
 	}
 	g.quota = quota.New(quota.Options{Store: charges, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
+	// Every request's spend goes through one group-committed writer: its
+	// ledger row and its quota settlement in one transaction per batch.
+	var sink metering.Sink = metering.StoreSink{Store: charges}
+	if g.store == nil {
+		ledger := opts.Ledger
+		if ledger == nil {
+			ledger = &metering.MemoryLedger{}
+		}
+		sink = metering.MemorySink{Ledger: ledger, Quotas: charges}
+	} else if opts.Quotas == nil {
+		sink = metering.StoreSink{Store: g.store}
+	}
+	g.ledger = metering.NewWriter(sink, metering.WriterOptions{OnCommit: g.quota.Committed, Log: g.log})
 	g.core = completion.New(completion.Options{Ledger: g.ledger, Quota: g.quota, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	if _, err := g.Reload(); err != nil {
 		return nil, err
@@ -163,6 +170,11 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	}
 	g.snap.Store(s)
 	g.transports.Retain(s.cfg.Providers)
+	endUsers := make([]string, 0, len(s.users))
+	for email := range s.users {
+		endUsers = append(endUsers, s.endUser(email))
+	}
+	g.core.Precreate(endUsers, s.core)
 	g.metrics.reloads.Inc()
 	g.metrics.lastReload.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
@@ -200,5 +212,20 @@ func (g *Gateway) RunRetention(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Ledger returns the spend ledger.
-func (g *Gateway) Ledger() metering.Ledger { return g.ledger }
+// Flush commits the spend queued so far and returns the quota leases that
+// are idle; tests call it to see the store settle.
+func (g *Gateway) Flush(ctx context.Context) error {
+	err := g.ledger.Flush(ctx)
+	g.quota.Flush(ctx)
+	return err
+}
+
+// Close commits the spend still queued and returns the quota leases, so
+// that after a SIGTERM the quota's spend equals the ledger's. Call it once
+// the server has finished the requests in flight; the Gateway must not
+// serve after.
+func (g *Gateway) Close(ctx context.Context) error {
+	err := g.ledger.Close(ctx)
+	g.quota.Close(ctx)
+	return err
+}

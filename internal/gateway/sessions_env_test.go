@@ -94,6 +94,7 @@ func newStoreEnvWrapped(t testing.TB, kind string, sim providersim.Options, log 
 		t.Fatalf("gateway.New: %v", err)
 	}
 	e.gw = gw
+	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL

@@ -286,8 +286,12 @@ type ExportedSession struct {
 
 // SpendEntry is one billed request. It has no field for content.
 type SpendEntry struct {
+	// RequestID is the gateway's own id for the request: the row's key.
 	RequestID string
-	User      string
+	// ClientRequestID is the caller's X-Request-Id, kept for correlation
+	// only: callers choose it, so it is never a key.
+	ClientRequestID string
+	User            string
 	// Model is the alias that served; RequestedModel the one asked for
 	// ("auto", or the alias before a fallback).
 	Model            string
@@ -297,6 +301,8 @@ type SpendEntry struct {
 	OutputTokens     int64
 	CacheReadTokens  int64
 	CacheWriteTokens int64
+	// Images counts the pictures an image model made (0 for chat).
+	Images int64
 	// CostPicodollars is the exact cost in 1e-12 USD.
 	CostPicodollars int64
 	// Status is the request's outcome as the gateway names it ("200",
@@ -321,6 +327,7 @@ type DayUsage struct {
 	Model           string `json:"model"`
 	Requests        int64  `json:"requests"`
 	Tokens          Tokens `json:"tokens"`
+	Images          int64  `json:"images"`
 	CostPicodollars int64  `json:"costPicodollars"`
 }
 
@@ -329,6 +336,7 @@ type UserUsage struct {
 	User            string `json:"user"`
 	Requests        int64  `json:"requests"`
 	Tokens          Tokens `json:"tokens"`
+	Images          int64  `json:"images"`
 	CostPicodollars int64  `json:"costPicodollars"`
 }
 

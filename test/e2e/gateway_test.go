@@ -36,9 +36,14 @@ var (
 	buildErr  error
 )
 
-// buildGateway compiles cmd/gateway once per test binary run.
+// buildGateway compiles cmd/gateway once per test binary run, or returns
+// $E2E_GATEWAY, a gateway binary built elsewhere (an older commit's, to
+// see a test fail there).
 func buildGateway(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("E2E_GATEWAY"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "gateway-e2e")
 		if buildErr != nil {

@@ -82,7 +82,7 @@ func quotaInDollars(q quota.Status) myQuota {
 	if q.SoftLimitPicodollars > 0 {
 		out.DailySoftUSD = metering.Picodollars(q.SoftLimitPicodollars).String()
 	}
-	if q.HardLimitPicodollars > 0 {
+	if q.RemainingPicodollars >= 0 { // a hard limit is set, perhaps to zero
 		out.DailyHardUSD = metering.Picodollars(q.HardLimitPicodollars).String()
 	}
 	if q.RemainingPicodollars >= 0 {

@@ -79,6 +79,12 @@ type exchange struct {
 	text      int
 	sinceBill int
 	lastBill  time.Time
+	// events counts the events relayed to an HTTP caller; cut marks an
+	// answer that ended before the provider's last event (a failure, or a
+	// caller gone and the provider not finishing): both feed the estimate
+	// of a cut answer's cost.
+	events int
+	cut    bool
 }
 
 // Complete serves req and reports to obs (nil for none). It returns once
@@ -115,7 +121,10 @@ func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 	}
 	x.out.Model, x.out.Requested = choice.Alias, choice.Name()
 
-	actx, cancel := context.WithTimeout(ctx, snap.Failover.RequestTimeout)
+	// The providers' calls outlive the caller: a caller who hangs up is
+	// still billed what the provider bills, so the answer is read to its
+	// usage (bounded by the request timeout) after they left.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snap.Failover.RequestTimeout)
 	defer cancel()
 	plan := c.failover.Order(snap.Models.Plan(choice.Alias))
 	// Every model request is admitted against the caller's daily quota
@@ -164,10 +173,10 @@ func (x *exchange) admit(ctx context.Context, plan []*upstream.Route) *translate
 	if policy.Limits(who.Email).None() {
 		return nil // nothing to reserve: spare the request the work
 	}
-	x.bound = quota.NewBound(x.in.Size(), x.in.OutputCap(), x.in.Choices())
+	x.bound = quota.NewBound(x.in.Size(), x.in.Images(), x.in.OutputCap(), x.in.Choices())
 	worst := make([]metering.Picodollars, len(plan))
 	for i, rt := range plan {
-		worst[i] = x.bound.WorstCase(rt.Prices, rt.MaxTokens)
+		worst[i] = x.worstCase(rt)
 	}
 	name := who.EndUser // notifications name the caller as the metrics do, else by the log pseudonym
 	if name == "" {
@@ -191,7 +200,20 @@ func (x *exchange) Cover(ctx context.Context, rt *upstream.Route) bool {
 	if x.res == nil {
 		return true
 	}
-	return x.res.Cover(ctx, x.bound.WorstCase(rt.Prices, rt.MaxTokens))
+	return x.res.Cover(ctx, x.worstCase(rt))
+}
+
+// worstCase is the most rt can cost for the request.
+func (x *exchange) worstCase(rt *upstream.Route) metering.Picodollars {
+	return x.bound.WorstCase(rt.Prices, rt.MaxTokens, x.imageTokens(rt))
+}
+
+// imageTokens bounds what one image costs on rt's provider.
+func (x *exchange) imageTokens(rt *upstream.Route) int64 {
+	if rt.Provider.Dialect() == translate.Anthropic {
+		return quota.AnthropicImageTokens
+	}
+	return quota.OpenAIImageTokens
 }
 
 // FailedOver implements upstream.Attempts: it counts the failover.

@@ -37,6 +37,7 @@ type rig struct {
 	core    *completion.Core
 	snap    *completion.Snapshot
 	ledger  *metering.MemoryLedger
+	writer  *metering.Writer
 	keeper  *quota.Keeper
 	reg     *prometheus.Registry
 	anth    *providersim.Server
@@ -76,8 +77,14 @@ func newRig(t *testing.T, sim providersim.Options) *rig {
 	}
 	r.snap = snap
 	log := slog.New(slog.DiscardHandler)
-	r.keeper = quota.New(quota.Options{Store: store.NewMemoryQuotas(), Registerer: r.reg, Log: log, Now: time.Now})
-	r.core = completion.New(completion.Options{Ledger: r.ledger, Quota: r.keeper, Registerer: r.reg, Log: log, Now: time.Now})
+	charges := store.NewMemoryQuotas()
+	r.keeper = quota.New(quota.Options{Store: charges, Registerer: r.reg, Log: log, Now: time.Now})
+	r.writer = metering.NewWriter(metering.MemorySink{Ledger: r.ledger, Quotas: charges}, metering.WriterOptions{OnCommit: r.keeper.Committed, Log: log})
+	t.Cleanup(func() {
+		_ = r.writer.Close(context.Background())
+		r.keeper.Close(context.Background())
+	})
+	r.core = completion.New(completion.Options{Ledger: r.writer, Quota: r.keeper, Registerer: r.reg, Log: log, Now: time.Now})
 	return r
 }
 
@@ -126,8 +133,11 @@ func (o *recorder) End(out completion.Outcome, err error) {
 	o.ends++
 	o.calls = append(o.calls, fmt.Sprintf("end %d", out.Status))
 	o.outcome, o.err = out, err
-	// By End, the ledger has the request's final row (when it billed)
-	// and the quota holds no charge for it.
+	// By End, the request's final row (when it billed) is queued for the
+	// ledger writer, and the quota holds nothing for it once committed.
+	if err := o.r.writer.Flush(context.Background()); err != nil {
+		o.t.Error(err)
+	}
 	var final bool
 	for _, e := range o.r.ledger.Entries() {
 		final = final || e.RequestID == o.id && !e.Provisional

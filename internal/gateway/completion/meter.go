@@ -3,10 +3,12 @@ package completion
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/routing"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/upstream"
 )
@@ -30,24 +32,36 @@ func (x *exchange) checkpoint(rt *upstream.Route, reported metering.Usage) {
 
 // bill writes the request's provisional ledger row: what it has cost so far.
 func (x *exchange) bill(rt *upstream.Route, reported metering.Usage) {
-	u := x.streamed(reported)
-	e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, User: x.req.Caller.Email, Model: rt.Alias, Provider: rt.Provider.Name(),
-		Usage: u, Cost: rt.Prices.Cost(u), Provisional: true}
+	u := x.streamed(rt, reported)
+	e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: x.req.Caller.Email,
+		Model: rt.Alias, Requested: x.out.Requested, Provider: rt.Provider.Name(), Usage: u, Cost: rt.Prices.Cost(u), Provisional: true}
 	if err := x.core.ledger.Record(context.WithoutCancel(x.ctx), e); err != nil {
 		x.core.log.LogAttrs(x.ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", x.req.ID), slog.String("error", err.Error()))
 	}
 	x.billed, x.sinceBill, x.lastBill = true, 0, time.Now()
 }
 
-// streamed is what the answer has cost so far: the provider's counts, or
-// estimates where it has not reported yet (OpenAI-compatible streams
-// report usage only at their end).
-func (x *exchange) streamed(u metering.Usage) metering.Usage {
+// streamed is what an answer has cost so far, or what a cut one is billed:
+// the provider's counts, and where it has not reported them (an
+// OpenAI-compatible stream reports usage only at its end) the input's
+// bound — the request's bytes and overheads, which its tokens never
+// exceed, so the estimate is never below the input's cost — and the
+// output streamed so far (at four bytes a token of a Conversation's text,
+// or a token per event relayed).
+func (x *exchange) streamed(rt *upstream.Route, u metering.Usage) metering.Usage {
 	if u.Input+u.CacheRead+u.CacheWrite == 0 {
-		u.Input = routing.EstimateTokens(x.in.Size()) + routing.MessageOverheadTokens
+		b := quota.NewBound(x.in.Size(), x.in.Images(), 0, 1)
+		u.Input = int64(satAdd(b.Input, b.Images*x.imageTokens(rt)))
 	}
-	u.Output = max(u.Output, routing.EstimateTokens(x.text))
+	u.Output = max(u.Output, routing.EstimateTokens(x.text), int64(x.events))
 	return u
+}
+
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // finish meters the request — metrics, the ledger, the quota settlement,
@@ -57,34 +71,46 @@ func (x *exchange) finish(ctx context.Context) {
 	o := &x.out
 	o.Duration = time.Since(x.req.Start)
 	if x.served != nil {
-		if x.billed && o.Status != http.StatusOK {
-			// A cut answer billed while streaming bills at least what
-			// reached the caller.
-			o.Usage = x.streamed(o.Usage)
+		if x.cut || x.billed && o.Status != http.StatusOK {
+			// A cut answer bills at least what reached the caller, and
+			// never nothing once the provider took the request.
+			o.Usage = x.streamed(x.served, o.Usage)
 		}
 		o.Cost = x.served.Prices.Cost(o.Usage)
 	}
 	who := x.req.Caller
 	x.core.metrics.observe(who.EndUser, o)
+	// The quota's settlement and the ledger's final row are one entry,
+	// committed in one transaction: they cannot disagree.
+	x.res.Settle(o.Cost)
 	if o.Provider != "" && (o.Status == http.StatusOK || !o.Usage.IsZero() || x.billed) {
-		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, User: who.Email, Model: o.Model, Provider: o.Provider, Usage: o.Usage, Cost: o.Cost, Status: o.Status}
+		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: who.Email,
+			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Usage: o.Usage, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
 		if err := x.core.ledger.Record(context.WithoutCancel(ctx), e); err != nil {
 			x.core.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", x.req.ID), slog.String("error", err.Error()))
 		}
 	}
-	x.res.Settle(ctx, o.Cost)
 	level := slog.LevelInfo
 	if o.Status >= 500 {
 		level = slog.LevelWarn
 	}
+	if x.core.log.Enabled(ctx, level) {
+		x.logServed(ctx, level)
+	}
+	x.obs.End(*o, x.err)
+}
+
+// logServed writes the request's one log line: never the email, the
+// prompt or the reply; the user hash, the route and numbers.
+func (x *exchange) logServed(ctx context.Context, level slog.Level) {
+	o := &x.out
 	api := "chat"
 	if x.req.Conversation == nil {
 		api = x.req.Front.String()
 	}
-	// Never the email, the prompt or the reply: the user hash, the route and numbers.
 	attrs := []slog.Attr{
 		slog.String("request_id", x.req.ID),
-		slog.String("user", who.Hash),
+		slog.String("user", x.req.Caller.Hash),
 		slog.String("api", api),
 		slog.String("model", o.Model),
 		slog.String("provider", o.Provider),
@@ -98,10 +124,12 @@ func (x *exchange) finish(ctx context.Context) {
 		slog.Float64("duration_ms", float64(o.Duration.Microseconds())/1000),
 		slog.Float64("ttft_ms", float64(o.TTFT.Microseconds())/1000),
 	}
+	if x.req.ClientID != "" {
+		attrs = append(attrs, slog.String("client_request_id", x.req.ClientID))
+	}
 	if o.Status == http.StatusInternalServerError && x.err != nil {
 		// The gateway's own failure (its store): the error names ids, never content.
 		attrs = append(attrs, slog.String("error", x.err.Error()))
 	}
 	x.core.log.LogAttrs(ctx, level, "Served request", attrs...)
-	x.obs.End(*o, x.err)
 }

@@ -1,7 +1,9 @@
 package completion
 
 import (
+	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,6 +15,8 @@ import (
 // from small fixed sets, end_user from the allowlist. None ever carries
 // content.
 type metrics struct {
+	// cache holds the children per label tuple (seriesKey → *series).
+	cache     sync.Map
 	requests  *prometheus.CounterVec
 	spend     *prometheus.CounterVec
 	tokens    *prometheus.CounterVec
@@ -59,22 +63,75 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) observe(endUser string, o *Outcome) {
-	m.requests.WithLabelValues(endUser, o.Model, o.Requested, o.Provider, strconv.Itoa(o.Status)).Inc()
-	m.duration.WithLabelValues(o.Model, o.Provider).Observe(o.Duration.Seconds())
-	if o.TTFT > 0 {
-		m.ttft.WithLabelValues(o.Model, o.Provider).Observe(o.TTFT.Seconds())
+// seriesKey is one label tuple of a request's series.
+type seriesKey struct {
+	endUser, model, requested, provider string
+	status                              int
+}
+
+// series are the children of one label tuple, looked up once: a
+// CounterVec's WithLabelValues hashes its labels on every call.
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer // nil when no provider answered
+	ttft     prometheus.Observer
+	spend    prometheus.Counter
+	tokens   [4]prometheus.Counter // input, output, cache_read, cache_write
+}
+
+var tokenTypes = [4]string{"input", "output", "cache_read", "cache_write"}
+
+func (m *metrics) series(k seriesKey) *series {
+	if s, ok := m.cache.Load(k); ok {
+		return s.(*series)
 	}
+	s := &series{requests: m.requests.WithLabelValues(k.endUser, k.model, k.requested, k.provider, strconv.Itoa(k.status))}
+	if k.provider != "" {
+		// Refusals and failures before any provider answered are counted,
+		// but timed nowhere: a latency series with an empty provider would
+		// mix them into the providers' latencies.
+		s.duration = m.duration.WithLabelValues(k.model, k.provider)
+		s.ttft = m.ttft.WithLabelValues(k.model, k.provider)
+		s.spend = m.spend.WithLabelValues(k.endUser, k.model, k.provider)
+		for i, t := range tokenTypes {
+			s.tokens[i] = m.tokens.WithLabelValues(k.endUser, k.model, k.provider, t)
+		}
+	}
+	v, _ := m.cache.LoadOrStore(k, s)
+	return v.(*series)
+}
+
+func (m *metrics) observe(endUser string, o *Outcome) {
+	s := m.series(seriesKey{endUser, o.Model, o.Requested, o.Provider, o.Status})
+	s.requests.Inc()
 	if o.Provider == "" {
 		return
 	}
-	m.spend.WithLabelValues(endUser, o.Model, o.Provider).Add(o.Cost.USD())
-	for _, t := range []struct {
-		typ string
-		n   int64
-	}{{"input", o.Usage.Input}, {"output", o.Usage.Output}, {"cache_read", o.Usage.CacheRead}, {"cache_write", o.Usage.CacheWrite}} {
-		if t.n > 0 {
-			m.tokens.WithLabelValues(endUser, o.Model, o.Provider, t.typ).Add(float64(t.n))
+	s.duration.Observe(o.Duration.Seconds())
+	if o.TTFT > 0 {
+		s.ttft.Observe(o.TTFT.Seconds())
+	}
+	s.spend.Add(o.Cost.USD())
+	for i, n := range [4]int64{o.Usage.Input, o.Usage.Output, o.Usage.CacheRead, o.Usage.CacheWrite} {
+		if n > 0 {
+			s.tokens[i].Add(float64(n))
+		}
+	}
+}
+
+// Precreate makes each person's request, spend and token series exist at
+// zero for every model and provider that may serve them, as Prometheus
+// advises for series known in advance: the first request's increase is
+// then seen, with no created-timestamp ingestion and no race with the
+// first scrape. The gateway calls it on start and on every reload.
+func (c *Core) Precreate(endUsers []string, snap *Snapshot) {
+	for _, alias := range snap.Models.Models() {
+		for _, rt := range snap.Models.Plan(alias) {
+			for _, u := range endUsers {
+				if u != "" {
+					c.metrics.series(seriesKey{u, rt.Alias, rt.Alias, rt.Provider.Name(), http.StatusOK})
+				}
+			}
 		}
 	}
 }

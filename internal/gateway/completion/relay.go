@@ -78,6 +78,12 @@ func (x *exchange) Try(ctx context.Context, rt *upstream.Route) upstream.Attempt
 // or garbage before it is a failure the plan may fail over from; after it
 // the caller owns the answer, and a failure ends it (an HTTP stream with
 // an error event in the caller's dialect), billing the usage seen so far.
+//
+// A caller who goes away does not end the call: the provider bills the
+// answer all the same, and OpenAI-compatible streams report usage only in
+// their last chunk. The rest of the stream is read, bounded by the
+// request's deadline, and dropped, so the request is billed what the
+// provider reported; the caller's connection is not written to again.
 func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.Stream) upstream.Attempt {
 	rd := translate.NewReader(call.Resp.Body)
 	out := writerPool.Get().(*translate.Writer)
@@ -91,6 +97,7 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 	var (
 		ev        translate.Event
 		committed bool
+		gone      bool // the caller left: read on for the usage only
 		reported  metering.Usage
 	)
 	for {
@@ -105,18 +112,22 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			err = st.EOF(out)
 		case committed && st.EOF(out) == nil:
 			// The stream was complete; the read after its last event (kept
-			// to reuse the connection) failed, e.g. because the caller hung
-			// up as soon as it had everything.
+			// to reuse the connection) failed.
 			ended, err = true, nil
+		}
+		if !gone && x.ctx.Err() != nil {
+			gone = true
 		}
 		if err != nil {
 			f := call.Failure(err)
-			if !committed {
+			if !committed && !gone {
 				return upstream.Attempt{Failure: f}
 			}
-			if x.ctx.Err() != nil {
-				// The caller went away: nobody is left to tell.
+			if gone {
+				// Nobody is left to tell; what the provider reported so
+				// far is billed, and estimated where it reported nothing.
 				x.answered(rt, StatusClientClosed, st.Usage())
+				x.cut = true
 				return upstream.Attempt{}
 			}
 			e := &translate.Error{Status: http.StatusBadGateway, Msg: "the provider failed mid-stream: " + f.Msg}
@@ -126,6 +137,7 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 				a.Broken = nil
 			}
 			x.answered(rt, e.Status, st.Usage())
+			x.cut = true
 			x.err = e
 			if w != nil {
 				translate.WriteStreamError(out, x.req.Front, e)
@@ -138,7 +150,7 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			if err := x.begin(rt, u); err != nil {
 				return x.observerFailed(rt, u, err)
 			}
-			if w != nil {
+			if w != nil && !gone {
 				h := w.Header()
 				h.Set("Content-Type", "text/event-stream; charset=utf-8")
 				h.Set("Cache-Control", "no-cache")
@@ -149,12 +161,14 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			x.out.TTFT = time.Since(x.req.Start)
 		}
 		if out.Len() > 0 {
-			if err := flush(w, rc, out); err != nil {
-				x.answered(rt, StatusClientClosed, st.Usage())
-				return upstream.Attempt{}
+			x.events++
+			if !gone && w != nil {
+				if err := flush(w, rc, out); err != nil {
+					gone = true
+				}
 			}
 		}
-		if texts := out.Texts(); len(texts) > 0 {
+		if texts := out.Texts(); len(texts) > 0 && !gone {
 			for _, t := range texts {
 				x.obs.Text(t)
 				x.text += len(t)
@@ -164,10 +178,16 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 		out.Reset()
 		if u := st.Usage(); u != reported {
 			reported = u
-			x.obs.Usage(u)
+			if !gone {
+				x.obs.Usage(u)
+			}
 		}
 		if ended {
-			x.answered(rt, http.StatusOK, st.Usage())
+			status := http.StatusOK
+			if gone {
+				status = StatusClientClosed
+			}
+			x.answered(rt, status, st.Usage())
 			return upstream.Attempt{OK: true}
 		}
 		x.checkpoint(rt, reported)

@@ -63,8 +63,12 @@ func NewSnapshot(c *gatewayconfig.Config, providers []upstream.Provider) (*Snaps
 // Request is one completion for an identified caller: either an HTTP
 // front's (Front, Body and Client set) or a Conversation the gateway built.
 type Request struct {
-	// ID names the request in logs and the ledger.
-	ID       string
+	// ID is the gateway's own id for the request: it names the request in
+	// logs and keys its ledger row.
+	ID string
+	// ClientID is the caller's X-Request-Id, if sane: kept beside ID in
+	// the ledger and logs for correlation only, since callers choose it.
+	ClientID string
 	Start    time.Time
 	Caller   Caller
 	Snapshot *Snapshot

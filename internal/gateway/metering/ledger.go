@@ -2,26 +2,45 @@ package metering
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // Entry is one billed request: who, what, how much. It never holds content.
 type Entry struct {
-	Time      time.Time
+	Time time.Time
+	// RequestID is the gateway's own id for the request: the ledger's key.
 	RequestID string
+	// ClientRequestID is the caller's X-Request-Id, for correlation only.
+	ClientRequestID string
 	// User is the caller's email; the ledger is the one place it is kept,
 	// because per-user spend and quotas need it.
-	User     string
-	Model    string // the alias that served
-	Provider string
-	Usage    Usage
-	Cost     Picodollars
-	Status   int
+	User      string
+	Model     string // the alias that served
+	Requested string // the alias asked for ("auto", or before a fallback); Model when empty
+	Provider  string
+	Usage     Usage
+	// Images counts the pictures an image model made, priced per picture
+	// into Cost (Usage is then zero).
+	Images int64
+	Cost   Picodollars
+	Status int
 	// Provisional marks the row of a request still streaming: what it has
-	// cost so far. A later entry with the same RequestID replaces it; a
-	// final entry is never replaced.
+	// cost so far. A later entry with the same RequestID replaces it.
 	Provisional bool
+	// Lease, on a request's final entry, is the quota lease its cost is
+	// settled against, in the transaction that writes the row.
+	Lease string
+}
+
+// statusString is the ledger's status: the HTTP status, or "incomplete"
+// for a provisional row (what a process killed mid-stream leaves).
+func statusString(e Entry) string {
+	if e.Provisional {
+		return "incomplete"
+	}
+	return strconv.Itoa(e.Status)
 }
 
 // Ledger records spend. The gateway calls Record after the response has been

@@ -2,7 +2,9 @@ package metering_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,21 +12,34 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-// TestStoreLedger runs the writer against a real SQLite store: a repeated
-// request id bills once, and a row billed while streaming is replaced by
-// the request's final record.
-func TestStoreLedger(t *testing.T) {
+// TestWriter runs the group-committed ledger against a real SQLite store:
+// a row billed while streaming is replaced by the request's final one,
+// whose cost is settled against its quota lease in the same commit; many
+// requests ending at once share a few transactions; Close commits what
+// is queued.
+func TestWriter(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "store.db"), make([]byte, store.MasterKeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	l := metering.NewStoreLedger(st)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	since := at.Add(-time.Hour)
+	if g, err := st.GrantLease(ctx, store.Lease{ID: "L", User: "a@example.com", At: at, ExpiresAt: at.Add(time.Hour), Create: true}, 1_000_000, 1_000_000, since, at, 1<<40); err != nil || !g.OK {
+		t.Fatalf("grant %+v %v", g, err)
+	}
+	sink := &countingSink{Sink: metering.StoreSink{Store: st}}
+	var committed atomic.Int64
+	w := metering.NewWriter(sink, metering.WriterOptions{Linger: 20 * time.Millisecond, OnCommit: func(b []metering.Entry, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		committed.Add(int64(len(b)))
+	}})
 	entry := func(id string, out int64, cost metering.Picodollars) metering.Entry {
-		return metering.Entry{Time: at, RequestID: id, User: "a@example.com", Model: "m", Provider: "p",
-			Usage: metering.Usage{Input: 10, Output: out}, Cost: cost, Status: 200}
+		return metering.Entry{Time: at, RequestID: id, ClientRequestID: "client-id", User: "a@example.com", Model: "m", Provider: "p",
+			Usage: metering.Usage{Input: 10, Output: out}, Cost: cost, Status: 200, Lease: "L"}
 	}
 	spend := func() (int64, int64) {
 		t.Helper()
@@ -40,43 +55,41 @@ func TestStoreLedger(t *testing.T) {
 		return n, cost
 	}
 
-	if err := l.Record(ctx, entry("r1", 5, 100)); err != nil {
+	provisional := entry("turn", 1, 10)
+	provisional.Provisional, provisional.Lease = true, ""
+	for _, e := range []metering.Entry{provisional, entry("turn", 7, 70)} {
+		if err := w.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		if err := w.Record(ctx, entry(fmt.Sprint("r", i), 5, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Record(ctx, entry("r1", 500, 9999)); err != nil {
-		t.Fatal(err)
+	if n, cost := spend(); n != 201 || cost != 70+200*100 {
+		t.Fatalf("%d rows, %d picodollars; want 201 rows and the final bills", n, cost)
 	}
-	if n, cost := spend(); n != 1 || cost != 100 {
-		t.Fatalf("a repeated request id: %d rows, %d picodollars; want the first bill only", n, cost)
+	if u, err := st.QuotaUsage(ctx, "a@example.com", since, at); err != nil || u.SpentPicodollars != 20_070 || u.ReservedPicodollars != 1_000_000-20_070 {
+		t.Fatalf("quota %+v %v: the settled costs moved out of the lease", u, err)
 	}
+	if committed.Load() != 202 || sink.commits.Load() > 20 {
+		t.Errorf("%d entries in %d commits: want every entry, in a few commits", committed.Load(), sink.commits.Load())
+	}
+	t.Logf("202 entries in %d commits", sink.commits.Load())
+}
 
-	provisional := func(out int64, cost metering.Picodollars) metering.Entry {
-		e := entry("turn", out, cost)
-		e.Provisional = true
-		return e
-	}
-	if err := l.Record(ctx, provisional(1, 10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Record(ctx, provisional(3, 30)); err != nil {
-		t.Fatal(err)
-	}
-	if n, cost := spend(); n != 2 || cost != 130 {
-		t.Fatalf("while streaming: %d rows, %d picodollars; want the last revision", n, cost)
-	}
-	if err := l.Record(ctx, entry("turn", 7, 70)); err != nil {
-		t.Fatal(err)
-	}
-	if n, cost := spend(); n != 2 || cost != 170 {
-		t.Fatalf("after the final record: %d rows, %d picodollars", n, cost)
-	}
-	// The final record ended the revisions: a replay of the id bills nothing.
-	if err := l.Record(ctx, entry("turn", 700, 7000)); err != nil {
-		t.Fatal(err)
-	}
-	if _, cost := spend(); cost != 170 {
-		t.Fatalf("a replayed turn id changed the bill: %d", cost)
-	}
+type countingSink struct {
+	metering.Sink
+	commits atomic.Int64
+}
+
+func (s *countingSink) Commit(ctx context.Context, b []metering.Entry) error {
+	s.commits.Add(1)
+	return s.Sink.Commit(ctx, b)
 }
 
 func TestMemoryLedger(t *testing.T) {

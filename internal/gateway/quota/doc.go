@@ -16,18 +16,22 @@
 //
 // The worst case of a route is
 //
-//	input bound × the route's highest input-side price (input, cache write,
-//	cache read) + output cap × output price × n
+//	(input bound + images × the provider's image bound) × the route's
+//	highest input-side price (input, cache write, cache read)
+//	+ output cap × output price × n
 //
 // where the input bound is the request's size in bytes plus
 // ReserveOverheadTokens: byte-level BPE tokenizers never produce more tokens
 // than bytes, and the body holds every message, the system prompt and the
 // tool definitions. That over-reserves input about fourfold for prose, on
 // purpose: it is an upper bound, not an estimate, so the settled cost cannot
-// exceed the reservation (one known gap: an image sent by URL rather than
-// inline costs tokens its URL's length does not show). The output cap is
-// the caller's max_tokens (max_completion_tokens) or else the model's
-// maxOutputTokens, which the gateway then sends upstream so the cap holds.
+// exceed the reservation. An image's tokens do not follow from its bytes
+// (a URL, or a large flat PNG), so each image adds the most its provider's
+// models charge for one (AnthropicImageTokens, OpenAIImageTokens). The
+// output cap is the caller's max_tokens (max_completion_tokens) or else
+// the model's maxOutputTokens, which the gateway then sends upstream so
+// the cap holds; the request was decoded strictly (translate), so the cap
+// read here is the only one the provider sees.
 // The reservation covers the most expensive route of the attempt plan, so
 // every failover retry fits; with quotas.costAwareFallback it covers the
 // first route only and grows before a pricier retry, which is skipped when

@@ -12,13 +12,16 @@ import (
 // than that belongs to a dead process.
 const reservationMargin = time.Minute
 
-// Limits are one user's daily limits; zero means none.
+// Limits are one user's daily limits. A zero Soft means no soft limit.
+// HasHard says a hard limit is set, and then Hard may be zero: an admin's
+// "0" refuses every request, which is not the same as no limit at all.
 type Limits struct {
 	Soft, Hard metering.Picodollars
+	HasHard    bool
 }
 
 // None reports that no limit is set.
-func (l Limits) None() bool { return l.Soft == 0 && l.Hard == 0 }
+func (l Limits) None() bool { return l.Soft == 0 && !l.HasHard }
 
 // Policy is the quota config of one snapshot, resolved once.
 type Policy struct {
@@ -35,7 +38,7 @@ type Policy struct {
 func NewPolicy(c *gatewayconfig.Config) *Policy {
 	p := &Policy{
 		gateway:   c.Gateway.Namespace + "/" + c.Gateway.Name,
-		defaults:  Limits{Soft: usdLimit(c.Quotas.DailySoftUSD), Hard: usdLimit(c.Quotas.DailyHardUSD)},
+		defaults:  Limits{Soft: usdLimit(c.Quotas.DailySoftUSD), Hard: usdLimit(c.Quotas.DailyHardUSD), HasHard: c.Quotas.DailyHardUSD != ""},
 		users:     map[string]Limits{},
 		costAware: c.Quotas.CostAwareFallback,
 		ttl:       c.Failover.RequestTimeout.Duration + reservationMargin,
@@ -51,8 +54,9 @@ func NewPolicy(c *gatewayconfig.Config) *Policy {
 		if u.DailySoftUSD != "" {
 			l.Soft = usdLimit(u.DailySoftUSD)
 		}
+		// Unset inherits the default; "0" is a limit of nothing.
 		if u.DailyHardUSD != "" {
-			l.Hard = usdLimit(u.DailyHardUSD)
+			l.Hard, l.HasHard = usdLimit(u.DailyHardUSD), true
 		}
 		p.users[u.Email] = l
 	}

@@ -53,9 +53,16 @@ func NewTable(c *gatewayconfig.Config, providers []upstream.Provider) (*Table, e
 	for i, p := range c.Providers {
 		for j := range p.Models {
 			m := &p.Models[j]
-			var pr metering.Prices
+			var (
+				pr  metering.Prices
+				ipr metering.ImagePrices
+			)
 			if m.Kind == gatewayconfig.KindImage {
 				t.images[m.Name] = true
+				var err error
+				if ipr, err = metering.ParseImagePrices(m.Pricing.PerImage); err != nil {
+					errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
+				}
 			} else {
 				var err error
 				if pr, err = metering.ParsePrices(m.Pricing); err != nil {
@@ -70,12 +77,13 @@ func NewTable(c *gatewayconfig.Config, providers []upstream.Provider) (*Table, e
 				t.primary[m.Name] = m
 			}
 			t.routes[m.Name] = append(t.routes[m.Name], &upstream.Route{
-				Alias:     m.Name,
-				Provider:  providers[i],
-				ModelID:   m.ID,
-				MaxTokens: int64(m.MaxOutputTokens),
-				FirstByte: p.Timeouts.FirstByte.Duration,
-				Prices:    pr,
+				Alias:       m.Name,
+				Provider:    providers[i],
+				ModelID:     m.ID,
+				MaxTokens:   int64(m.MaxOutputTokens),
+				FirstByte:   p.Timeouts.FirstByte.Duration,
+				Prices:      pr,
+				ImagePrices: ipr,
 			})
 			if _, taken := t.byModelID[m.ID]; !taken {
 				t.byModelID[m.ID] = m.Name

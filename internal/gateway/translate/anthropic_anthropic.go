@@ -9,18 +9,18 @@ import (
 )
 
 // anthropicAnthropic serves the Anthropic front from an Anthropic provider:
-// the caller's body is rebuilt with the provider's model id and the caller's
-// identity; responses and events pass through, read only for usage.
+// the caller's request is encoded from its strict decode with the
+// provider's model id, the caller's identity and the admitted cap;
+// responses and events pass through, read only for usage.
 type anthropicAnthropic struct{}
 
 func (anthropicAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	meta, _ := json.Marshal(anthropicMetadata{UserID: t.User})
-	set := []rawField{{"model", jsonString(t.ModelID)}, {"metadata", meta}}
-	if _, ok := in.raw["max_tokens"]; !ok {
-		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
+	a := *in.anth // a shallow copy: the fields set here are the attempt's
+	a.Model, a.Metadata = t.ModelID, &anthropicMetadata{UserID: t.User}
+	if a.MaxTokens <= 0 {
+		a.MaxTokens = t.MaxTokens // required by the Messages API
 	}
-	writeObject(out, in.raw, set...)
-	return nil
+	return encodeRequest(out, &a)
 }
 
 func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {

@@ -16,10 +16,7 @@ import (
 type anthropicOpenAI struct{}
 
 func (anthropicOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	a, aerr := in.anthropic()
-	if aerr != nil {
-		return aerr
-	}
+	a := in.anth
 	o := openaiRequest{
 		Model:       t.ModelID,
 		User:        t.User,

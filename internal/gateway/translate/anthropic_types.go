@@ -4,30 +4,47 @@ import (
 	"bytes"
 	"encoding/json"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
-// Wire types of Anthropic's Messages API, limited to what translation reads
-// or writes. Same-dialect requests do not go through these types: they edit
-// the client's JSON object, so fields unknown here still reach the provider.
+// Wire types of Anthropic's Messages API. anthropicRequest is also the
+// allow-list of the Anthropic front: a caller's body is decoded into it
+// strictly (see strict.go), so a member it does not name is refused rather
+// than forwarded, and the same-dialect translator encodes it rather than
+// the caller's bytes. Each field here is free or priced by the usage the
+// provider reports; what is not (server tools, a one-hour cache, a
+// priority tier, documents) is left out on purpose, or checked in validate.
 
 type anthropicRequest struct {
 	Model         string               `json:"model"`
 	Messages      []anthropicMessage   `json:"messages"`
-	System        anthropicContent     `json:"system,omitempty"`
+	System        anthropicContent     `json:"system,omitzero"`
 	MaxTokens     int64                `json:"max_tokens"`
-	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
-	StopSequences []string             `json:"stop_sequences,omitempty"`
-	Stream        bool                 `json:"stream,omitempty"`
-	Temperature   *float64             `json:"temperature,omitempty"`
-	TopP          *float64             `json:"top_p,omitempty"`
-	TopK          *int64               `json:"top_k,omitempty"`
-	Tools         []anthropicTool      `json:"tools,omitempty"`
-	ToolChoice    *anthropicToolChoice `json:"tool_choice,omitempty"`
+	Metadata      *anthropicMetadata   `json:"metadata,omitzero"`
+	StopSequences []string             `json:"stop_sequences,omitzero"`
+	Stream        bool                 `json:"stream,omitzero"`
+	Temperature   *float64             `json:"temperature,omitzero"`
+	TopP          *float64             `json:"top_p,omitzero"`
+	TopK          *int64               `json:"top_k,omitzero"`
+	Tools         []anthropicTool      `json:"tools,omitzero"`
+	ToolChoice    *anthropicToolChoice `json:"tool_choice,omitzero"`
+	// Thinking tokens are output tokens, within max_tokens.
+	Thinking *anthropicThinking `json:"thinking,omitzero"`
+	// ServiceTier: "standard_only" only ("auto" may use the pricier
+	// priority tier).
+	ServiceTier string `json:"service_tier,omitzero"`
 }
 
 type anthropicMetadata struct {
-	UserID string `json:"user_id,omitempty"`
+	UserID string `json:"user_id,omitzero"`
+}
+
+type anthropicThinking struct {
+	Type         string `json:"type"`
+	BudgetTokens *int64 `json:"budget_tokens,omitzero"`
 }
 
 type anthropicMessage struct {
@@ -52,39 +69,65 @@ func (c *anthropicContent) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*[]anthropicBlock)(c))
 }
 
+// UnmarshalJSONFrom is the strict decode's: the blocks are decoded under
+// the caller's options, so an unknown member inside one is refused too.
+func (c *anthropicContent) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == '"' {
+		var s string
+		if err := jsonv2.UnmarshalDecode(dec, &s); err != nil {
+			return err
+		}
+		*c = anthropicContent{{Type: "text", Text: s}}
+		return nil
+	}
+	return jsonv2.UnmarshalDecode(dec, (*[]anthropicBlock)(c))
+}
+
 type anthropicBlock struct {
 	Type string `json:"type"`
-	Text string `json:"text,omitempty"`
+	Text string `json:"text,omitzero"`
 	// image
-	Source *anthropicSource `json:"source,omitempty"`
+	Source *anthropicSource `json:"source,omitzero"`
 	// tool_use
-	ID    string          `json:"id,omitempty"`
-	Name  string          `json:"name,omitempty"`
-	Input json.RawMessage `json:"input,omitempty"`
+	ID    string          `json:"id,omitzero"`
+	Name  string          `json:"name,omitzero"`
+	Input json.RawMessage `json:"input,omitzero"`
 	// tool_result
-	ToolUseID string            `json:"tool_use_id,omitempty"`
-	Content   *anthropicContent `json:"content,omitempty"`
-	IsError   bool              `json:"is_error,omitempty"`
+	ToolUseID string            `json:"tool_use_id,omitzero"`
+	Content   *anthropicContent `json:"content,omitzero"`
+	IsError   bool              `json:"is_error,omitzero"`
+	// thinking, redacted_thinking (an assistant turn's, sent back)
+	Thinking  string `json:"thinking,omitzero"`
+	Signature string `json:"signature,omitzero"`
+	Data      string `json:"data,omitzero"`
+	// CacheControl marks a cache breakpoint; see validate for the ttl.
+	CacheControl *anthropicCacheControl `json:"cache_control,omitzero"`
+}
+
+type anthropicCacheControl struct {
+	Type string `json:"type"`
+	TTL  string `json:"ttl,omitzero"`
 }
 
 type anthropicSource struct {
 	Type      string `json:"type"` // base64 or url
-	MediaType string `json:"media_type,omitempty"`
-	Data      string `json:"data,omitempty"`
-	URL       string `json:"url,omitempty"`
+	MediaType string `json:"media_type,omitzero"`
+	Data      string `json:"data,omitzero"`
+	URL       string `json:"url,omitzero"`
 }
 
 type anthropicTool struct {
-	Type        string          `json:"type,omitempty"` // "" or "custom"; others are server tools
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema,omitempty"`
+	Type         string                 `json:"type,omitzero"` // "" or "custom"; others are server tools
+	Name         string                 `json:"name"`
+	Description  string                 `json:"description,omitzero"`
+	InputSchema  json.RawMessage        `json:"input_schema,omitzero"`
+	CacheControl *anthropicCacheControl `json:"cache_control,omitzero"`
 }
 
 type anthropicToolChoice struct {
 	Type                   string `json:"type"` // auto, any, tool, none
-	Name                   string `json:"name,omitempty"`
-	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
+	Name                   string `json:"name,omitzero"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitzero"`
 }
 
 type anthropicResponse struct {

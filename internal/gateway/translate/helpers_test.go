@@ -60,3 +60,9 @@ func jsonPath(v any, path ...any) any {
 }
 
 var testTarget = Target{ModelID: "upstream-id", MaxTokens: 321, User: "u@example.com"}
+
+// withUsage is an OpenAI request whose caller did (or did not) ask for
+// the usage chunk.
+func withUsage(include bool) *Request {
+	return &Request{oai: &openaiRequest{StreamOptions: &openaiStreamOptions{IncludeUsage: include}}}
+}

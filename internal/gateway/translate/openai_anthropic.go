@@ -17,10 +17,7 @@ import (
 type openaiAnthropic struct{}
 
 func (openaiAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	o, aerr := in.openai()
-	if aerr != nil {
-		return aerr
-	}
+	o := in.oai
 	if o.N != nil && *o.N > 1 {
 		return Errorf(http.StatusBadRequest, "n > 1 is not supported by Anthropic providers; send one request per completion")
 	}
@@ -293,7 +290,7 @@ func openaiUsageOf(u metering.Usage) *openaiUsage {
 }
 
 func (openaiAnthropic) Stream(in *Request) Stream {
-	return &openaiFromAnthropicStream{includeUsage: in.includeUsage, tools: map[int]int{}, created: time.Now().Unix()}
+	return &openaiFromAnthropicStream{includeUsage: in.includeUsage(), tools: map[int]int{}, created: time.Now().Unix()}
 }
 
 // openaiFromAnthropicStream turns Messages events into chat.completion.chunk

@@ -10,7 +10,7 @@ import (
 )
 
 func TestOpenAIAnthropicRequest(t *testing.T) {
-	v := upstreamBody(t, OpenAI, Anthropic, `{"model":"sonnet","temperature":1.7,"stop":"END","max_completion_tokens":7,"max_tokens":99,
+	v := upstreamBody(t, OpenAI, Anthropic, `{"model":"sonnet","temperature":1.7,"stop":"END","max_completion_tokens":7,
 		"messages":[
 			{"role":"system","content":"be brief"},{"role":"developer","content":[{"type":"text","text":"and kind"}]},
 			{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]},
@@ -74,7 +74,7 @@ func TestOpenAIAnthropicResponse(t *testing.T) {
 }
 
 func TestOpenAIAnthropicStream(t *testing.T) {
-	st := openaiAnthropic{}.Stream(&Request{includeUsage: true})
+	st := openaiAnthropic{}.Stream(withUsage(true))
 	events, err := runStream(st, anthropicStreamSeed)
 	if err != nil {
 		t.Fatal(err)

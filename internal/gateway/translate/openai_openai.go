@@ -15,22 +15,19 @@ import (
 type openaiOpenAI struct{}
 
 func (openaiOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
-	set := []rawField{{"model", jsonString(t.ModelID)}, {"user", jsonString(t.User)}}
-	_, hasMax := in.raw["max_tokens"]
-	_, hasMaxCompletion := in.raw["max_completion_tokens"]
-	if t.CapOutput && !hasMax && !hasMaxCompletion && t.MaxTokens > 0 {
-		set = append(set, rawField{"max_tokens", itoa(t.MaxTokens)})
+	o := *in.oai // a shallow copy: the fields set here are the attempt's
+	o.Model, o.User = t.ModelID, t.User
+	if t.CapOutput && o.MaxTokens == nil && o.MaxCompletionTokens == nil && t.MaxTokens > 0 {
+		o.MaxTokens = &t.MaxTokens
 	}
-	if in.stream {
-		opts := map[string]json.RawMessage{}
-		_ = decodeField(in.raw, "stream_options", &opts) // validated in Parse
-		opts["include_usage"] = json.RawMessage("true")
-		var b bytes.Buffer
-		writeObject(&b, opts)
-		set = append(set, rawField{"stream_options", b.Bytes()})
+	if o.Stream {
+		so := openaiStreamOptions{IncludeUsage: true}
+		if o.StreamOptions != nil {
+			so.IncludeObfuscation = o.StreamOptions.IncludeObfuscation
+		}
+		o.StreamOptions = &so
 	}
-	writeObject(out, in.raw, set...)
-	return nil
+	return encodeRequest(out, &o)
 }
 
 func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
@@ -53,7 +50,7 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 }
 
 func (openaiOpenAI) Stream(in *Request) Stream {
-	return &openaiPassStream{includeUsage: in.includeUsage}
+	return &openaiPassStream{includeUsage: in.includeUsage()}
 }
 
 type openaiPassStream struct {

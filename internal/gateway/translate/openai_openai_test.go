@@ -42,7 +42,7 @@ func TestOpenAIOpenAIResponse(t *testing.T) {
 
 func TestOpenAIOpenAIStream(t *testing.T) {
 	t.Run("hides the usage chunk the caller did not ask for", func(t *testing.T) {
-		st := openaiOpenAI{}.Stream(&Request{includeUsage: false})
+		st := openaiOpenAI{}.Stream(withUsage(false))
 		events, err := runStream(st, openaiStreamSeed)
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ func TestOpenAIOpenAIStream(t *testing.T) {
 		}
 	})
 	t.Run("keeps it when asked", func(t *testing.T) {
-		events, err := runStream(openaiOpenAI{}.Stream(&Request{includeUsage: true}), openaiStreamSeed)
+		events, err := runStream(openaiOpenAI{}.Stream(withUsage(true)), openaiStreamSeed)
 		if err != nil || len(events) != 7 {
 			t.Errorf("%d events, %v", len(events), err)
 		}

@@ -4,42 +4,75 @@ import (
 	"bytes"
 	"encoding/json"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
 // Wire types of the OpenAI chat completions API, limited to what translation
 // reads or writes (see anthropic_types.go).
 
+// openaiRequest is also the allow-list of the OpenAI front: a caller's
+// body is decoded into it strictly (see strict.go), so a member it does
+// not name is refused rather than forwarded, and the same-dialect
+// translator encodes it rather than the caller's bytes. Each field here is
+// either free or priced by the usage the provider reports; what is not
+// (audio output, web search, a pricier service tier) is left out on
+// purpose, or checked in validate.
 type openaiRequest struct {
-	Model               string               `json:"model"`
-	Messages            []openaiMessage      `json:"messages"`
-	MaxTokens           *int64               `json:"max_tokens,omitempty"`
-	MaxCompletionTokens *int64               `json:"max_completion_tokens,omitempty"`
-	Temperature         *float64             `json:"temperature,omitempty"`
-	TopP                *float64             `json:"top_p,omitempty"`
-	Stop                json.RawMessage      `json:"stop,omitempty"` // string or list
-	Stream              bool                 `json:"stream,omitempty"`
-	StreamOptions       *openaiStreamOptions `json:"stream_options,omitempty"`
-	Tools               []openaiTool         `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage      `json:"tool_choice,omitempty"` // string or object
-	ParallelToolCalls   *bool                `json:"parallel_tool_calls,omitempty"`
-	User                string               `json:"user,omitempty"`
-	N                   *int64               `json:"n,omitempty"`
-	ResponseFormat      *struct {
-		Type string `json:"type"`
-	} `json:"response_format,omitempty"`
+	Model               string                `json:"model"`
+	Messages            []openaiMessage       `json:"messages"`
+	MaxTokens           *int64                `json:"max_tokens,omitzero"`
+	MaxCompletionTokens *int64                `json:"max_completion_tokens,omitzero"`
+	Temperature         *float64              `json:"temperature,omitzero"`
+	TopP                *float64              `json:"top_p,omitzero"`
+	Stop                json.RawMessage       `json:"stop,omitzero"` // string or list
+	Stream              bool                  `json:"stream,omitzero"`
+	StreamOptions       *openaiStreamOptions  `json:"stream_options,omitzero"`
+	Tools               []openaiTool          `json:"tools,omitzero"`
+	ToolChoice          json.RawMessage       `json:"tool_choice,omitzero"` // string or object
+	ParallelToolCalls   *bool                 `json:"parallel_tool_calls,omitzero"`
+	User                string                `json:"user,omitzero"`
+	N                   *int64                `json:"n,omitzero"`
+	ResponseFormat      *openaiResponseFormat `json:"response_format,omitzero"`
+	Seed                *int64                `json:"seed,omitzero"`
+	FrequencyPenalty    *float64              `json:"frequency_penalty,omitzero"`
+	PresencePenalty     *float64              `json:"presence_penalty,omitzero"`
+	LogitBias           map[string]float64    `json:"logit_bias,omitzero"`
+	Logprobs            *bool                 `json:"logprobs,omitzero"`
+	TopLogprobs         *int64                `json:"top_logprobs,omitzero"`
+	// Reasoning tokens are output tokens, within max_completion_tokens.
+	ReasoningEffort  string            `json:"reasoning_effort,omitzero"`
+	Verbosity        string            `json:"verbosity,omitzero"`
+	Metadata         map[string]string `json:"metadata,omitzero"`
+	Store            *bool             `json:"store,omitzero"`
+	PromptCacheKey   string            `json:"prompt_cache_key,omitzero"`
+	SafetyIdentifier string            `json:"safety_identifier,omitzero"`
+	// ServiceTier: "default" or "flex" (cheaper); see validate.
+	ServiceTier string `json:"service_tier,omitzero"`
+	// Modalities: ["text"] only; audio output is priced apart.
+	Modalities []string `json:"modalities,omitzero"`
+}
+
+type openaiResponseFormat struct {
+	Type       string          `json:"type"`
+	JSONSchema json.RawMessage `json:"json_schema,omitzero"`
 }
 
 type openaiStreamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
+	IncludeUsage       bool  `json:"include_usage"`
+	IncludeObfuscation *bool `json:"include_obfuscation,omitzero"`
 }
 
 type openaiMessage struct {
 	Role       string           `json:"role"`
 	Content    openaiContent    `json:"content"`
-	Name       string           `json:"name,omitempty"`
-	ToolCalls  []openaiToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string           `json:"tool_call_id,omitempty"`
+	Name       string           `json:"name,omitzero"`
+	ToolCalls  []openaiToolCall `json:"tool_calls,omitzero"`
+	ToolCallID string           `json:"tool_call_id,omitzero"`
+	// Refusal is an assistant turn's earlier refusal, sent back as history.
+	Refusal *string `json:"refusal,omitzero"`
 }
 
 // openaiContent is a string, a list of parts, or null.
@@ -63,6 +96,22 @@ func (c *openaiContent) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &c.Parts)
 }
 
+// UnmarshalJSONFrom is the strict decode's: the parts are decoded under
+// the caller's options, so an unknown member inside one is refused too.
+func (c *openaiContent) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		*c = openaiContent{Null: true}
+		return err
+	case '"':
+		*c = openaiContent{}
+		return jsonv2.UnmarshalDecode(dec, &c.Text)
+	}
+	*c = openaiContent{Parts: []openaiPart{}}
+	return jsonv2.UnmarshalDecode(dec, &c.Parts)
+}
+
 func (c openaiContent) MarshalJSON() ([]byte, error) {
 	switch {
 	case c.Parts != nil:
@@ -75,25 +124,25 @@ func (c openaiContent) MarshalJSON() ([]byte, error) {
 
 type openaiPart struct {
 	Type     string          `json:"type"`
-	Text     string          `json:"text,omitempty"`
-	Refusal  string          `json:"refusal,omitempty"`
-	ImageURL *openaiImageURL `json:"image_url,omitempty"`
+	Text     string          `json:"text,omitzero"`
+	Refusal  string          `json:"refusal,omitzero"`
+	ImageURL *openaiImageURL `json:"image_url,omitzero"`
 }
 
 type openaiImageURL struct {
 	URL    string `json:"url"`
-	Detail string `json:"detail,omitempty"`
+	Detail string `json:"detail,omitzero"`
 }
 
 type openaiToolCall struct {
-	Index    *int               `json:"index,omitempty"` // stream deltas only
-	ID       string             `json:"id,omitempty"`
-	Type     string             `json:"type,omitempty"`
+	Index    *int               `json:"index,omitzero"` // stream deltas only
+	ID       string             `json:"id,omitzero"`
+	Type     string             `json:"type,omitzero"`
 	Function openaiFunctionCall `json:"function"`
 }
 
 type openaiFunctionCall struct {
-	Name      string `json:"name,omitempty"`
+	Name      string `json:"name,omitzero"`
 	Arguments string `json:"arguments"`
 }
 
@@ -104,8 +153,9 @@ type openaiTool struct {
 
 type openaiFunction struct {
 	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Description string          `json:"description,omitzero"`
+	Parameters  json.RawMessage `json:"parameters,omitzero"`
+	Strict      *bool           `json:"strict,omitzero"`
 }
 
 type openaiCompletion struct {

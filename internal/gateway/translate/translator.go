@@ -3,8 +3,9 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
-	"strconv"
+	"net/http"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
@@ -120,47 +121,12 @@ func For(front, upstream Dialect) Translator {
 	return openaiOpenAI{}
 }
 
-// rawField replaces (or, with a nil val, removes) one top-level field.
-type rawField struct {
-	key string
-	val []byte
-}
-
-// writeObject writes raw with the given fields replaced, keys sorted so the
-// upstream body is deterministic. Values are copied as they arrived: they
-// were validated by the decode that produced raw.
-func writeObject(out *bytes.Buffer, raw map[string]json.RawMessage, set ...rawField) {
-	keys := make([]string, 0, len(raw)+len(set))
-	for k := range raw {
-		keys = append(keys, k)
+// encodeRequest writes a request the gateway built from a strict decode.
+func encodeRequest(out *bytes.Buffer, v any) *Error {
+	if err := jsonv2.MarshalWrite(out, v); err != nil {
+		return Errorf(http.StatusBadRequest, "encoding the request: "+err.Error())
 	}
-	for _, f := range set {
-		if _, ok := raw[f.key]; !ok {
-			keys = append(keys, f.key)
-		}
-	}
-	slices.Sort(keys)
-	out.WriteByte('{')
-	n := 0
-	for _, k := range keys {
-		v := []byte(raw[k])
-		for _, f := range set {
-			if f.key == k {
-				v = f.val
-			}
-		}
-		if v == nil {
-			continue
-		}
-		if n > 0 {
-			out.WriteByte(',')
-		}
-		n++
-		writeJSONString(out, k)
-		out.WriteByte(':')
-		out.Write(v)
-	}
-	out.WriteByte('}')
+	return nil
 }
 
 // writeJSONString writes s as a JSON string; the common case (plain ASCII)
@@ -178,12 +144,6 @@ func writeJSONString(out *bytes.Buffer, s string) {
 	out.WriteByte('"')
 }
 
-func jsonString(s string) []byte {
-	var b bytes.Buffer
-	writeJSONString(&b, s)
-	return b.Bytes()
-}
-
 func encodeJSON(out *bytes.Buffer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
@@ -191,8 +151,6 @@ func encodeJSON(out *bytes.Buffer, v any) error {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func itoa(n int64) []byte { return strconv.AppendInt(nil, n, 10) }
 
 // Stop reasons. Anthropic's are richer; each maps to the nearest OpenAI
 // finish_reason and back.

@@ -52,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 		{"ReplaceUserMessage", testReplaceUserMessage},
 		{"LedgerByDayInTimeZone", testLedgerByDay},
 		{"LedgerTotals", testLedgerTotals},
+		{"LedgerBatch", testLedgerBatch},
 		{"Audit", testAudit},
 		{"Shares", testShares},
 		{"ExportImportRoundTrip", testExportImport},

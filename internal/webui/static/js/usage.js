@@ -12,7 +12,7 @@ export function quotaSummary(q) {
 // quotaFraction is how much of the hard limit is used or held, 0..1.
 export function quotaFraction(q) {
   const hard = Number(q.dailyHardUSD);
-  if (!hard) return 0;
+  if (!hard) return q.dailyHardUSD ? 1 : 0; // a limit of $0 is all used
   return Math.min(1, (Number(q.spentUSD || 0) + Number(q.reservedUSD || 0)) / hard);
 }
 

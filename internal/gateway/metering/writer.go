@@ -1,0 +1,299 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/store"
+)
+
+// Writer is the group-committed ledger. Record puts an entry on a bounded
+// queue and returns; one goroutine commits the queue a batch per
+// transaction: it starts a batch with the first entry waiting, takes
+// whatever else is queued up to MaxBatch, waits at most Linger for more
+// while the batch is short, and commits it. Under load a batch is
+// whatever queued while the last one committed, so the store sees a
+// transaction per batch rather than per request, and no request waits on
+// one.
+//
+// A batch commits the final rows' quota settlements in its transaction
+// (see store.SpendWrite), so the ledger and the quota agree. Flush (and
+// Close, on SIGTERM) commits everything queued. What a SIGKILL loses is
+// what was queued or being committed: the requests that ended in the
+// last Linger plus one commit, or more while the store lags (at most
+// QueueSize); their money is still held by the quota lease, which is
+// charged in full when it expires, so the quota never counts less.
+type Writer struct {
+	sink     Sink
+	onCommit func([]Entry, error)
+	log      *slog.Logger
+	maxBatch int
+	linger   time.Duration
+
+	queue   chan Entry
+	flushes chan chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// Sink is where a Writer commits: the store's ledger and quota in one
+// transaction, or memory.
+type Sink interface {
+	Commit(ctx context.Context, batch []Entry) error
+}
+
+// WriterOptions tune a Writer; zero values take the defaults.
+type WriterOptions struct {
+	// OnCommit is told about every batch once it is committed (err nil),
+	// and about entries given up on (err set): the quota keeper moves the
+	// costs out of its leases' pending amounts.
+	OnCommit func(batch []Entry, err error)
+	Log      *slog.Logger
+	// QueueSize bounds the queue (default 8192 entries).
+	QueueSize int
+	// MaxBatch bounds a batch (default 512 entries).
+	MaxBatch int
+	// Linger is how long a short batch waits for more (default 2ms).
+	Linger time.Duration
+}
+
+// A batch that fails to commit is retried with backoff, up to
+// commitAttempts times (about 30 s in all), then given up and logged:
+// the leases those costs sit in are left to expire and be charged in full.
+const (
+	commitAttempts = 8
+	commitTimeout  = 10 * time.Second
+	// recordWait bounds how long Record waits for room in a full queue.
+	recordWait = 5 * time.Second
+)
+
+// ErrQueueFull: the store has fallen so far behind that the entry could
+// not be queued.
+var ErrQueueFull = errors.New("the spend ledger's queue is full")
+
+// NewWriter starts a Writer committing to sink.
+func NewWriter(sink Sink, o WriterOptions) *Writer {
+	w := &Writer{
+		sink: sink, onCommit: o.OnCommit, log: o.Log,
+		maxBatch: o.MaxBatch, linger: o.Linger,
+		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.maxBatch <= 0 {
+		w.maxBatch = 512
+	}
+	if w.linger <= 0 {
+		w.linger = 2 * time.Millisecond
+	}
+	size := o.QueueSize
+	if size <= 0 {
+		size = 8192
+	}
+	w.queue = make(chan Entry, size)
+	go w.run()
+	return w
+}
+
+// Record implements Ledger: it queues e. It waits for room only when the
+// queue is full, and gives up after a bound.
+func (w *Writer) Record(ctx context.Context, e Entry) error {
+	select {
+	case w.queue <- e:
+		return nil
+	default:
+	}
+	t := time.NewTimer(recordWait)
+	defer t.Stop()
+	select {
+	case w.queue <- e:
+		return nil
+	case <-t.C:
+	case <-w.stop:
+	}
+	if w.onCommit != nil {
+		w.onCommit([]Entry{e}, ErrQueueFull)
+	}
+	return ErrQueueFull
+}
+
+// Flush returns once every entry queued before it was called has been
+// committed (or given up on), or ctx ends.
+func (w *Writer) Flush(ctx context.Context) error {
+	ack := make(chan struct{})
+	select {
+	case w.flushes <- ack:
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close commits what is queued and stops the Writer; Record must not be
+// called after. It is safe to call more than once.
+func (w *Writer) Close(ctx context.Context) error {
+	err := w.Flush(ctx)
+	w.once.Do(func() { close(w.stop) })
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]Entry, 0, w.maxBatch)
+	for {
+		select {
+		case e := <-w.queue:
+			batch = append(batch[:0], e)
+		case ack := <-w.flushes:
+			w.drain(batch[:0])
+			close(ack)
+			continue
+		case <-w.stop:
+			w.drain(batch[:0])
+			return
+		}
+		batch = w.fill(batch)
+		w.commit(batch)
+	}
+}
+
+// fill adds what is queued to batch, waiting up to linger while it is
+// short of maxBatch.
+func (w *Writer) fill(batch []Entry) []Entry {
+	var timer *time.Timer
+	for len(batch) < w.maxBatch {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+			continue
+		default:
+		}
+		if timer == nil {
+			timer = time.NewTimer(w.linger)
+			defer timer.Stop()
+		}
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// drain commits everything queued now.
+func (w *Writer) drain(batch []Entry) {
+	for {
+		batch = batch[:0]
+	take:
+		for len(batch) < w.maxBatch {
+			select {
+			case e := <-w.queue:
+				batch = append(batch, e)
+			default:
+				break take
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		w.commit(batch)
+	}
+}
+
+func (w *Writer) commit(batch []Entry) {
+	wait := 50 * time.Millisecond
+	var err error
+	for i := range commitAttempts {
+		if i > 0 {
+			time.Sleep(wait)
+			wait = min(2*wait, 10*time.Second)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		err = w.sink.Commit(ctx, batch)
+		cancel()
+		if err == nil {
+			break
+		}
+		w.log.LogAttrs(context.Background(), slog.LevelError, "Failed to commit spend", slog.Int("entries", len(batch)), slog.Int("attempt", i+1), slog.String("error", err.Error()))
+	}
+	if w.onCommit != nil {
+		w.onCommit(batch, err)
+	}
+}
+
+// StoreSink commits to a store: the ledger rows and the quota settlements
+// in one transaction.
+type StoreSink struct{ Store store.Quotas }
+
+// Commit implements Sink.
+func (s StoreSink) Commit(ctx context.Context, batch []Entry) error {
+	writes := make([]store.SpendWrite, len(batch))
+	for i, e := range batch {
+		writes[i] = spendWrite(e)
+	}
+	return s.Store.CommitSpend(ctx, writes)
+}
+
+// MemorySink keeps the rows in a MemoryLedger and settles the quota in
+// Quotas, for a gateway without a store.
+type MemorySink struct {
+	Ledger *MemoryLedger
+	Quotas store.Quotas
+}
+
+// Commit implements Sink.
+func (s MemorySink) Commit(ctx context.Context, batch []Entry) error {
+	writes := make([]store.SpendWrite, 0, len(batch))
+	for _, e := range batch {
+		_ = s.Ledger.Record(ctx, e)
+		if e.Lease != "" {
+			writes = append(writes, spendWrite(e))
+		}
+	}
+	if len(writes) == 0 || s.Quotas == nil {
+		return nil
+	}
+	return s.Quotas.CommitSpend(ctx, writes)
+}
+
+func spendWrite(e Entry) store.SpendWrite {
+	se := store.SpendEntry{
+		RequestID:        e.RequestID,
+		ClientRequestID:  e.ClientRequestID,
+		User:             e.User,
+		Model:            e.Model,
+		RequestedModel:   e.Requested,
+		Provider:         e.Provider,
+		InputTokens:      e.Usage.Input,
+		OutputTokens:     e.Usage.Output,
+		CacheReadTokens:  e.Usage.CacheRead,
+		CacheWriteTokens: e.Usage.CacheWrite,
+		Images:           e.Images,
+		CostPicodollars:  int64(e.Cost),
+		Status:           statusString(e),
+		Time:             e.Time,
+	}
+	if se.RequestedModel == "" {
+		se.RequestedModel = e.Model
+	}
+	return store.SpendWrite{Entry: se, Lease: e.Lease}
+}

@@ -131,6 +131,7 @@ func TestReplaceRunsATurnAgain(t *testing.T) {
 
 		// Every paid turn stays in the ledger: 3 + regenerate + edit + the
 		// retry (the refused one cost nothing and has no row).
+		e.settle()
 		days, err := e.st.UsageByDay(context.Background(), bob, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), time.UTC)
 		if err != nil {
 			t.Fatal(err)

@@ -36,6 +36,7 @@ func (a *API) Mount(m *http.ServeMux) {
 	m.HandleFunc("DELETE /api/sessions/{id}", a.authed(a.deleteSession))
 	m.HandleFunc("POST /api/sessions/{id}/messages", a.authed(a.sendMessage))
 	m.HandleFunc("POST /api/chat", a.authed(a.chat))
+	m.HandleFunc("GET /api/sessions/{id}/attachments/{aid}", a.authed(a.serveAttachment))
 	m.HandleFunc("GET /api/models", a.authed(a.listModels))
 	a.usageRoutes(m)
 	a.exportRoutes(m)

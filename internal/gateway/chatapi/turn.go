@@ -71,6 +71,8 @@ type sendRequest struct {
 	// again (regenerate, edit and resend, retry): it and every later
 	// message go, in the transaction that stores Content in its place.
 	Replace string `json:"replace"`
+	// Attachments are pictures sent with the message (see readAttachments).
+	Attachments []sendAttachment `json:"attachments"`
 }
 
 // turnUsage is a turn's tokens and cost.
@@ -108,7 +110,7 @@ type sessionEvent struct {
 
 func (a *API) readSend(w http.ResponseWriter, r *http.Request, c *Call) (sendRequest, bool) {
 	var req sendRequest
-	if !decodeBody(w, r, c.Config.MaxRequestBodyBytes, &req) {
+	if !decodeBody(w, r, turnBodyLimit(c.Config.MaxRequestBodyBytes), &req) {
 		return req, false
 	}
 	if strings.TrimSpace(req.Content) == "" {
@@ -200,10 +202,31 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 		if replaced == 0 {
 			oldFirst = history[0].Content
 		}
+	}
+	pictures, status, msg := readAttachments(req.Attachments)
+	if status != 0 {
+		writeAPIError(w, status, msg)
+		return
+	}
+	if replaced >= 0 {
+		if len(pictures) > 0 {
+			writeAPIError(w, http.StatusBadRequest, "a message run again keeps its pictures; send attachments with a new message")
+			return
+		}
+		// The message runs again with the pictures it had.
+		for _, at := range history[replaced].Attachments {
+			pictures = append(pictures, store.NewAttachment{MediaType: at.MediaType, Width: at.Width, Height: at.Height})
+		}
 		history = history[:replaced]
 	}
+	// Auto's choice is the completion path's; it refuses a routed turn
+	// with pictures that ends at a model that cannot read them.
+	if len(pictures) > 0 && !choice.Auto && !c.Snapshot.Models.TakesImages(alias) {
+		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %s does not take pictures", alias))
+		return
+	}
 	win := c.Snapshot.Models.Window(alias)
-	turns, dropped, fits := boundContext(history, req.Content, win)
+	turns, refs, dropped, fits := boundContext(history, req.Content, pictures, win)
 	if !fits {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.Context))
 		return
@@ -211,8 +234,15 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 	var userMsg store.Message
 	if replaced >= 0 {
 		userMsg, err = a.store.ReplaceUserMessage(ctx, owner, s.ID, req.Replace, req.Content)
+		// The last turn is this message: its pictures are the stored ones.
+		for i, at := range userMsg.Attachments {
+			refs = append(refs, pictureRef{turn: len(turns) - 1, index: len(turns[len(turns)-1].Pictures) - len(userMsg.Attachments) + i, id: at.ID})
+		}
 	} else {
-		userMsg, err = a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
+		userMsg, err = a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content, Attachments: pictures})
+	}
+	if err == nil {
+		err = a.loadPictures(r, owner, s.ID, turns, refs)
 	}
 	if err != nil {
 		a.storeError(w, r, c, err)
@@ -265,24 +295,31 @@ func estimateTokens(text string) int64 {
 
 // boundContext builds the turn's messages: the stored history (replies
 // that produced no text are skipped, consecutive messages of one role
-// joined) and the new message, dropping the oldest until the estimate fits
-// the window less the reply's room. dropped counts stored messages left
-// out. fits is false when the new message alone is too big.
-func boundContext(history []store.Message, content string, w routing.Window) (turns []translate.Message, dropped int, fits bool) {
+// joined) and the new message with its pictures, dropping the oldest until
+// the estimate fits the window less the reply's room. Stored pictures come
+// without their bytes: refs says which to read for the turns kept. dropped
+// counts stored messages left out. fits is false when the new message
+// alone is too big.
+func boundContext(history []store.Message, content string, pictures []store.NewAttachment, w routing.Window) (turns []translate.Message, refs []pictureRef, dropped int, fits bool) {
 	type item struct {
 		msg    translate.Message
-		stored int // stored messages folded into this one
+		ids    []string // the stored pictures' ids, by msg.Pictures' index ("" for new ones)
+		stored int      // stored messages folded into this one
 		tokens int64
 	}
 	var items []item
-	add := func(role, text string, stored int) {
+	add := func(role, text string, pics []translate.Picture, ids []string, picTokens int64, stored int) {
+		tokens := estimateTokens(text) + picTokens
 		if n := len(items); n > 0 && items[n-1].msg.Role == role {
-			items[n-1].msg.Text += "\n\n" + text
-			items[n-1].stored += stored
-			items[n-1].tokens += estimateTokens(text)
+			it := &items[n-1]
+			it.msg.Text += "\n\n" + text
+			it.msg.Pictures = append(it.msg.Pictures, pics...)
+			it.ids = append(it.ids, ids...)
+			it.stored += stored
+			it.tokens += tokens
 			return
 		}
-		items = append(items, item{translate.Message{Role: role, Text: text}, stored, estimateTokens(text)})
+		items = append(items, item{translate.Message{Role: role, Text: text, Pictures: pics}, ids, stored, tokens})
 	}
 	skipped := 0
 	for _, m := range history {
@@ -290,9 +327,29 @@ func boundContext(history []store.Message, content string, w routing.Window) (tu
 			skipped++
 			continue
 		}
-		add(string(m.Role), m.Content, 1)
+		var (
+			pics      []translate.Picture
+			ids       []string
+			picTokens int64
+		)
+		for _, at := range m.Attachments {
+			pics = append(pics, translate.Picture{MediaType: at.MediaType})
+			ids = append(ids, at.ID)
+			picTokens += pictureTokens(at.Width, at.Height)
+		}
+		add(string(m.Role), m.Content, pics, ids, picTokens, 1)
 	}
-	add(string(store.RoleUser), content, 0)
+	var (
+		pics      []translate.Picture
+		ids       []string
+		picTokens int64
+	)
+	for _, at := range pictures {
+		pics = append(pics, translate.Picture{MediaType: at.MediaType, Data: at.Data})
+		ids = append(ids, "")
+		picTokens += pictureTokens(at.Width, at.Height)
+	}
+	add(string(store.RoleUser), content, pics, ids, picTokens, 0)
 
 	var total int64
 	for _, it := range items {
@@ -314,15 +371,20 @@ func boundContext(history []store.Message, content string, w routing.Window) (tu
 		start++
 	}
 	if w.Context > 0 && total > budget {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	for _, it := range items[start:] {
+		for i, id := range it.ids {
+			if id != "" {
+				refs = append(refs, pictureRef{turn: len(turns), index: i, id: id})
+			}
+		}
 		turns = append(turns, it.msg)
 	}
 	if dropped > 0 {
 		dropped += skipped
 	}
-	return turns, dropped, true
+	return turns, refs, dropped, true
 }
 
 // turn observes a turn's reply: it persists the reply as it goes and

@@ -116,17 +116,31 @@ func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 		x.fail(e)
 		return
 	}
+	// A Conversation's pictures go only to models declared to read them
+	// (ModelProvider input: Image): auto's rules skip the others, and a
+	// fallback that cannot read them is left out of the plan.
+	pictures := in.Typed() && in.Images() > 0
 	if choice.Auto {
-		choice.Alias = snap.Models.Choose(x.routingInput())
+		ri := x.routingInput()
+		ri.Pictures = pictures
+		choice.Alias = snap.Models.Choose(ri)
 	}
 	x.out.Model, x.out.Requested = choice.Alias, choice.Name()
+	if pictures && !snap.Models.TakesImages(choice.Alias) {
+		x.fail(translate.Errorf(http.StatusBadRequest, fmt.Sprintf("model %s does not take pictures", choice.Alias)))
+		return
+	}
 
 	// The providers' calls outlive the caller: a caller who hangs up is
 	// still billed what the provider bills, so the answer is read to its
 	// usage (bounded by the request timeout) after they left.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snap.Failover.RequestTimeout)
 	defer cancel()
-	plan := c.failover.Order(snap.Models.Plan(choice.Alias))
+	routes := snap.Models.Plan
+	if pictures {
+		routes = snap.Models.PicturePlan
+	}
+	plan := c.failover.Order(routes(choice.Alias))
 	// Every model request is admitted against the caller's daily quota
 	// here, before any provider is called; finish settles it.
 	if aerr := x.admit(actx, plan); aerr != nil {

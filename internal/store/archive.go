@@ -178,6 +178,9 @@ func (s *sqlStore) DeleteUserData(ctx context.Context, owner string) error {
 		if _, err := q.exec(ctx, "DELETE FROM sessions WHERE owner = $1", owner); err != nil {
 			return err
 		}
+		if _, err := q.exec(ctx, "DELETE FROM api_keys WHERE owner = $1", owner); err != nil {
+			return err
+		}
 		_, err := q.exec(ctx, "DELETE FROM user_keys WHERE owner = $1", owner)
 		return err
 	})

@@ -30,6 +30,7 @@ type Store interface {
 	Quotas
 	AuditLog
 	Shares
+	APIKeys
 	Archive
 	// Close releases the database. It is safe to call more than once.
 	Close() error
@@ -149,8 +150,8 @@ type Archive interface {
 	// sealed titles and message texts, in bytes (each SealOverhead more
 	// than its plaintext).
 	StoredBytes(ctx context.Context, owner string) (int64, error)
-	// DeleteUserData erases owner's sessions, messages and key material.
-	// Ledger and audit rows (no content) stay.
+	// DeleteUserData erases owner's sessions, messages, key material and
+	// personal API keys. Ledger and audit rows (no content) stay.
 	DeleteUserData(ctx context.Context, owner string) error
 	// DeleteSessionsOlderThan deletes sessions last active before t, with
 	// their messages, and returns how many.

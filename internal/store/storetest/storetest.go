@@ -52,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 		{"LedgerTotals", testLedgerTotals},
 		{"Audit", testAudit},
 		{"Shares", testShares},
+		{"APIKeys", testAPIKeys},
 		{"ExportImportRoundTrip", testExportImport},
 		{"DeleteUserData", testDeleteUserData},
 		{"Retention", testRetention},

@@ -35,9 +35,9 @@ func TestAuthMatrix(t *testing.T) {
 		wantMsg    string
 		wantUser   string // identity the provider saw
 	}{
-		{name: "no token", header: h("X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing gateway token"},
-		{name: "wrong token", header: h("Authorization", "Bearer nope", "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "invalid gateway token"},
-		{name: "token of other scheme", header: h("Authorization", "Basic "+currentToken, "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing gateway token"},
+		{name: "no token", header: h("X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing credentials"},
+		{name: "wrong token", header: h("Authorization", "Bearer nope", "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "invalid credentials"},
+		{name: "token of other scheme", header: h("Authorization", "Basic "+currentToken, "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing credentials"},
 		{name: "spoofed email without token", header: h("X-Forwarded-Email", alice, "X-Gateway-Token", ""), wantStatus: 401},
 		{name: "current token", header: h("Authorization", bearer, "X-Forwarded-Email", alice), wantStatus: 200, wantUser: alice},
 		{name: "bearer scheme in lower case", header: h("Authorization", "bearer "+currentToken, "X-Forwarded-Email", alice), wantStatus: 200, wantUser: alice},

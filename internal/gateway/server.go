@@ -48,6 +48,7 @@ type Gateway struct {
 	quota *quota.Keeper
 	core  *completion.Core
 	chat  *chatapi.API // nil without a store
+	keys  *keyCache    // nil without a store
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
@@ -111,9 +112,11 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
 	if g.store != nil {
+		g.keys = newKeyCache(g.store, g.now, g.log)
 		g.chat = chatapi.New(chatapi.Options{
 			Store: g.store, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
 			Current: func() *gatewayconfig.Config { return g.snap.Load().cfg }, Log: g.log, Now: g.now,
+			Keys: g.keys,
 		})
 		g.chat.Mount(m)
 	}
@@ -247,6 +250,15 @@ func (g *Gateway) QuotaStatus(ctx context.Context, email string) (quota.Status, 
 func (g *Gateway) RunRetention(ctx context.Context, interval time.Duration) {
 	if g.chat != nil {
 		g.chat.RunRetention(ctx, interval)
+	}
+}
+
+// RunAPIKeys keeps the personal API keys' cache fresh and writes when keys
+// were last used (apikeys.go), until ctx ends; nothing without a store.
+// Without it the cache is refreshed by the requests that find it stale.
+func (g *Gateway) RunAPIKeys(ctx context.Context) {
+	if g.keys != nil {
+		g.keys.run(ctx)
 	}
 }
 

@@ -90,7 +90,7 @@ var _ = Describe("LiteLLM run by the operator", func() {
 		By("dropping deployment: back to the ConfigMap alone")
 		update(mp, func() { mp.Spec.LiteLLM.Deployment = nil })
 		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &appsv1.Deployment{})) }).Should(BeTrue())
-		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, key, &corev1.Service{}))).To(BeTrue())
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &corev1.Service{})) }).Should(BeTrue())
 		Eventually(condition(mp, conds, v1alpha1.ConditionReady)).Should(HaveField("Status", metav1.ConditionTrue))
 		Expect(k8sClient.Get(ctx, nsName(ns, render.LiteLLMConfigMapName(mp)), cm)).To(Succeed())
 	})

@@ -66,10 +66,10 @@ func fixed(path, body string) func(*matrixEnv) (string, string) {
 }
 
 const (
-	matrixChatBody      = `{"model":"gpt","messages":[{"role":"user","content":"hi"}]}`
-	matrixMessagesBody  = `{"model":"sonnet","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
-	matrixTurnBody      = `{"content":"hi"}`
-	matrixSubject = bob
+	matrixChatBody     = `{"model":"gpt","messages":[{"role":"user","content":"hi"}]}`
+	matrixMessagesBody = `{"model":"sonnet","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
+	matrixTurnBody     = `{"content":"hi"}`
+	matrixSubject      = bob
 )
 
 var matrixRoutes = []matrixRoute{

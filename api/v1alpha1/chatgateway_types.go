@@ -471,6 +471,26 @@ type MonitoringSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	GrafanaDashboard GrafanaDashboardSpec `json:"grafanaDashboard,omitempty"`
+
+	// scrapers are the pods the NetworkPolicy lets reach the gateway's
+	// metrics port, and no one else: the metrics name people and what they
+	// spend. Unset, pods labelled app.kubernetes.io/name: prometheus (as
+	// Prometheus Operator labels its Prometheus pods) in any namespace.
+	// +optional
+	Scrapers *ScraperSelector `json:"scrapers,omitempty"`
+}
+
+// ScraperSelector selects the pods allowed to scrape the metrics port, as
+// a NetworkPolicy peer does.
+type ScraperSelector struct {
+	// podSelector selects the scraping pods by label.
+	// +required
+	PodSelector metav1.LabelSelector `json:"podSelector"`
+
+	// namespaceSelector selects the namespaces those pods may be in; unset
+	// (or {}) means any namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // ServiceMonitorSpec configures the ServiceMonitor.

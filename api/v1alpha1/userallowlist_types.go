@@ -34,6 +34,10 @@ type AllowedUser struct {
 	// +required
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=254
+	// The gateway compares emails in plain ASCII, lower-cased in ASCII
+	// only (gatewayconfig.CanonicalEmail): Unicode case folding would make
+	// a look-alike such as the Kelvin sign pass for the letter k.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[ -~]*$')",message="email must be written in plain ASCII: a look-alike character such as the Kelvin sign (U+212A) or a no-break space makes it a different address"
 	// +kubebuilder:validation:XValidation:rule="self == self.lowerAscii()",message="email must be lower-case, as OAuth2 Proxy passes it on (write alice@example.com, not Alice@Example.com)"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9.!#$%&*+/=?^_{|}~-]+@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$')",message="email must be a valid address such as alice@example.com"
 	Email string `json:"email"`

@@ -32,6 +32,7 @@ func run() error {
 	var (
 		configPath = flag.String("config", filepath.Join(gatewayconfig.ConfigDir, gatewayconfig.ConfigFileName), "path of the rendered gateway.yaml")
 		listen     = flag.String("listen", "", "address to serve on (default: the config's listen)")
+		metricsAt  = flag.String("metrics-listen", "", "address to serve /metrics on (default: the config's metricsListen)")
 		drain      = flag.Duration("shutdown-timeout", 25*time.Second, "how long in-flight requests and streams may run after SIGTERM")
 		poll       = flag.Duration("reload-interval", time.Second, "how often to check the config and its files for changes")
 		logLevel   = flag.String("log-level", "info", "debug, info, warn or error")
@@ -59,15 +60,19 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
-	addr := *listen
+	addr, maddr := *listen, *metricsAt
 	if addr == "" {
 		addr = g.ListenAddr()
+	}
+	if maddr == "" {
+		maddr = g.MetricsListenAddr()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go g.Watch(ctx, *poll)
 	go g.RunRetention(ctx, *retention)
+	go g.RunAPIKeys(ctx)
 	// SIGHUP reloads at once, for people who do not want to wait a poll.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -92,8 +97,23 @@ func run() error {
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
+	// Metrics have a listener of their own (see Gateway.MetricsHandler).
+	mln, err := net.Listen("tcp", maddr)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	msrv := &http.Server{
+		Handler:           g.MetricsHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- msrv.Serve(mln) }()
+	log.Info("Serving metrics", slog.String("addr", mln.Addr().String()))
 	log.Info("Serving", slog.String("addr", ln.Addr().String()))
 
 	select {
@@ -113,8 +133,12 @@ func run() error {
 		log.Warn("Cut off requests still running at the shutdown timeout", slog.String("error", err.Error()))
 		_ = srv.Close()
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	// Metrics last, so that Prometheus can read what the drain served.
+	_ = msrv.Shutdown(sctx)
+	for range 2 {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	// The requests are done: commit the spend still queued and return the
 	// quota leases, so the quota's spend equals the ledger's.

@@ -127,7 +127,7 @@ func startGateway(ctx context.Context, o options, pin pinning, store, simURL str
 	if err != nil {
 		return proxy{}, err
 	}
-	c.Listen = addr
+	c.Listen, c.MetricsListen = addr, "127.0.0.1:0"
 	b, err := gc.Marshal(c)
 	if err != nil {
 		return proxy{}, err

@@ -27,40 +27,41 @@ import (
 // the operator made for chatgateway/family, lays them out as the pod's
 // mounts would, points the providers at the simulator (or Anthropic's real
 // API when ANTHROPIC_API_KEY is set), and starts the gateway binary. It
-// returns the gateway's address and the token to call it with.
-func runGateway(ctx context.Context, cfg *rest.Config, root, workDir string, logFile io.Writer, stop *[]func()) (addr, token string, err error) {
+// returns the gateway's address, its metrics address and the token to
+// call it with.
+func runGateway(ctx context.Context, cfg *rest.Config, root, workDir string, logFile io.Writer, stop *[]func()) (addr, metricsAddr, token string, err error) {
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	cm := &corev1.ConfigMap{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "family-gateway-config"}, cm); err != nil {
-		return "", "", fmt.Errorf("reading the gateway config the operator rendered: %w", err)
+		return "", "", "", fmt.Errorf("reading the gateway config the operator rendered: %w", err)
 	}
 	tokenSecret := &corev1.Secret{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "family-gateway-token"}, tokenSecret); err != nil {
-		return "", "", fmt.Errorf("reading the gateway token: %w", err)
+		return "", "", "", fmt.Errorf("reading the gateway token: %w", err)
 	}
 	keys := &corev1.Secret{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "family-gateway-keys"}, keys); err != nil {
-		return "", "", fmt.Errorf("reading the master key: %w", err)
+		return "", "", "", fmt.Errorf("reading the master key: %w", err)
 	}
 	conf, err := gc.Parse([]byte(cm.Data[gc.ConfigFileName]))
 	if err != nil {
-		return "", "", fmt.Errorf("the rendered config does not load: %w", err)
+		return "", "", "", fmt.Errorf("the rendered config does not load: %w", err)
 	}
 
 	bins := filepath.Join(root, "bin")
 	for name, pkg := range map[string]string{"gateway": "./cmd/gateway", "providersim": "./test/providersim/cmd/providersim"} {
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bins, name), pkg).CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("building %s: %w\n%s", name, err, out)
+			return "", "", "", fmt.Errorf("building %s: %w\n%s", name, err, out)
 		}
 	}
 
 	simURL, err := startProcess(ctx, filepath.Join(bins, "providersim"), logFile, stop, "listening on ",
 		"--listen", "127.0.0.1:0", "--api-key", "demo-placeholder-key", "--event-delay", "40ms")
 	if err != nil {
-		return "", "", fmt.Errorf("starting the provider simulator: %w", err)
+		return "", "", "", fmt.Errorf("starting the provider simulator: %w", err)
 	}
 
 	// The pod's mounts, under bin/demo/mounts.
@@ -93,17 +94,22 @@ func runGateway(ctx context.Context, cfg *rest.Config, root, workDir string, log
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	conf.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+	mport, err := freePort()
+	if err != nil {
+		return "", "", "", err
+	}
+	conf.MetricsListen = fmt.Sprintf("127.0.0.1:%d", mport)
 	b, err := gc.Marshal(conf)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	configPath := write("config/"+gc.ConfigFileName, b)
 
 	if _, err := startProcess(ctx, filepath.Join(bins, "gateway"), logFile, stop, "", "--config", configPath); err != nil {
-		return "", "", fmt.Errorf("starting the gateway: %w", err)
+		return "", "", "", fmt.Errorf("starting the gateway: %w", err)
 	}
 	addr = "http://" + conf.Listen
 	deadline := time.Now().Add(30 * time.Second)
@@ -112,11 +118,11 @@ func runGateway(ctx context.Context, cfg *rest.Config, root, workDir string, log
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return addr, string(tokenSecret.Data[gc.TokenKey]), nil
+				return addr, "http://" + conf.MetricsListen, string(tokenSecret.Data[gc.TokenKey]), nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", "", fmt.Errorf("the gateway did not become ready; see %s", filepath.Join(workDir, "processes.log"))
+			return "", "", "", fmt.Errorf("the gateway did not become ready; see %s", filepath.Join(workDir, "processes.log"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

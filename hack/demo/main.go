@@ -149,7 +149,7 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 			stops[i]()
 		}
 	}()
-	addr, token, err := runGateway(ctx, cfg, root, workDir, procLog, &stops)
+	addr, metricsAddr, token, err := runGateway(ctx, cfg, root, workDir, procLog, &stops)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 	fmt.Printf("\nTry it yourself (streaming):\n  curl -N %s/v1/chat/completions -H 'Authorization: Bearer %s' \\\n"+
 		"    -H 'X-Forwarded-Email: alice@example.com' -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"model\":\"sonnet\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n", addr, token)
-	fmt.Printf("  curl -s %s/metrics | grep chatgateway_spend_usd_total\n", addr)
+	fmt.Printf("  curl -s %s/metrics | grep chatgateway_spend_usd_total   # metrics have a port of their own\n", metricsAddr)
 
 	step("Putting OAuth2 Proxy in front of it, as the pod's sidecar does, with a mock sign-in")
 	page, err := runFrontDoor(ctx, cfg, root, workDir, addr, filepath.Join(workDir, "mounts", "token", "token"), procLog, &stops)

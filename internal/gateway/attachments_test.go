@@ -123,6 +123,14 @@ func TestPicturesInAChat(t *testing.T) {
 // anything is stored or a model is called, and said in the /api shape.
 func TestPictureRefusals(t *testing.T) {
 	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, withPictures)
+	// The limits the page states before an upload.
+	var me struct {
+		Features json.RawMessage `json:"features"`
+	}
+	e.apiJSON("GET", "/api/me", bob, nil, http.StatusOK, &me)
+	if want := `{"replace":true,"attachments":{"maxBytes":5242880,"maxCount":4,"mediaTypes":["image/png","image/jpeg","image/gif","image/webp"]}}`; string(me.Features) != want {
+		t.Errorf("features %s, want %s", me.Features, want)
+	}
 	var s store.Session
 	e.apiJSON("POST", "/api/sessions", bob, map[string]string{"model": "sonnet"}, http.StatusCreated, &s)
 	path := "/api/sessions/" + s.ID + "/messages"

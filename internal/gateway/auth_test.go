@@ -6,10 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
 func TestAuthMatrix(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *gatewayconfig.Config) {
+		c.Users = append(c.Users, gatewayconfig.User{Email: "kate@example.com", Role: gatewayconfig.RoleUser})
+	})
 	const oaiBody = `{"model":"gpt","messages":[{"role":"user","content":"hi"}]}`
 	const anthBody = `{"model":"gpt","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
 	h := func(kv ...string) http.Header {
@@ -31,9 +35,9 @@ func TestAuthMatrix(t *testing.T) {
 		wantMsg    string
 		wantUser   string // identity the provider saw
 	}{
-		{name: "no token", header: h("X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing gateway token"},
-		{name: "wrong token", header: h("Authorization", "Bearer nope", "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "invalid gateway token"},
-		{name: "token of other scheme", header: h("Authorization", "Basic "+currentToken, "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing gateway token"},
+		{name: "no token", header: h("X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing credentials"},
+		{name: "wrong token", header: h("Authorization", "Bearer nope", "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "invalid credentials"},
+		{name: "token of other scheme", header: h("Authorization", "Basic "+currentToken, "X-Forwarded-Email", alice), wantStatus: 401, wantMsg: "missing credentials"},
 		{name: "spoofed email without token", header: h("X-Forwarded-Email", alice, "X-Gateway-Token", ""), wantStatus: 401},
 		{name: "current token", header: h("Authorization", bearer, "X-Forwarded-Email", alice), wantStatus: 200, wantUser: alice},
 		{name: "bearer scheme in lower case", header: h("Authorization", "bearer "+currentToken, "X-Forwarded-Email", alice), wantStatus: 200, wantUser: alice},
@@ -45,6 +49,12 @@ func TestAuthMatrix(t *testing.T) {
 		{name: "token without email", header: h("Authorization", bearer), wantStatus: 403, wantMsg: "OAuth2 Proxy"},
 		{name: "email not allowed", header: h("Authorization", bearer, "X-Forwarded-Email", "mallory@example.com"), wantStatus: 403, wantMsg: "allowlist"},
 		{name: "mixed-case email", header: h("Authorization", bearer, "X-Forwarded-Email", "  Bob@Example.COM "), wantStatus: 200, wantUser: bob},
+		// Unicode case folding and trimming would make these kate and
+		// alice; the gateway compares in plain ASCII only.
+		{name: "Kelvin sign for k", header: h("Authorization", bearer, "X-Forwarded-Email", "\u212aate@example.com"), wantStatus: 403, wantMsg: "U+212A, which is not ASCII"},
+		{name: "trailing no-break space", header: h("Authorization", bearer, "X-Forwarded-Email", "alice@example.com\u00a0"), wantStatus: 403, wantMsg: "U+00A0"},
+		{name: "bytes that are not UTF-8", header: h("Authorization", bearer, "X-Forwarded-Email", "alice@example.com\xff"), wantStatus: 403, wantMsg: "not ASCII"},
+		{name: "the ASCII kate", header: h("Authorization", bearer, "X-Forwarded-Email", "KATE@example.com"), wantStatus: 200, wantUser: "kate@example.com"},
 		{name: "underscore variant alone", header: h("Authorization", bearer, "X_Forwarded_Email", alice), wantStatus: 403, wantMsg: "no X-Forwarded-Email"},
 		{name: "underscore variant beside the real header", header: h("Authorization", bearer, "X_Forwarded_Email", alice, "X-Forwarded-Email", bob), wantStatus: 200, wantUser: bob},
 		{name: "duplicate email headers", header: h("Authorization", bearer, "X-Forwarded-Email", bob, "X-Forwarded-Email", alice), wantStatus: 400, wantMsg: "more than one"},
@@ -85,10 +95,29 @@ func TestAuthMatrix(t *testing.T) {
 	}
 
 	t.Run("unauthenticated ops endpoints", func(t *testing.T) {
-		for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		for _, p := range []string{"/healthz", "/readyz"} {
 			if resp, body := e.do("GET", p, http.Header{}, ""); resp.StatusCode != 200 {
 				t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 			}
+		}
+		if !strings.Contains(e.metricsPage(), "chatgateway_requests_total") {
+			t.Error("the metrics listener does not serve the request metrics")
+		}
+	})
+	t.Run("metrics are not on the API port, whoever asks", func(t *testing.T) {
+		for _, h := range []http.Header{{}, authHeader(alice)} {
+			resp, body := e.do("GET", "/metrics", h, "")
+			if resp.StatusCode != http.StatusNotFound || strings.Contains(body, "chatgateway_") {
+				t.Errorf("GET /metrics on the API port: %d %.200s", resp.StatusCode, body)
+			}
+		}
+		mresp, err := http.Get(e.metricsURL + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mresp.Body.Close()
+		if mresp.StatusCode != http.StatusNotFound {
+			t.Errorf("the metrics listener serves the API: GET /v1/models answers %d", mresp.StatusCode)
 		}
 	})
 	t.Run("models need a token", func(t *testing.T) {

@@ -134,7 +134,7 @@ func TestCanaryLeaksNowhere(t *testing.T) {
 			t.Errorf("canary in an error body: %s", eb)
 		}
 	}
-	_, metrics := e.do("GET", "/metrics", http.Header{}, "")
+	metrics := e.metricsPage()
 	_, myUsage := e.api("GET", "/api/me/usage", bob, nil)
 	_, adminUsage := e.api("GET", "/api/admin/usage", alice, nil)
 	_, audit := e.api("GET", "/api/me/audit", bob, nil)

@@ -62,9 +62,11 @@ type env struct {
 	oaiURL  string
 	gw      *gateway.Gateway
 	url     string
-	ledger  *metering.MemoryLedger
-	clock   *clock
-	cfg     *gatewayconfig.Config
+	// metricsURL is the metrics listener (GET /metrics).
+	metricsURL string
+	ledger     *metering.MemoryLedger
+	clock      *clock
+	cfg        *gatewayconfig.Config
 }
 
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -157,11 +159,21 @@ func newEnvWith(t testing.TB, sim providersim.Options, log *slog.Logger, opts ..
 		t.Fatalf("gateway.New: %v", err)
 	}
 	e.gw = gw
+	e.url, e.metricsURL = serve(t, gw)
+	return e
+}
+
+// serve starts the gateway's two listeners: the API and the metrics.
+func serve(t testing.TB, gw *gateway.Gateway) (url, metricsURL string) {
+	t.Helper()
+	// Closed after the servers (cleanups run last first): the spend
+	// queued is committed and the leases returned.
 	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
-	e.url = srv.URL
-	return e
+	msrv := httptest.NewServer(gw.MetricsHandler())
+	t.Cleanup(msrv.Close)
+	return srv.URL, msrv.URL
 }
 
 func (e *env) configPath() string { return filepath.Join(e.dir, "gateway.yaml") }
@@ -222,7 +234,7 @@ func (e *env) metric(prefix string) []string {
 
 func (e *env) scrape(prefix string) []string {
 	e.t.Helper()
-	_, body := e.do("GET", "/metrics", http.Header{}, "")
+	body := e.metricsPage()
 	var out []string
 	for _, l := range strings.Split(body, "\n") {
 		if strings.HasPrefix(l, prefix) {
@@ -230,6 +242,21 @@ func (e *env) scrape(prefix string) []string {
 		}
 	}
 	return out
+}
+
+// metricsPage is what the metrics listener serves.
+func (e *env) metricsPage() string {
+	e.t.Helper()
+	resp, err := http.Get(e.metricsURL + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET /metrics on the metrics listener: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
 }
 
 // settle waits until the gateway has metered every request, then has

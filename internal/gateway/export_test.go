@@ -54,6 +54,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 
 		dst := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil)
+		dst.clock.Set(src.clock.Now().Add(time.Hour)) // imported times are never later than now
 		var res struct{ Imported int }
 		dst.apiJSON("POST", "/api/me/import", bob, jsonl, 200, &res)
 		if res.Imported != 2 {

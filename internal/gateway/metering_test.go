@@ -239,7 +239,7 @@ func TestIdentityForms(t *testing.T) {
 	if got := nonZero(e.metric(fmt.Sprintf(`chatgateway_requests_total{end_user="%s"`, hash))); len(got) != 2 {
 		t.Errorf("hashed end_user series: %q", got)
 	}
-	_, all := e.do("GET", "/metrics", nil, "")
+	all := e.metricsPage()
 	if strings.Contains(all, alice) {
 		t.Error("/metrics shows an email although metricsEndUser is Hash")
 	}

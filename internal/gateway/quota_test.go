@@ -46,10 +46,8 @@ func addReplica(t testing.TB, e *env, st store.Store, qs store.Quotas) replica {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	t.Cleanup(func() { _ = gw.Close(context.Background()) })
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(srv.Close)
-	return replica{gw: gw, url: srv.URL}
+	url, _ := serve(t, gw)
+	return replica{gw: gw, url: url}
 }
 
 func openStore(t testing.TB, cfg gatewayconfig.Store) store.Store {

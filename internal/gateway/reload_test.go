@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,9 +93,8 @@ func TestReloadThroughSymlinkSwap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go gw.Watch(ctx, 10*time.Millisecond)
-	srv := httptest.NewServer(gw.Handler())
-	defer srv.Close()
-	e := &env{t: t, url: srv.URL}
+	url, metricsURL := serve(t, gw)
+	e := &env{t: t, url: url, metricsURL: metricsURL}
 
 	status := func(token, who string) int {
 		h := authHeader(who)
@@ -195,6 +193,62 @@ func TestStartupRefusesBadConfig(t *testing.T) {
 			_, err = gateway.New(gateway.Options{ConfigPath: path})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one naming %s", err, c.want)
+			}
+		})
+	}
+}
+
+// TestTokenChangeDespiteBrokenFiles: the kill switch works while another
+// input of the config fails to load. A provider's key file that vanished
+// (or a config that no longer parses) keeps the last good snapshot for
+// everything else, but a rotated token takes effect and the revoked one is
+// refused at once.
+func TestTokenChangeDespiteBrokenFiles(t *testing.T) {
+	for _, breakIt := range []struct {
+		name string
+		fn   func(e *env)
+	}{
+		{"provider key file missing", func(e *env) { must(t, os.Remove(e.cfg.Providers[1].APIKeyFile)) }},
+		{"provider key file unreadable", func(e *env) {
+			must(t, os.Remove(e.cfg.Providers[1].APIKeyFile))
+			must(t, os.Mkdir(e.cfg.Providers[1].APIKeyFile, 0o700)) // reading a directory fails
+		}},
+		{"config does not parse", func(e *env) { writeFile(t, e.configPath(), "apiVersion: [not yaml") }},
+	} {
+		t.Run(breakIt.name, func(t *testing.T) {
+			e := newEnv(t)
+			status := func(token string) int {
+				h := authHeader(alice)
+				h.Set("Authorization", "Bearer "+token)
+				resp, _ := e.do("POST", "/v1/messages", h, `{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+				return resp.StatusCode
+			}
+			if s := status(currentToken); s != 200 {
+				t.Fatalf("before: %d", s)
+			}
+			breakIt.fn(e)
+			if _, err := e.gw.Reload(); err == nil {
+				t.Fatal("the broken input loaded")
+			}
+			// The kill switch: a new token, no previous one.
+			writeFile(t, filepath.Join(e.dir, "token", "token"), "the-new-token")
+			must(t, os.Remove(filepath.Join(e.dir, "token", "previous")))
+			_, _ = e.gw.Reload() // a config that does not parse names no token file: nothing changed but the token
+			if s := status(currentToken); s != http.StatusUnauthorized {
+				t.Errorf("the revoked token answers %d, want 401", s)
+			}
+			if s := status(previousToken); s != http.StatusUnauthorized {
+				t.Errorf("the dropped previous token answers %d, want 401", s)
+			}
+			if s := status("the-new-token"); s != 200 {
+				t.Errorf("the new token answers %d, want 200 (the rest of the last good config serves)", s)
+			}
+			// Nothing else of the broken change was taken: gpt's provider
+			// still has the key it had.
+			h := authHeader(alice)
+			h.Set("Authorization", "Bearer the-new-token")
+			if resp, body := e.do("POST", "/v1/chat/completions", h, `{"model":"gpt","messages":[{"role":"user","content":"hi"}]}`); resp.StatusCode != 200 {
+				t.Errorf("gpt after the token change: %d %s", resp.StatusCode, body)
 			}
 		})
 	}

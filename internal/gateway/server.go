@@ -49,14 +49,18 @@ type Gateway struct {
 	quota *quota.Keeper
 	core  *completion.Core
 	chat  *chatapi.API // nil without a store
+	keys  *keyCache    // nil without a store
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
 	lastInputs *inputs
+	broken     bool   // the last inputs read did not load
+	tokenErr   string // the last failure of refreshTokens, logged once
 	transports *upstream.Transports
 	metrics    *metrics
 	draining   atomic.Bool
 	mux        *http.ServeMux
+	handler    http.Handler // mux behind the surface checks (surface.go)
 }
 
 // New loads the config and the files it names. It fails, naming the field
@@ -110,28 +114,43 @@ func (g *Gateway) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", g.serveReady)
-	m.Handle("GET /metrics", g.metrics.handler())
 	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
 	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
 	if g.store != nil {
+		g.keys = newKeyCache(g.store, g.now, g.log)
 		g.chat = chatapi.New(chatapi.Options{
 			Store: g.store, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
 			Current: func() *gatewayconfig.Config { return g.snap.Load().cfg }, Log: g.log, Now: g.now,
+			Keys: g.keys,
 		})
 		g.chat.Mount(m)
 	}
 	chatapi.MountPage(m, g.apiAuthed)
 	m.HandleFunc("/", g.serveNotFound)
 	g.mux = m
+	g.handler = g.guard(m)
 }
 
-// Handler serves every route.
-func (g *Gateway) Handler() http.Handler { return g.mux }
+// Handler serves the API, the page and the health checks: every route but
+// /metrics, which answers 404 here like any unknown path.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// MetricsHandler serves GET /metrics, for the metrics listener alone: the
+// metrics name people (end_user) and what they spend, which is for
+// Prometheus, not for everyone who can sign in to the page.
+func (g *Gateway) MetricsHandler() http.Handler {
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", g.metrics.handler())
+	return m
+}
 
 // ListenAddr is the address from the config (a restart applies a change).
 func (g *Gateway) ListenAddr() string { return g.snap.Load().cfg.Listen }
+
+// MetricsListenAddr is the metrics listener's address from the config.
+func (g *Gateway) MetricsListenAddr() string { return g.snap.Load().cfg.MetricsListen }
 
 // Drain makes /readyz fail so that load balancers stop sending new requests
 // while the server finishes the ones in flight.
@@ -154,19 +173,26 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	defer g.reloadMu.Unlock()
 	in := readInputs(g.configPath, g.lastInputs)
 	if g.lastInputs != nil && in.digest == g.lastInputs.digest {
+		if g.broken {
+			// The inputs that fail may hide a token change from the
+			// digest (a config that does not parse names no files).
+			g.refreshTokens()
+		}
 		return false, nil
 	}
 	g.lastInputs = in
 	s, err := buildSnapshot(in, g.transports, g.now())
+	g.broken = err != nil
 	if err != nil {
 		if g.snap.Load() != nil {
 			g.metrics.reloadErrors.Inc()
 			g.log.Error("Kept the last good config: the changed config does not load", slog.String("error", err.Error()))
+			g.refreshTokens()
 		}
 		return true, err
 	}
-	if prev := g.snap.Load(); prev != nil && prev.cfg.Listen != s.cfg.Listen {
-		g.log.Warn("Ignored the changed listen address until the next restart", slog.String("listen", prev.cfg.Listen))
+	if prev := g.snap.Load(); prev != nil && (prev.cfg.Listen != s.cfg.Listen || prev.cfg.MetricsListen != s.cfg.MetricsListen) {
+		g.log.Warn("Ignored the changed listen addresses until the next restart", slog.String("listen", prev.cfg.Listen), slog.String("metrics_listen", prev.cfg.MetricsListen))
 	}
 	g.snap.Store(s)
 	g.transports.Retain(s.cfg.Providers)
@@ -180,6 +206,33 @@ func (g *Gateway) Reload() (changed bool, err error) {
 	g.log.Info("Loaded config", slog.String("gateway", s.cfg.Gateway.Namespace+"/"+s.cfg.Gateway.Name),
 		slog.Int("providers", len(s.cfg.Providers)), slog.Int("models", len(s.core.Models.Aliases())), slog.Int("users", len(s.users)))
 	return true, nil
+}
+
+// refreshTokens applies a change of the gateway token files to the last
+// good snapshot while the rest of the inputs fail to load: a revoked token
+// (the kill switch) must not stay valid because, say, a provider's key file
+// is broken. The token files read are the ones the snapshot in force names.
+// Called with reloadMu held.
+func (g *Gateway) refreshTokens() {
+	prev := g.snap.Load()
+	t, err := readTokenFiles(prev.cfg.Auth)
+	if err != nil {
+		// The token's own failure: the rotation that writes it must fix
+		// it; the current token stays rather than locking everyone out.
+		if err.Error() != g.tokenErr {
+			g.log.Error("Kept the gateway token in force: its files do not load", slog.String("error", err.Error()))
+		}
+		g.tokenErr = err.Error()
+		return
+	}
+	g.tokenErr = ""
+	if t.equal(prev.tokens) {
+		return
+	}
+	next := *prev
+	next.tokens = t
+	g.snap.Store(&next)
+	g.log.Warn("Applied the changed gateway token; the rest of the changed config still does not load")
 }
 
 // Watch polls the config and its files every interval until ctx ends.
@@ -229,3 +282,15 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.quota.Close(ctx)
 	return err
 }
+
+// RunAPIKeys keeps the personal API keys' cache fresh and writes when keys
+// were last used (apikeys.go), until ctx ends; nothing without a store.
+// Without it the cache is refreshed by the requests that find it stale.
+func (g *Gateway) RunAPIKeys(ctx context.Context) {
+	if g.keys != nil {
+		g.keys.run(ctx)
+	}
+}
+
+// Ledger returns the spend ledger.
+func (g *Gateway) Ledger() metering.Ledger { return g.ledger }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,10 +93,7 @@ func newStoreEnvWrapped(t testing.TB, kind string, sim providersim.Options, log 
 		t.Fatalf("gateway.New: %v", err)
 	}
 	e.gw = gw
-	t.Cleanup(func() { _ = gw.Close(context.Background()) })
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
+	e.url, e.metricsURL = serve(t, gw)
 	return &storeEnv{env: e, st: st, clock: e.clock}
 }
 

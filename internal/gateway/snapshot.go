@@ -44,6 +44,65 @@ type tokens struct {
 	previousExpires time.Time
 }
 
+// fileReader returns the content of path (field names it in errors), nil
+// when it is empty, missing and not required, or unreadable (then it
+// records the error).
+type fileReader func(field, path string, required bool) []byte
+
+// loadTokens reads the gateway tokens the auth settings name. The previous
+// token and its expiry are optional: a fresh gateway has never rotated. A
+// previous token without a readable expiry is not accepted, since "valid
+// forever" is the wrong failure mode.
+func loadTokens(a gatewayconfig.Auth, file fileReader) (tokens, []error) {
+	var t tokens
+	var errs []error
+	raw := file("auth.tokenFile", a.TokenFile, true)
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" && raw != nil {
+		errs = append(errs, fmt.Errorf("auth.tokenFile: %s is empty", a.TokenFile))
+	}
+	t.current = sha256.Sum256([]byte(tok))
+	if prev := strings.TrimSpace(string(file("auth.previousTokenFile", a.PreviousTokenFile, false))); prev != "" {
+		exp := strings.TrimSpace(string(file("auth.previousTokenExpiresAtFile", a.PreviousTokenExpiresAtFile, false)))
+		if exp != "" {
+			at, err := time.Parse(time.RFC3339, exp)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("auth.previousTokenExpiresAtFile: %q is not an RFC 3339 time", exp))
+			}
+			t.previous, t.hasPrevious, t.previousExpires = sha256.Sum256([]byte(prev)), true, at
+		}
+	}
+	return t, errs
+}
+
+// equal compares two token sets (digests, not secrets).
+func (t tokens) equal(o tokens) bool {
+	return t.current == o.current && t.previous == o.previous && t.hasPrevious == o.hasPrevious && t.previousExpires.Equal(o.previousExpires)
+}
+
+// readTokenFiles reads the token files a from disk, for a reload whose
+// other inputs do not load (see Gateway.Reload).
+func readTokenFiles(a gatewayconfig.Auth) (tokens, error) {
+	var errs []error
+	t, terrs := loadTokens(a, func(field, path string, required bool) []byte {
+		if path == "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if required || !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			}
+			return nil
+		}
+		if b == nil {
+			b = []byte{}
+		}
+		return b
+	})
+	return t, errors.Join(append(errs, terrs...)...)
+}
+
 // inputs are the bytes a snapshot is built from: the config file and every
 // file it names, each read once per poll.
 type inputs struct {
@@ -132,24 +191,9 @@ func buildSnapshot(in *inputs, tr *upstream.Transports, now time.Time) (*snapsho
 		loadedAt:    now,
 	}
 
-	tok := strings.TrimSpace(string(file("auth.tokenFile", c.Auth.TokenFile, true)))
-	if tok == "" && in.fileErrs[c.Auth.TokenFile] == nil {
-		errs = append(errs, fmt.Errorf("auth.tokenFile: %s is empty", c.Auth.TokenFile))
-	}
-	s.tokens.current = sha256.Sum256([]byte(tok))
-	// The previous token and its expiry are optional: a fresh gateway has
-	// never rotated. A previous token without a readable expiry is not
-	// accepted, since "valid forever" is the wrong failure mode.
-	if prev := strings.TrimSpace(string(file("auth.previousTokenFile", c.Auth.PreviousTokenFile, false))); prev != "" {
-		exp := strings.TrimSpace(string(file("auth.previousTokenExpiresAtFile", c.Auth.PreviousTokenExpiresAtFile, false)))
-		if exp != "" {
-			t, err := time.Parse(time.RFC3339, exp)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("auth.previousTokenExpiresAtFile: %q is not an RFC 3339 time", exp))
-			}
-			s.tokens.previous, s.tokens.hasPrevious, s.tokens.previousExpires = sha256.Sum256([]byte(prev)), true, t
-		}
-	}
+	var terrs []error
+	s.tokens, terrs = loadTokens(c.Auth, file)
+	errs = append(errs, terrs...)
 	if c.Keys.MasterKeyFile != "" {
 		required := c.Identity.Upstream == gatewayconfig.IdentityHash || c.Identity.MetricsEndUser == gatewayconfig.IdentityHash
 		if key := file("keys.masterKeyFile", c.Keys.MasterKeyFile, required); key != nil {

@@ -122,3 +122,40 @@ func TestParseImageSize(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalEmail(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice@example.com":       "alice@example.com",
+		"Bob@Example.COM":         "bob@example.com",
+		"o'neil+tag@example.com":  "o'neil+tag@example.com",
+		"ZZ@EXAMPLE.ORG":          "zz@example.org",
+		" spaced@example.com":     " spaced@example.com", // not trimmed: it is not on any allowlist
+		"UPPER.and.lower@x.y.COM": "upper.and.lower@x.y.com",
+	} {
+		got, err := CanonicalEmail(in)
+		if err != nil || got != want {
+			t.Errorf("CanonicalEmail(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, wantRune := range map[string]string{
+		"\u212aate@example.com":         "U+212A", // KELVIN SIGN, which strings.ToLower makes "k"
+		"kate@example.com\u00a0":        "U+00A0", // a no-break space, which strings.TrimSpace strips
+		"\u0130stanbul@example.com":     "U+0130", // LATIN CAPITAL LETTER I WITH DOT ABOVE
+		"alice@ex\u0430mple.com":        "U+0430", // CYRILLIC SMALL LETTER A
+		"\u017ftephen@example.com":      "U+017F", // LATIN SMALL LETTER LONG S, which folds to "s"
+		"alice@example.com\xff":         "not ASCII",
+		"\uff41lice@example.com":        "U+FF41", // FULLWIDTH LATIN SMALL LETTER A
+		"alice@example.com\u200b":       "U+200B", // ZERO WIDTH SPACE
+		"ALICE@EXAMPLE.COM\u212a":       "U+212A",
+		"\u212a":                        "U+212A",
+		"\u00e9lodie@example.com":       "U+00E9",
+		"kate@example.com\u3000":        "U+3000",
+		"\u2028alice@example.com":       "U+2028",
+		"alice\u0000@example.com\u00a0": "U+00A0",
+	} {
+		got, err := CanonicalEmail(in)
+		if err == nil || !strings.Contains(err.Error(), wantRune) {
+			t.Errorf("CanonicalEmail(%q) = %q, %v; want an error naming %s", in, got, err, wantRune)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -55,6 +56,21 @@ func Marshal(c *Config) ([]byte, error) {
 func (c *Config) Default() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
+	}
+	if c.RequestBodyTimeout.Duration == 0 {
+		c.RequestBodyTimeout = D(DefaultRequestBodyTimeout)
+	}
+	if c.Import.MaxBodyBytes == 0 {
+		c.Import.MaxBodyBytes = DefaultMaxImportBytes
+	}
+	if c.Import.MaxStoredBytesPerUser == 0 {
+		c.Import.MaxStoredBytesPerUser = DefaultMaxStoredBytesPerUser
+	}
+	if c.Import.BodyTimeout.Duration == 0 {
+		c.Import.BodyTimeout = D(DefaultImportBodyTimeout)
+	}
+	if c.MetricsListen == "" {
+		c.MetricsListen = DefaultMetricsListen
 	}
 	if c.MaxRequestBodyBytes == 0 {
 		c.MaxRequestBodyBytes = DefaultMaxBodySize
@@ -138,6 +154,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Kind != Kind {
 		bad("kind", "must be %q, got %q", Kind, c.Kind)
+	}
+	if c.MetricsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") { // port 0: each listener gets a port of its own
+		bad("metricsListen", "must differ from listen (%q): metrics have a port of their own", c.Listen)
+	}
+	if c.RequestBodyTimeout.Duration < 0 || c.Import.BodyTimeout.Duration < 0 {
+		bad("requestBodyTimeout", "must not be negative")
+	}
+	if c.Import.MaxBodyBytes < 1024 || c.Import.MaxStoredBytesPerUser < 1024 {
+		bad("import", "maxBodyBytes and maxStoredBytesPerUser must be at least 1024")
 	}
 	if c.MaxRequestBodyBytes < 1024 {
 		bad("maxRequestBodyBytes", "must be at least 1024")

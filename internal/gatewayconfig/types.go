@@ -24,16 +24,22 @@ const (
 // Well-known file locations inside the gateway pod. The operator mounts
 // Secrets and ConfigMaps there; the gateway reads only what Config names.
 const (
-	ConfigDir          = "/etc/chatgateway/config"
-	ConfigFileName     = "gateway.yaml"
-	TokenDir           = "/etc/chatgateway/token"
-	KeysDir            = "/etc/chatgateway/keys"
-	ProviderKeysDir    = "/etc/chatgateway/providers"
-	StoreDataDir       = "/var/lib/chatgateway"
-	StoreSecretDir     = "/etc/chatgateway/store"
-	NotifySecretDir    = "/etc/chatgateway/notify"
-	DefaultListen      = ":8080"
-	DefaultMaxBodySize = 10 << 20
+	ConfigDir            = "/etc/chatgateway/config"
+	ConfigFileName       = "gateway.yaml"
+	TokenDir             = "/etc/chatgateway/token"
+	KeysDir              = "/etc/chatgateway/keys"
+	ProviderKeysDir      = "/etc/chatgateway/providers"
+	StoreDataDir         = "/var/lib/chatgateway"
+	StoreSecretDir       = "/etc/chatgateway/store"
+	NotifySecretDir      = "/etc/chatgateway/notify"
+	DefaultListen        = ":8080"
+	DefaultMetricsListen = ":9090"
+	DefaultMaxBodySize   = 10 << 20
+	// Import and body-timeout defaults (see Import, RequestBodyTimeout).
+	DefaultMaxImportBytes        = 256 << 20
+	DefaultMaxStoredBytesPerUser = 1 << 30
+	DefaultRequestBodyTimeout    = time.Minute
+	DefaultImportBodyTimeout     = 10 * time.Minute
 )
 
 // Token Secret keys (and so file names under TokenDir).
@@ -90,11 +96,25 @@ type Config struct {
 	// Gateway names the ChatGateway this config was rendered from.
 	Gateway GatewayRef `json:"gateway"`
 
-	// Listen is the address the gateway serves on (API, web page, health, metrics).
+	// Listen is the address the gateway serves on (API, web page, health).
 	Listen string `json:"listen,omitempty"`
+
+	// MetricsListen is the address of the metrics listener: /metrics only,
+	// on a port of its own that the OAuth2 Proxy sidecar does not route and
+	// the NetworkPolicy opens to Prometheus alone.
+	MetricsListen string `json:"metricsListen,omitempty"`
 
 	// MaxRequestBodyBytes bounds a request body.
 	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes,omitempty"`
+
+	// RequestBodyTimeout is how long a request's whole body may take to
+	// arrive, counted from when the gateway starts reading it (an import
+	// has Import.BodyTimeout). A client that trickles a body cannot hold a
+	// request open past it; a streamed answer is not bounded by it.
+	RequestBodyTimeout Duration `json:"requestBodyTimeout,omitempty"`
+
+	// Import bounds what POST /api/me/import takes.
+	Import Import `json:"import"`
 
 	// DefaultModel is the alias used when a request names none.
 	DefaultModel string `json:"defaultModel"`
@@ -239,6 +259,18 @@ type User struct {
 	// Quota overrides the default quotas; empty strings inherit them.
 	DailySoftUSD string `json:"dailySoftUSD,omitempty"`
 	DailyHardUSD string `json:"dailyHardUSD,omitempty"`
+}
+
+// Import bounds imports of conversation archives.
+type Import struct {
+	// MaxBodyBytes bounds one import's body.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// MaxStoredBytesPerUser bounds what one person's conversations may take
+	// in the store (sealed message text and titles) after an import. Chat
+	// turns are bounded by the quota instead; an import costs nothing.
+	MaxStoredBytesPerUser int64 `json:"maxStoredBytesPerUser,omitempty"`
+	// BodyTimeout is how long an import's whole body may take to arrive.
+	BodyTimeout Duration `json:"bodyTimeout,omitempty"`
 }
 
 // Privacy toggles; all false unless an admin opted in.

@@ -133,11 +133,14 @@ func Deployment(in Inputs) (*appsv1.Deployment, error) {
 
 func gatewayContainer(gw *v1alpha1.ChatGateway, image string, mounts []corev1.VolumeMount) corev1.Container {
 	c := corev1.Container{
-		Name:            GatewayContainerName,
-		Image:           image,
-		Command:         GatewayCommand,
-		Args:            []string{"--config", ConfigFilePath},
-		Ports:           []corev1.ContainerPort{{Name: GatewayPortName, ContainerPort: GatewayPort, Protocol: corev1.ProtocolTCP}},
+		Name:    GatewayContainerName,
+		Image:   image,
+		Command: GatewayCommand,
+		Args:    []string{"--config", ConfigFilePath},
+		Ports: []corev1.ContainerPort{
+			{Name: GatewayPortName, ContainerPort: GatewayPort, Protocol: corev1.ProtocolTCP},
+			{Name: MetricsPortName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+		},
 		LivenessProbe:   httpProbe("/healthz", GatewayPortName, 10),
 		ReadinessProbe:  httpProbe("/readyz", GatewayPortName, 5),
 		SecurityContext: containerSecurityContext(),

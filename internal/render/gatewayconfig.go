@@ -51,9 +51,16 @@ func GatewayConfig(in Inputs) (*gc.Config, error) {
 		Kind:                gc.Kind,
 		Gateway:             gc.GatewayRef{Namespace: gw.Namespace, Name: gw.Name},
 		Listen:              gc.DefaultListen,
+		MetricsListen:       fmt.Sprintf(":%d", MetricsPort),
 		MaxRequestBodyBytes: gc.DefaultMaxBodySize,
-		DefaultModel:        spec.DefaultModel,
-		Providers:           make([]gc.Provider, 0, len(providers)),
+		RequestBodyTimeout:  gc.D(gc.DefaultRequestBodyTimeout),
+		Import: gc.Import{
+			MaxBodyBytes:          gc.DefaultMaxImportBytes,
+			MaxStoredBytesPerUser: gc.DefaultMaxStoredBytesPerUser,
+			BodyTimeout:           gc.D(gc.DefaultImportBodyTimeout),
+		},
+		DefaultModel: spec.DefaultModel,
+		Providers:    make([]gc.Provider, 0, len(providers)),
 		Failover: gc.Failover{
 			RetryOn:          failureClasses(spec.Failover.RetryOn),
 			Cooldown:         gc.D(durationOr(spec.Failover.Cooldown, defaultCooldown)),

@@ -47,13 +47,17 @@ const (
 	AnnotationTokenGeneration = "chatgateway.dev/token-generation"
 )
 
-// Ports. The gateway serves API, web page, health and metrics on one port.
+// Ports. The gateway serves API, web page and health on one port and its
+// metrics on another, which the sidecar does not route and the
+// NetworkPolicy opens to Prometheus alone.
 const (
 	GatewayPort         int32 = 8080
 	GatewayPortName           = "http"
+	MetricsPort         int32 = 9090
 	OAuth2ProxyPort     int32 = 4180
 	OAuth2ProxyPortName       = "oauth2-proxy"
-	// MetricsPortName names the Service port the ServiceMonitor scrapes.
+	// MetricsPortName names the gateway's metrics container port and the
+	// Service port the ServiceMonitor scrapes.
 	MetricsPortName = "metrics"
 	// ServicePortName names the Service port people and clients use.
 	ServicePortName = "http"

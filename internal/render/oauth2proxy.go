@@ -76,7 +76,12 @@ func AuthenticatedEmails(al *v1alpha1.UserAllowlist) []byte {
 	}
 	emails := make([]string, 0, len(al.Spec.Users))
 	for _, u := range al.Spec.Users {
-		emails = append(emails, strings.ToLower(strings.TrimSpace(u.Email)))
+		// The CRD admits only canonical addresses; one that is not (a
+		// resource from before that rule) is left out rather than trimmed
+		// or folded into someone else's.
+		if e, err := gc.CanonicalEmail(u.Email); err == nil && gc.ValidEmail(e) {
+			emails = append(emails, e)
+		}
 	}
 	slices.Sort(emails)
 	emails = slices.Compact(emails)

@@ -35,7 +35,10 @@ func TestAuthenticatedEmails(t *testing.T) {
 		"nil allowlist lets nobody in": {nil, ""},
 		"empty allowlist":              {allow(), ""},
 		"sorted, one a line":           {allow("carol@example.com", "alice@example.com", "bob@example.com"), "alice@example.com\nbob@example.com\ncarol@example.com\n"},
-		"lower-cased and deduplicated": {allow("Alice@Example.com", "alice@example.com", " bob@example.com"), "alice@example.com\nbob@example.com\n"},
+		"lower-cased and deduplicated": {allow("Alice@Example.com", "alice@example.com", "bob@example.com"), "alice@example.com\nbob@example.com\n"},
+		// OAuth2 Proxy itself folds with Unicode rules and trims: what the
+		// CRD would refuse never reaches its file.
+		"not ASCII or padded: left out": {allow("\u212aate@example.com", " bob@example.com", "carol@example.com\u00a0", "dave@example.com"), "dave@example.com\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := string(AuthenticatedEmails(tc.in)); got != tc.want {

@@ -3,12 +3,14 @@ package render
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
@@ -232,17 +234,68 @@ func TestDeployment(t *testing.T) {
 }
 
 func TestServicePorts(t *testing.T) {
-	in := family(t)
-	in.Gateway.Spec.Service.Port = GatewayPort
-	svc, err := Service(in)
-	if err != nil {
-		t.Fatal(err)
+	for _, port := range []int32{80, MetricsPort} {
+		in := family(t)
+		in.Gateway.Spec.Service.Port = port
+		svc, err := Service(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Spec.Ports[0].Port == svc.Spec.Ports[1].Port {
+			t.Errorf("two Service ports share %d", svc.Spec.Ports[0].Port)
+		}
+		// The API port leads to the sidecar; "metrics" to the gateway's
+		// metrics port, never to its API port.
+		if p := svc.Spec.Ports[0]; p.Name != ServicePortName || p.TargetPort.StrVal != OAuth2ProxyPortName {
+			t.Errorf("API port = %+v", p)
+		}
+		if p := svc.Spec.Ports[1]; p.Name != MetricsPortName || p.TargetPort.StrVal != MetricsPortName {
+			t.Errorf("metrics port = %+v", p)
+		}
 	}
-	if svc.Spec.Ports[0].Port == svc.Spec.Ports[1].Port {
-		t.Errorf("two Service ports share %d", svc.Spec.Ports[0].Port)
-	}
-	if svc.Spec.Ports[1].Name != MetricsPortName || svc.Spec.Ports[1].TargetPort.StrVal != GatewayPortName {
-		t.Errorf("metrics port = %+v", svc.Spec.Ports[1])
+}
+
+// TestMetricsOnlyForScrapers: the NetworkPolicy opens the metrics port to
+// the scrapers alone, and the API port to nobody but token holders.
+func TestMetricsOnlyForScrapers(t *testing.T) {
+	for name, tc := range map[string]struct {
+		scrapers *v1alpha1.ScraperSelector
+		wantPods map[string]string
+		wantNS   map[string]string
+	}{
+		"default: Prometheus pods anywhere": {nil, map[string]string{LabelName: PrometheusPodLabel}, nil},
+		"configured": {&v1alpha1.ScraperSelector{
+			PodSelector:       metav1.LabelSelector{MatchLabels: map[string]string{"app": "vmagent"}},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+		}, map[string]string{"app": "vmagent"}, map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+		"configured without namespaces: any namespace": {&v1alpha1.ScraperSelector{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "vmagent"}},
+		}, map[string]string{"app": "vmagent"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := family(t)
+			in.Gateway.Spec.Monitoring.Scrapers = tc.scrapers
+			np, err := NetworkPolicy(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byPort := map[int32][]networkingv1.NetworkPolicyPeer{}
+			for _, r := range np.Spec.Ingress {
+				for _, p := range r.Ports {
+					byPort[p.Port.IntVal] = append(byPort[p.Port.IntVal], r.From...)
+				}
+			}
+			metrics := byPort[MetricsPort]
+			if len(metrics) != 1 || metrics[0].PodSelector == nil || !maps.Equal(metrics[0].PodSelector.MatchLabels, tc.wantPods) ||
+				metrics[0].NamespaceSelector == nil || !maps.Equal(metrics[0].NamespaceSelector.MatchLabels, tc.wantNS) {
+				t.Errorf("metrics port admits %+v", metrics)
+			}
+			for _, peer := range byPort[GatewayPort] {
+				if peer.PodSelector == nil || peer.PodSelector.MatchLabels[LabelTokenHolder] != "true" || peer.NamespaceSelector != nil {
+					t.Errorf("the API port admits %+v", peer)
+				}
+			}
+		})
 	}
 }
 

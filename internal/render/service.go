@@ -11,18 +11,18 @@ import (
 )
 
 // MetricsServicePort is the Service port named "metrics" that Prometheus
-// scrapes; it leads to the gateway port. When spec.service.port takes
-// 8080, metrics move to 8081 (two Service ports cannot share a number).
+// scrapes; it leads to the gateway's metrics port. When spec.service.port
+// takes 9090, metrics move to 9091 (two Service ports cannot share a number).
 func MetricsServicePort(gw *v1alpha1.ChatGateway) int32 {
-	if servicePort(gw) == GatewayPort {
-		return GatewayPort + 1
+	if servicePort(gw) == MetricsPort {
+		return MetricsPort + 1
 	}
-	return GatewayPort
+	return MetricsPort
 }
 
 // Service exposes the gateway: port spec.service.port (named http) leads to
-// the OAuth2 Proxy sidecar when it is enabled and to the gateway otherwise;
-// port "metrics" leads to the gateway for scraping.
+// the OAuth2 Proxy sidecar when it is enabled and to the gateway's API port
+// otherwise; port "metrics" leads to the gateway's metrics port.
 func Service(in Inputs) (*corev1.Service, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func Service(in Inputs) (*corev1.Service, error) {
 			Selector: SelectorLabels(gw),
 			Ports: []corev1.ServicePort{
 				{Name: ServicePortName, Port: servicePort(gw), TargetPort: target, Protocol: corev1.ProtocolTCP},
-				{Name: MetricsPortName, Port: MetricsServicePort(gw), TargetPort: intstr.FromString(GatewayPortName), Protocol: corev1.ProtocolTCP},
+				{Name: MetricsPortName, Port: MetricsServicePort(gw), TargetPort: intstr.FromString(MetricsPortName), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}, nil
@@ -77,17 +77,18 @@ func PVC(in Inputs) (*corev1.PersistentVolumeClaim, error) {
 }
 
 // PrometheusPodLabel is the label Prometheus Operator puts on Prometheus
-// pods; the NetworkPolicy admits such pods, from any namespace, to the
-// metrics port.
+// pods; by default the NetworkPolicy admits such pods, from any namespace,
+// to the metrics port.
 const PrometheusPodLabel = "prometheus"
 
 // NetworkPolicy admits to the gateway pods, and nothing else:
 //   - anyone on the OAuth2 Proxy port, when the sidecar is enabled (it
 //     signs people in);
 //   - pods of the gateway's namespace labelled chatgateway.dev/token-holder:
-//     "true" on the gateway port (API clients holding the token);
-//   - Prometheus pods (app.kubernetes.io/name: prometheus) from any
-//     namespace on the gateway port, for /metrics.
+//     "true" on the gateway's API port (API clients holding the token);
+//   - the scrapers (spec.monitoring.scrapers; by default Prometheus pods,
+//     app.kubernetes.io/name: prometheus, from any namespace) on the
+//     metrics port, and only there.
 //
 // NetworkPolicies add up, so whoever needs more (an ingress controller in
 // front of a gateway without the sidecar, say) adds a policy of their own.
@@ -98,27 +99,21 @@ func NetworkPolicy(in Inputs) (*networkingv1.NetworkPolicy, error) {
 	}
 	gw := in.Gateway
 	tcp := ptr.To(corev1.ProtocolTCP)
-	gatewayPort := []networkingv1.NetworkPolicyPort{{Protocol: tcp, Port: ptr.To(intstr.FromInt32(GatewayPort))}}
+	port := func(p int32) []networkingv1.NetworkPolicyPort {
+		return []networkingv1.NetworkPolicyPort{{Protocol: tcp, Port: ptr.To(intstr.FromInt32(p))}}
+	}
 	var rules []networkingv1.NetworkPolicyIngressRule
 	if oauth2Proxy(gw) != nil {
-		rules = append(rules, networkingv1.NetworkPolicyIngressRule{
-			Ports: []networkingv1.NetworkPolicyPort{{Protocol: tcp, Port: ptr.To(intstr.FromInt32(OAuth2ProxyPort))}},
-		})
+		rules = append(rules, networkingv1.NetworkPolicyIngressRule{Ports: port(OAuth2ProxyPort)})
 	}
 	rules = append(rules,
 		networkingv1.NetworkPolicyIngressRule{
 			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
 				MatchLabels: map[string]string{LabelTokenHolder: "true"},
 			}}},
-			Ports: gatewayPort,
+			Ports: port(GatewayPort),
 		},
-		networkingv1.NetworkPolicyIngressRule{
-			From: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: &metav1.LabelSelector{},
-				PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: PrometheusPodLabel}},
-			}},
-			Ports: gatewayPort,
-		},
+		networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{scrapers(gw)}, Ports: port(MetricsPort)},
 	)
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
@@ -129,4 +124,23 @@ func NetworkPolicy(in Inputs) (*networkingv1.NetworkPolicy, error) {
 			Ingress:     rules,
 		},
 	}, nil
+}
+
+// scrapers is the NetworkPolicy peer allowed on the metrics port. A
+// namespace selector is always set ({} when the spec leaves it out), so
+// that "any namespace" is what an unset one means, as documented, rather
+// than the NetworkPolicy's own "this namespace only".
+func scrapers(gw *v1alpha1.ChatGateway) networkingv1.NetworkPolicyPeer {
+	s := gw.Spec.Monitoring.Scrapers
+	if s == nil {
+		return networkingv1.NetworkPolicyPeer{
+			NamespaceSelector: &metav1.LabelSelector{},
+			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: PrometheusPodLabel}},
+		}
+	}
+	ns := &metav1.LabelSelector{}
+	if s.NamespaceSelector != nil {
+		ns = s.NamespaceSelector.DeepCopy()
+	}
+	return networkingv1.NetworkPolicyPeer{NamespaceSelector: ns, PodSelector: s.PodSelector.DeepCopy()}
 }

@@ -92,6 +92,11 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		return fmt.Errorf("%w: session id must be 1 to 128 characters", ErrInvalid)
 	}
 	now := s.now()
+	// An archive's times are the importer's word: none may lie in the
+	// future, or a session dated 2999 would head the list and outlive
+	// retention forever.
+	es.CreatedAt = notAfter(es.CreatedAt, now)
+	es.LastActivityAt = notAfter(es.LastActivityAt, now)
 	if es.CreatedAt.IsZero() {
 		es.CreatedAt = now
 	}
@@ -121,6 +126,7 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		if err := checkTokens(m.InputTokens, m.OutputTokens); err != nil {
 			return fmt.Errorf("message %s: %w", m.ID, err)
 		}
+		m.CreatedAt, m.UpdatedAt = notAfter(m.CreatedAt, now), notAfter(m.UpdatedAt, now)
 		for j, a := range m.Attachments {
 			if a.ID != "" && !validID(a.ID) || pictures[a.ID] {
 				return fmt.Errorf("%w: message %s: attachment %d: id too long or repeated", ErrInvalid, m.ID, j+1)
@@ -144,6 +150,41 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 	return nil
 }
 
+// notAfter is t, or now when t is later.
+func notAfter(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
+}
+
+func (s *sqlStore) StoredBytes(ctx context.Context, owner string) (int64, error) {
+	var n int64
+	err := s.db.reader().queryRow(ctx, `SELECT
+		COALESCE((SELECT SUM(LENGTH(title)) FROM sessions WHERE owner = $1), 0) +
+		COALESCE((SELECT SUM(LENGTH(m.content)) FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.owner = $1), 0) +
+		COALESCE((SELECT SUM(LENGTH(a.name) + LENGTH(a.data)) FROM attachments a JOIN sessions s ON s.id = a.session_id WHERE s.owner = $1), 0)`,
+		owner).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("stored bytes: %w", err)
+	}
+	return n, nil
+}
+
+// SealedSize is what StoredBytes counts for an exported session once
+// imported: each title, message and picture (its name and bytes) sealed
+// (see SealOverhead).
+func SealedSize(es ExportedSession) int64 {
+	n := int64(len(es.Title) + SealOverhead)
+	for _, m := range es.Messages {
+		n += int64(len(m.Content) + SealOverhead)
+		for _, a := range m.Attachments {
+			n += int64(len(a.Name) + len(a.Data) + 2*SealOverhead)
+		}
+	}
+	return n
+}
+
 func validID(id string) bool { return id != "" && len(id) <= 128 }
 
 func (s *sqlStore) conflict(err error, what string) error {
@@ -157,6 +198,9 @@ func (s *sqlStore) DeleteUserData(ctx context.Context, owner string) error {
 	err := s.db.tx(ctx, true, func(q querier) error {
 		// The cascade from user_keys would do; saying it is clearer.
 		if _, err := q.exec(ctx, "DELETE FROM sessions WHERE owner = $1", owner); err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, "DELETE FROM api_keys WHERE owner = $1", owner); err != nil {
 			return err
 		}
 		_, err := q.exec(ctx, "DELETE FROM user_keys WHERE owner = $1", owner)

@@ -120,6 +120,10 @@ func newSalt() []byte {
 	return b
 }
 
+// SealOverhead is how many bytes sealing adds to a text: the version byte,
+// the 12-byte random nonce and the 16-byte tag.
+const SealOverhead = 1 + 12 + 16
+
 // seal encrypts plaintext bound to (owner, session, message, field). Each
 // call draws a fresh random nonce, so saving the same text twice yields
 // different bytes. AES-GCM with random nonces is good for 2^32 seals per key,

@@ -23,6 +23,9 @@ func TestSealBindsEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	sealed := seal(alice, "hello", "alice@example.com", "s1", "m1", fieldContent)
+	if len(sealed) != len("hello")+SealOverhead {
+		t.Fatalf("sealing 5 bytes gave %d, want 5+SealOverhead", len(sealed))
+	}
 	if pt, err := unseal(alice, sealed, "alice@example.com", "s1", "m1", fieldContent); err != nil || pt != "hello" {
 		t.Fatalf("unseal = %q, %v", pt, err)
 	}

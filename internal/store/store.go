@@ -30,6 +30,7 @@ type Store interface {
 	Quotas
 	AuditLog
 	Shares
+	APIKeys
 	Archive
 	// Close releases the database. It is safe to call more than once.
 	Close() error
@@ -151,12 +152,17 @@ type Archive interface {
 	// messages decrypted, from one consistent snapshot. An error from fn
 	// stops the export and is returned.
 	Export(ctx context.Context, owner string, fn func(ExportedSession) error) error
-	// Import stores one exported session for owner, keeping its id, times,
-	// title and messages (numbered in slice order). A session id already in
-	// the store is ErrConflict. A message still streaming becomes incomplete.
+	// Import stores one exported session for owner, keeping its id, times
+	// (a time later than now becomes now), title and messages (numbered in
+	// slice order). A session id already in the store is ErrConflict. A
+	// message still streaming becomes incomplete.
 	Import(ctx context.Context, owner string, s ExportedSession) error
-	// DeleteUserData erases owner's sessions, messages and key material.
-	// Ledger and audit rows (no content) stay.
+	// StoredBytes is what owner's conversations take in the store: the
+	// sealed titles and message texts, in bytes (each SealOverhead more
+	// than its plaintext).
+	StoredBytes(ctx context.Context, owner string) (int64, error)
+	// DeleteUserData erases owner's sessions, messages, key material and
+	// personal API keys. Ledger and audit rows (no content) stay.
 	DeleteUserData(ctx context.Context, owner string) error
 	// DeleteSessionsOlderThan deletes sessions last active before t, with
 	// their messages, and returns how many.

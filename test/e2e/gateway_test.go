@@ -81,9 +81,10 @@ func writeConfig(t *testing.T, dir, anthURL, oaiURL string, mutate func(*gateway
 	timeouts := gatewayconfig.Timeouts{Connect: gatewayconfig.D(time.Second), FirstByte: gatewayconfig.D(5 * time.Second)}
 	c := &gatewayconfig.Config{
 		APIVersion: gatewayconfig.APIVersion, Kind: gatewayconfig.Kind,
-		Gateway:      gatewayconfig.GatewayRef{Namespace: "e2e", Name: "gw"},
-		Listen:       "127.0.0.1:0",
-		DefaultModel: "sonnet",
+		Gateway:       gatewayconfig.GatewayRef{Namespace: "e2e", Name: "gw"},
+		Listen:        "127.0.0.1:0",
+		MetricsListen: "127.0.0.1:0",
+		DefaultModel:  "sonnet",
 		Providers: []gatewayconfig.Provider{
 			{Name: "anthropic", Type: gatewayconfig.ProviderAnthropic, BaseURL: anthURL, APIKeyFile: filepath.Join(dir, "anthropic-key"), Timeouts: timeouts,
 				Models: []gatewayconfig.Model{{Name: "sonnet", ID: "claude-sonnet-4-5-20250929", Pricing: price}}},
@@ -111,10 +112,12 @@ func writeConfig(t *testing.T, dir, anthURL, oaiURL string, mutate func(*gateway
 
 // process is a running gateway; its address comes from its "Serving" log line.
 type process struct {
-	cmd    *exec.Cmd
-	addr   string
-	logs   chan string
-	exited chan error
+	cmd  *exec.Cmd
+	addr string
+	// metricsAddr is the metrics listener's.
+	metricsAddr string
+	logs        chan string
+	exited      chan error
 }
 
 func start(t *testing.T, bin, config string) *process {
@@ -134,6 +137,9 @@ func start(t *testing.T, bin, config string) *process {
 		for sc.Scan() {
 			line := sc.Text()
 			var l struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "Serving metrics" {
+				p.metricsAddr = l.Addr // logged before "Serving", so set before addr is sent
+			}
 			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "Serving" {
 				addr <- l.Addr
 			}

@@ -124,7 +124,7 @@ func TestMasterKeyOutlivesTheGateway(t *testing.T) {
 		volume := filepath.Join(volumes, string(pvc.UID))
 		must(t, os.MkdirAll(volume, 0o700))
 		conf.Sessions.Store.Path = filepath.Join(volume, "store.db")
-		conf.Listen = "127.0.0.1:0"
+		conf.Listen, conf.MetricsListen = "127.0.0.1:0", "127.0.0.1:0"
 		b, err := gc.Marshal(conf)
 		if err != nil {
 			t.Fatal(err)

@@ -183,7 +183,7 @@ func TestMonitoringOnPrometheus(t *testing.T) {
 	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
 	conf.Keys.MasterKeyFile = write("master-key", masterKey)
 	conf.Sessions.Store.DSNFile = write("dsn", []byte(dsn))
-	conf.Listen = "127.0.0.1:0"
+	conf.Listen, conf.MetricsListen = "127.0.0.1:0", "127.0.0.1:0"
 	b, err := gc.Marshal(conf)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestMonitoringOnPrometheus(t *testing.T) {
 	}
 	var pods []loopback.Pod
 	for i, p := range replicas {
-		pods = append(pods, loopback.Pod{Name: fmt.Sprintf("%s-6d5f7c8b9-%c", dep.Name, 'a'+i), Ports: map[string]string{render.GatewayPortName: p.addr}})
+		pods = append(pods, loopback.Pod{Name: fmt.Sprintf("%s-6d5f7c8b9-%c", dep.Name, 'a'+i), Ports: map[string]string{render.GatewayPortName: p.addr, render.MetricsPortName: p.metricsAddr}})
 	}
 	scrape, err := loopback.ServiceMonitorScrapeConfigs(sm, svc, dep, pods)
 	if err != nil {

@@ -165,7 +165,7 @@ func startFrontDoorWith(t *testing.T, mutate func(*render.Inputs)) *frontDoor {
 	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
 	conf.Keys.MasterKeyFile = write("master-key", masterKey)
 	conf.Sessions.Store.Path = filepath.Join(dir, "store.db")
-	conf.Listen = "127.0.0.1:0"
+	conf.Listen, conf.MetricsListen = "127.0.0.1:0", "127.0.0.1:0"
 	b, err := gc.Marshal(conf)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/openai/openai-go/v3"
+	ooption "github.com/openai/openai-go/v3/option"
 	"k8s.io/utils/ptr"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
@@ -309,10 +314,72 @@ func TestChatPageInChromium(t *testing.T) {
 			!strings.Contains(joined, "alice@example.com opened a conversation of yours: “Bob's own question”") {
 			t.Errorf("bob's record reads:\n%s", joined)
 		}
-		if !js[bool](t, bob, `document.getElementById("keys").hidden`) {
-			t.Error("personal keys are offered, but the gateway has no /api/me/keys yet")
-		}
 		checkA11y(t, bob, "your data")
+	})
+
+	t.Run("the privacy line follows the toggles and links to who can read what", func(t *testing.T) {
+		// Admin access is on here, export and sharing are not.
+		line := textContent(t, bob, "#privacy")
+		if want := "This gateway's admins can read your conversations, and each time they do it is listed under Your data. Who can read them"; line != want {
+			t.Errorf("the privacy line reads %q, want %q", line, want)
+		}
+		do(t, bob, chromedp.Click(chromedp.CSS(`#privacy a`)))
+		waitJS(t, bob, `document.querySelector("h1")?.textContent === "Who can read your conversations"`)
+		if page := textContent(t, bob, "main"); !strings.Contains(page, "The gateway's admins") || !strings.Contains(page, "personal API keys") {
+			t.Errorf("the threat-model page reads %q", page)
+		}
+		checkA11y(t, bob, "who can read your conversations")
+		do(t, bob, chromedp.Navigate(fd.base+"/#/data"), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+	})
+
+	t.Run("a personal key: created, copied once, used with openai-go, revoked", func(t *testing.T) {
+		allowClipboard(t, bob, fd.base)
+		waitJS(t, bob, `!document.getElementById("keys").hidden`)
+		setValue(t, bob, "#key-name", "laptop")
+		do(t, bob, chromedp.Click(chromedp.CSS(`#keys form button[type="submit"]`)))
+		waitJS(t, bob, `!!document.querySelector("#keys .fresh-key code.secret")`)
+		key := textContent(t, bob, "#keys .fresh-key code.secret")
+		if !strings.HasPrefix(key, "cgw_") || len(key) != 47 {
+			t.Fatalf("the page shows the new key as %q", key)
+		}
+		do(t, bob, chromedp.Click(chromedp.CSS(`#keys .fresh-key button`)))
+		if clip := js[string](t, bob, `navigator.clipboard.readText()`); clip != key {
+			t.Errorf("Copy key put %q on the clipboard", clip)
+		}
+		if item := textContent(t, bob, "#keys ul.keys li"); !strings.Contains(item, "laptop") || !strings.Contains(item, key[:12]+"…") || !strings.Contains(item, "never used") {
+			t.Errorf("the key is listed as %q", item)
+		}
+		checkA11y(t, bob, "a new personal key")
+
+		// Shown once: after a reload the page has the prefix, never the key.
+		do(t, bob, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, bob, `!document.getElementById("keys").hidden && document.querySelectorAll("#keys ul.keys li").length === 1`)
+		if js[bool](t, bob, `document.documentElement.outerHTML.includes(`+jsString(key)+`)`) {
+			t.Error("the key is on the page after a reload")
+		}
+
+		// A program uses it, as bob: his usage counts it.
+		before := requestsToday(t, bob)
+		client := openai.NewClient(ooption.WithBaseURL("http://"+fd.gateway.addr+"/v1/"), ooption.WithAPIKey(key), ooption.WithMaxRetries(0))
+		ask := func() error {
+			_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+				Model: "sonnet", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("from a program")}})
+			return err
+		}
+		if err := ask(); err != nil {
+			t.Fatalf("openai-go with bob's key: %v", err)
+		}
+		waitJSValue(t, bob, `fetch("/api/me/usage").then(r => r.json()).then(u => u.days.reduce((n, d) => n + d.requests, 0))`, before+1)
+
+		// Revoked from the page (after confirming): the program is refused.
+		do(t, bob, chromedp.Click(chromedp.CSS(`#keys ul.keys li button.danger`)))
+		waitJS(t, bob, `document.getElementById("dialog").open`)
+		do(t, bob, chromedp.Click(chromedp.CSS(`#dialog-confirm`)))
+		waitJS(t, bob, `document.querySelector("#keys ul.keys li.empty")?.textContent === "No keys yet."`)
+		var apiErr *openai.Error
+		if err := ask(); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("openai-go with the revoked key: %v, want 401", err)
+		}
 	})
 
 	t.Run("export, delete everything, import: the conversations are back", func(t *testing.T) {

@@ -30,8 +30,9 @@ func TestServiceMonitorScrapeConfigs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pods := []Pod{{Name: "family-gateway-1", Ports: map[string]string{render.GatewayPortName: "127.0.0.1:1001"}},
-		{Name: "family-gateway-2", Ports: map[string]string{render.GatewayPortName: "127.0.0.1:1002"}}}
+	// The scrape goes to the metrics port, never to the API port.
+	pods := []Pod{{Name: "family-gateway-1", Ports: map[string]string{render.GatewayPortName: "127.0.0.1:1001", render.MetricsPortName: "127.0.0.1:9001"}},
+		{Name: "family-gateway-2", Ports: map[string]string{render.GatewayPortName: "127.0.0.1:1002", render.MetricsPortName: "127.0.0.1:9002"}}}
 
 	got, err := ServiceMonitorScrapeConfigs(sm, svc, dep, pods)
 	if err != nil {
@@ -43,7 +44,7 @@ func TestServiceMonitorScrapeConfigs(t *testing.T) {
 	}
 	want := []ScrapeConfig{{
 		JobName: "serviceMonitor/family/family-gateway/0", ScrapeInterval: "30s", MetricsPath: "/metrics",
-		StaticConfigs: []StaticConfig{target("family-gateway-1", "127.0.0.1:1001"), target("family-gateway-2", "127.0.0.1:1002")},
+		StaticConfigs: []StaticConfig{target("family-gateway-1", "127.0.0.1:9001"), target("family-gateway-2", "127.0.0.1:9002")},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("scrape configs (-want +got):\n%s", diff)

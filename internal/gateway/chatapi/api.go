@@ -30,6 +30,9 @@ type Call struct {
 	// Config and Snapshot are the config the request started with.
 	Config   *gatewayconfig.Config
 	Snapshot *completion.Snapshot
+	// KeyID is the personal API key the caller used; "" when they came
+	// through the sidecar, signed in.
+	KeyID string
 }
 
 // IsAdmin reports whether the caller has the Admin role.
@@ -51,6 +54,8 @@ type Options struct {
 	Current func() *gatewayconfig.Config
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Keys is told of key changes made here; nil without keys.
+	Keys KeyCache
 }
 
 // API serves the stateful chat: sessions, turns, privacy routes,
@@ -63,9 +68,10 @@ type API struct {
 	current   func() *gatewayconfig.Config
 	log       *slog.Logger
 	now       func() time.Time
+	keys      KeyCache
 }
 
 // New returns the API over o.Store.
 func New(o Options) *API {
-	return &API{store: o.Store, completer: o.Completer, quotas: o.Quotas, authed: o.Authed, current: o.Current, log: o.Log, now: o.Now}
+	return &API{store: o.Store, completer: o.Completer, quotas: o.Quotas, authed: o.Authed, current: o.Current, log: o.Log, now: o.Now, keys: o.Keys}
 }

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -90,7 +89,16 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, c *Call, action, sub
 	return true
 }
 
-func subjectOf(r *http.Request, name string) string { return strings.ToLower(r.PathValue(name)) }
+// subjectOf is the email a path names, by the gateway's one email rule; an
+// address outside ASCII is kept as it is, so it matches nobody's data (every
+// stored owner is canonical) instead of being folded onto someone's.
+func subjectOf(r *http.Request, name string) string {
+	v := r.PathValue(name)
+	if e, err := gatewayconfig.CanonicalEmail(v); err == nil {
+		return e
+	}
+	return v
+}
 
 func (a *API) adminListSessions(w http.ResponseWriter, r *http.Request, c *Call) {
 	subject := subjectOf(r, "email")

@@ -86,3 +86,11 @@ func TestBoundContextPictures(t *testing.T) {
 		t.Error("pictureTokens bounds")
 	}
 }
+
+func TestByteSize(t *testing.T) {
+	for n, want := range map[int64]string{900: "900 bytes", 1024: "1 KiB", 1536: "1.5 KiB", 256 << 20: "256 MiB", 3 << 29: "1.5 GiB", 5 << 40: "5 TiB"} {
+		if got := byteSize(n); got != want {
+			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

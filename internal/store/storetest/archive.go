@@ -90,7 +90,8 @@ func testExportImport(t *testing.T, h Harness) {
 		t.Fatalf("export with failing callback: %v after %d calls", err, calls)
 	}
 
-	dst := open(t, h, store.WithClock(newClock().Now))
+	later := &clock{t: clk.Now().Add(time.Hour)}
+	dst := open(t, h, store.WithClock(later.Now))
 	for _, es := range exported {
 		noErr(t, dst.Import(ctx, alice, es))
 	}
@@ -132,6 +133,41 @@ func testExportImport(t *testing.T, h Harness) {
 	noErr(t, dst.Import(ctx, alice, bare))
 	if got := r(dst.ListMessages(ctx, alice, "pic")).must(t)[0].Attachments; len(got) != 1 || got[0].ID == "" || got[0].Bytes != 6 || got[0].Data != nil {
 		t.Fatalf("bare picture: %+v", got)
+	}
+
+	// What an import holds counts towards what the person stores.
+	want := int64(len("more") + store.SealOverhead) // appended above
+	for _, es := range append(exported, bare) {
+		want += store.SealedSize(es)
+	}
+	if got := r(dst.StoredBytes(ctx, alice)).must(t); got != want {
+		t.Fatalf("alice stores %d bytes, the imported sessions seal to %d", got, want)
+	}
+	if got := r(dst.StoredBytes(ctx, "nobody@example.com")).must(t); got != 0 {
+		t.Fatalf("someone with nothing stores %d bytes", got)
+	}
+	if got := r(src.StoredBytes(ctx, bob)).must(t); got <= 0 {
+		t.Fatalf("bob stores %d bytes", got)
+	}
+
+	// Times in the future are the importer's say-so: they become now, so
+	// a session dated 2999 neither heads the list forever nor escapes
+	// retention.
+	future := time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)
+	ahead := store.ExportedSession{Session: store.Session{ID: "from-2999", Model: "m", Title: "t", CreatedAt: future, LastActivityAt: future},
+		Messages: []store.Message{{ID: "f1", Role: store.RoleUser, Content: "x", CreatedAt: future, UpdatedAt: future}}}
+	noErr(t, dst.Import(ctx, alice, ahead))
+	got := r(dst.GetSession(ctx, alice, "from-2999")).must(t)
+	now := later.Now()
+	if !got.CreatedAt.Equal(now) || !got.LastActivityAt.Equal(now) {
+		t.Fatalf("a session dated 2999 was imported at %v / %v, want now (%v)", got.CreatedAt, got.LastActivityAt, now)
+	}
+	if ms := r(dst.ListMessages(ctx, alice, "from-2999")).must(t); !ms[0].CreatedAt.Equal(now) || !ms[0].UpdatedAt.Equal(now) {
+		t.Fatalf("its message is dated %v / %v", ms[0].CreatedAt, ms[0].UpdatedAt)
+	}
+	later.Advance(91 * 24 * time.Hour)
+	if n := r(dst.DeleteSessionsOlderThan(ctx, later.Now().Add(-90*24*time.Hour))).must(t); n != 6 {
+		t.Fatalf("retention 91 days on deleted %d sessions, want all 6 (the bare picture's too)", n)
 	}
 
 	// A hand-written import with a streaming message and no times.

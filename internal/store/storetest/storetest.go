@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"LedgerBatch", testLedgerBatch},
 		{"Audit", testAudit},
 		{"Shares", testShares},
+		{"APIKeys", testAPIKeys},
 		{"ExportImportRoundTrip", testExportImport},
 		{"DeleteUserData", testDeleteUserData},
 		{"Retention", testRetention},

@@ -37,7 +37,12 @@ async function start() {
   wire();
   const results = await Promise.allSettled([
     optional("/oauth2/userinfo").then((u) => { if (u) state.email = u.email || u.user || ""; }),
-    optional("/api/me").then((me) => { if (me) state.features = me.features || {}; }),
+    optional("/api/me").then((me) => {
+      if (!me) return;
+      state.features = me.features || {};
+      if (me.email) state.email = me.email;
+      if (me.privacy) drawPrivacy(me.privacy);
+    }),
     loadModels(),
     loadSessions(),
     loadUsage(),
@@ -48,6 +53,22 @@ async function start() {
   $("who").textContent = state.email;
   await route();
   document.body.classList.add("ready");
+}
+
+// privacySentence says in one sentence who can read the person's
+// conversations under this gateway's privacy toggles (GET /api/me).
+export function privacySentence(p) {
+  const admins = [p.adminChatAccess && "read", p.adminExport && "export"].filter(Boolean);
+  if (admins.length) {
+    const shared = p.communitySharing ? "; a conversation you share can be read by everyone signed in here" : "";
+    return `This gateway's admins can ${admins.join(" and ")} your conversations, and each time they do it is listed under Your data${shared}.`;
+  }
+  const except = p.communitySharing ? ", except those you share with everyone signed in here" : "";
+  return `Nobody else can read your conversations through this gateway${except}: its admins see what you spend, never what you write.`;
+}
+
+function drawPrivacy(p) {
+  $("privacy").replaceChildren(`${privacySentence(p)} `, el("a", { href: "/static/privacy.html", text: "Who can read them" }));
 }
 
 // ---------- routing ----------

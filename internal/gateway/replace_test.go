@@ -175,3 +175,51 @@ func TestReplaceRefusals(t *testing.T) {
 		t.Errorf("the refusals changed the session: %+v", got.Messages)
 	}
 }
+
+// TestStoppedTurnKeepsWhatWasShown: a client that hangs up mid-stream
+// (the page's Stop) leaves the reply as it saw it, marked incomplete at
+// once, while the gateway still reads the provider's answer to bill it.
+func TestStoppedTurnKeepsWhatWasShown(t *testing.T) {
+	e := newStoreEnv(t, "Embedded", providersim.Options{ReplyWords: 40, Chunks: 20, EventDelay: 100 * time.Millisecond}, nil)
+	var s store.Session
+	e.apiJSON("POST", "/api/sessions", bob, nil, http.StatusCreated, &s)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.url+"/api/sessions/"+s.ID+"/messages", strings.NewReader(`{"content":"talk"}`))
+	req.Header = authHeader(bob)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "event: delta") {
+		n, err := resp.Body.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen.Write(buf[:n])
+	}
+	cancel()
+	resp.Body.Close()
+
+	var got sessionWithMessages
+	waitFor(t, "the reply to be finished as stopped", func() bool {
+		e.apiJSON("GET", "/api/sessions/"+s.ID, bob, nil, http.StatusOK, &got)
+		return len(got.Messages) == 2 && got.Messages[1].Status == store.StatusIncomplete
+	})
+	reply := got.Messages[1].Content
+	if !strings.HasPrefix(reply, "Simulated reply") || len(strings.Fields(reply)) >= 40 {
+		t.Errorf("the stopped reply reads %q", reply)
+	}
+	// The provider's whole answer is read and billed; the message stays
+	// as the person saw it.
+	e.settle()
+	days, err := e.st.UsageByDay(context.Background(), bob, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), time.UTC)
+	if err != nil || len(days) != 1 || days[0].Requests != 1 || days[0].Tokens.Output == 0 {
+		t.Errorf("ledger: %+v %v", days, err)
+	}
+	e.apiJSON("GET", "/api/sessions/"+s.ID, bob, nil, http.StatusOK, &got)
+	if got.Messages[1].Content != reply || got.Messages[1].Status != store.StatusIncomplete {
+		t.Errorf("after the answer was read: %q %s", got.Messages[1].Content, got.Messages[1].Status)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -400,6 +401,14 @@ type turn struct {
 
 	started  bool  // the assistant message exists and the client has the session event
 	beginErr error // the store refused to begin the reply
+	// The completion path reads a reply to its end after the client left
+	// (to bill what the provider bills), but the conversation keeps what
+	// the person saw: when the client goes, the message is finished
+	// incomplete with the text so far, and later text is dropped. mu
+	// orders that, from the context's goroutine, with Text and End.
+	mu       sync.Mutex
+	stopped  bool
+	stopWait func() bool
 	text     strings.Builder
 	sinceCP  int
 	lastCP   time.Time
@@ -416,6 +425,7 @@ func (t *turn) Begin(*upstream.Route, metering.Usage) error {
 		return err
 	}
 	t.started, t.ev.MessageID, t.lastCP = true, m.ID, time.Now()
+	t.stopWait = context.AfterFunc(t.ctx, t.stop)
 	if t.stream {
 		h := t.client.Header()
 		h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -430,6 +440,11 @@ func (t *turn) Begin(*upstream.Route, metering.Usage) error {
 // Text relays a piece of the reply and saves the text so far every
 // checkpoint.
 func (t *turn) Text(delta string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
 	t.text.WriteString(delta)
 	t.send("delta", struct {
 		Text string `json:"text"`
@@ -437,6 +452,18 @@ func (t *turn) Text(delta string) {
 	t.sinceCP++
 	if t.sinceCP >= checkpointEvents || time.Since(t.lastCP) >= checkpointInterval {
 		t.checkpoint()
+	}
+}
+
+// stop finishes the reply as the client left it.
+func (t *turn) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	ctx := context.WithoutCancel(t.ctx)
+	err := t.a.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{Content: t.text.String(), Status: store.StatusIncomplete})
+	if err != nil {
+		t.a.log.LogAttrs(ctx, slog.LevelError, "Failed to finish a stopped reply", slog.String("request_id", t.id), slog.String("error", err.Error()))
 	}
 }
 
@@ -468,6 +495,14 @@ func (t *turn) send(name string, v any) {
 // End runs once the reply was metered and its quota settled: it finishes
 // the message and answers the client.
 func (t *turn) End(o completion.Outcome, err error) {
+	if t.stopWait != nil {
+		t.stopWait() // from here the client's going finishes nothing
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return // finished as the client left it; nobody reads an answer
+	}
 	ctx := context.WithoutCancel(t.ctx)
 	res := turnResult{
 		SessionID: t.ev.SessionID, NewSession: t.ev.NewSession, UserMessageID: t.ev.UserMessageID,

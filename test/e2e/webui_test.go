@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"image"
+	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +51,8 @@ func TestChatPageInChromium(t *testing.T) {
 		// A second model with a small context window, so that a long
 		// conversation leaves older turns out; and a routing rule, so
 		// that the gateway offers "auto".
+		// sonnet reads pictures; haiku does not.
+		mp.Spec.Models[0].Input = []v1alpha1.ModelInput{v1alpha1.InputText, v1alpha1.InputImage}
 		mp.Spec.Models = append(mp.Spec.Models, v1alpha1.ModelSpec{Name: "haiku", ID: "claude-haiku-4-5-20251001",
 			Pricing: v1alpha1.ModelPricing{InputPerMTok: "1.00", OutputPerMTok: "5.00"}, ContextWindow: 400, MaxOutputTokens: 64})
 		in.Gateway.Spec.Routing = &v1alpha1.RoutingSpec{Rules: []v1alpha1.RoutingRule{{Name: "short", When: v1alpha1.RoutingCondition{MaxInputTokens: ptr.To[int32](800)}, Model: "haiku"}}}
@@ -67,11 +74,12 @@ func TestChatPageInChromium(t *testing.T) {
 	if auto := textContent(t, alice, `#model option[value="auto"]`); !strings.Contains(auto, "picks a model for each message") {
 		t.Errorf("the model picker does not explain auto: %q", auto)
 	}
-	// Routes the gateway does not have yet leave their controls hidden.
-	for _, sel := range []string{"#attach", "#messages .edit", "#messages .regenerate"} {
-		if js[bool](t, alice, `!!document.querySelector("`+sel+`:not([hidden])")`) {
-			t.Errorf("%s is offered, but the gateway cannot do it yet", sel)
-		}
+	// The gateway says what it can do (GET /api/me's features, GET
+	// /api/models), and the page offers it: pictures for sonnet, the
+	// default, with the limit said before anything is uploaded.
+	waitJS(t, alice, `!document.getElementById("attach").hidden && !document.getElementById("attach").disabled`)
+	if hint := textContent(t, alice, "#attach-hint"); hint != "Pictures up to 5 MB" {
+		t.Errorf("the attach button says %q", hint)
 	}
 
 	t.Run("a streamed conversation, Enter sends and Shift+Enter breaks the line", func(t *testing.T) {
@@ -212,7 +220,107 @@ func TestChatPageInChromium(t *testing.T) {
 		if !js[bool](t, alice, `document.getElementById("notice").hidden`) {
 			t.Error("the error stays after a successful retry")
 		}
+		// The retry ran the failed message again in place (replace): one
+		// copy of it, in the page and in the gateway's history.
+		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `lastReply()?.querySelector(".meta")`)
+		if n := js[int](t, alice, `[...document.querySelectorAll("#messages li.user")].filter(li => li.dataset.text.startsWith("Are you there?")).length`); n != 1 {
+			t.Errorf("after the retry the conversation holds the failed message %d times", n)
+		}
 	})
+
+	t.Run("the model picker shows prices and marks auto", func(t *testing.T) {
+		got := js[[]string](t, alice, `[...document.querySelectorAll("#model option")].map(o => o.value + " | " + o.textContent)`)
+		for _, want := range []string{
+			"sonnet | sonnet — $3.00 in, $15.00 out per million tokens",
+			"haiku | haiku — $1.00 in, $5.00 out per million tokens",
+			"auto | auto — picks a model for each message",
+		} {
+			if !slices.Contains(got, want) {
+				t.Errorf("the picker lacks %q: %q", want, got)
+			}
+		}
+	})
+
+	// The next two subtests make conversations of their own and delete
+	// them after, leaving the page where it was for the ones after.
+	back := js[string](t, alice, `location.hash`)
+	backModel := js[string](t, alice, `document.getElementById("model").value`)
+	var extra []string
+	t.Run("regenerate the last reply; edit a message and send it again", func(t *testing.T) {
+		do(t, alice, chromedp.Click(chromedp.CSS(`#new-chat`)))
+		typeMessage(t, alice, "Name a colour.\n[[echo]]\nBlue")
+		waitDone(t, alice)
+		waitJS(t, alice, `lastReply().querySelector(".regenerate") && document.querySelector("#messages li.user .edit")`)
+		checkA11y(t, alice, "a reply that can be regenerated")
+		before := requestsToday(t, alice)
+		do(t, alice, chromedp.Click(chromedp.CSS(`#messages .regenerate`)))
+		waitJSValue(t, alice, `fetch("/api/me/usage").then(r => r.json()).then(u => u.days.reduce((n, d) => n + d.requests, 0))`, before+1)
+		waitDone(t, alice)
+		if n := js[int](t, alice, `document.querySelectorAll("#messages li.msg").length`); n != 2 {
+			t.Errorf("after regenerating the conversation has %d messages, want the question and one reply", n)
+		}
+
+		do(t, alice, chromedp.Click(chromedp.CSS(`#messages li.user .edit`)))
+		waitJS(t, alice, `document.querySelector("#messages .edit-area") === document.activeElement`)
+		checkA11y(t, alice, "editing a message")
+		setValue(t, alice, "#messages .edit-area", "Name another colour.\n[[echo]]\nGreen")
+		do(t, alice, chromedp.Click(chromedp.CSS(`#messages .edit-form button[type=submit]`)))
+		waitJS(t, alice, `lastReply()?.dataset.text === "Green" && lastReply().querySelector(".meta").textContent.includes("tokens in")`)
+
+		// The gateway has the edited conversation, not the old one.
+		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `lastReply()?.dataset.text === "Green"`)
+		if got := js[[]string](t, alice, `[...document.querySelectorAll("#messages li.msg")].map(li => li.dataset.text)`); len(got) != 2 || !strings.HasPrefix(got[0], "Name another colour.") {
+			t.Errorf("after a reload the conversation is %q", got)
+		}
+		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
+	})
+
+	t.Run("a picture goes to a model that reads pictures and is refused for one that does not", func(t *testing.T) {
+		do(t, alice, chromedp.Click(chromedp.CSS(`#new-chat`)))
+		js[bool](t, alice, `(() => { const s = document.getElementById("model"); s.value = "sonnet"; s.dispatchEvent(new Event("change")); return true; })()`)
+		waitJS(t, alice, `!document.getElementById("attach").disabled`)
+		pic := filepath.Join(t.TempDir(), "dot.png")
+		if err := os.WriteFile(pic, pngBytes(t, 32, 24), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		do(t, alice, chromedp.SetUploadFiles(chromedp.CSS(`#attach-file`), []string{pic}, chromedp.NodeReady))
+		waitJS(t, alice, `!document.getElementById("attached").hidden && document.getElementById("attached").textContent.includes("dot.png")`)
+		checkA11y(t, alice, "a picture attached")
+		typeMessage(t, alice, "What is in this picture? [[pictures]]")
+		waitDone(t, alice)
+		if got := js[string](t, alice, `lastReply().dataset.text`); got != "Pictures: image/png 32x24." {
+			t.Errorf("the model read %q", got)
+		}
+		// Stored with the message: after a reload the page shows it from
+		// the gateway, with a link to download it.
+		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `document.querySelector("#messages li.user figure img")?.complete && document.querySelector("#messages li.user figure img").naturalWidth === 32`)
+		if dl := js[string](t, alice, `document.querySelector("#messages li.user figure a[download]")?.getAttribute("download") || ""`); dl != "dot.png" {
+			t.Errorf("the download link saves %q", dl)
+		}
+		checkA11y(t, alice, "a message with its picture")
+
+		// haiku does not read pictures: the page says so before anything
+		// is attached, and the gateway refuses one sent anyway.
+		js[bool](t, alice, `(() => { const s = document.getElementById("model"); s.value = "haiku"; s.dispatchEvent(new Event("change")); return true; })()`)
+		waitJS(t, alice, `document.getElementById("attach").disabled && document.getElementById("attach-hint").textContent === "haiku does not take pictures"`)
+		checkA11y(t, alice, "a model that does not take pictures")
+		refused := js[string](t, alice, `fetch("/api/sessions/" + location.hash.split("/").pop() + "/messages", {method: "POST", headers: {"Content-Type": "application/json"},
+			body: JSON.stringify({content: "and this?", model: "haiku", attachments: [{type: "image", mediaType: "image/png", name: "dot.png", data: `+jsString(base64.StdEncoding.EncodeToString(pngBytes(t, 32, 24)))+`}]})})
+			.then(async r => r.status + " " + (await r.json()).error.message)`)
+		if refused != "400 model haiku does not take pictures" {
+			t.Errorf("a picture sent to haiku: %q", refused)
+		}
+		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
+	})
+	for _, id := range extra {
+		js[bool](t, alice, `fetch("/api/sessions/`+id+`", {method: "DELETE"}).then(r => r.ok)`)
+	}
+	js[bool](t, alice, `(() => { localStorage.setItem("model", `+jsString(backModel)+`); location.hash = `+jsString(back)+`; return true; })()`)
+	do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+	waitJS(t, alice, `location.hash === `+jsString(back)+` && lastReply() && document.getElementById("model").value === `+jsString(backModel))
 
 	t.Run("conversations are found by title and renamed in place", func(t *testing.T) {
 		do(t, alice, chromedp.SendKeys(chromedp.CSS(`#search`), "HELLO"))
@@ -585,4 +693,18 @@ func waitForLeaving(t *testing.T, b *tab, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the tab is still on %s", url)
+}
+
+// pngBytes is a w×h PNG picture.
+func pngBytes(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -48,7 +48,7 @@ func ParseImageRequest(body []byte) (*ImageRequest, *Error) {
 	if err := jsonv2.Unmarshal(body, &r, strictOptions); err != nil {
 		return nil, strictError(imagesAPI, err)
 	}
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -58,7 +58,9 @@ func paramError(param, code, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...), Param: param, Code: code}
 }
 
-func (r *ImageRequest) validate() *Error {
+// Validate checks a request as ParseImageRequest does: for one built
+// inside the gateway.
+func (r *ImageRequest) Validate() *Error {
 	if r.Prompt == nil || strings.TrimSpace(*r.Prompt) == "" {
 		return paramError("prompt", "missing_required_parameter", "prompt is required: say what the picture should show")
 	}

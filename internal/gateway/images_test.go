@@ -54,6 +54,9 @@ func generate(e *env, who string, p openai.ImageGenerateParams) (*openai.ImagesR
 // spend.
 func TestImagesThroughTheSDK(t *testing.T) {
 	e := newEnv(t, withCanvas)
+	// Each person's pictures series exist at zero before their first
+	// picture, so its first increase is seen.
+	wantMetric(t, e, `chatgateway_images_total{end_user="bob@example.com",model="canvas",provider="litellm-b"} 0`)
 	res, err := generate(e, alice, openai.ImageGenerateParams{Prompt: "a red fox", Model: "canvas", N: openai.Int(2),
 		ResponseFormat: openai.ImageGenerateParamsResponseFormatB64JSON})
 	if err != nil {

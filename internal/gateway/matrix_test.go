@@ -83,6 +83,7 @@ var matrixRoutes = []matrixRoute{
 	{pattern: "GET /v1/models/{id}", ok: 200, setup: fixed("/v1/models/sonnet", "")},
 	{pattern: "POST /v1/messages", ok: 200, setup: fixed("/v1/messages", matrixMessagesBody)},
 	{pattern: "POST /v1/chat/completions", ok: 200, setup: fixed("/v1/chat/completions", matrixChatBody)},
+	{pattern: "POST /v1/images/generations", ok: 200, setup: fixed("/v1/images/generations", `{"model":"canvas","prompt":"a cat","size":"1024x1024"}`)},
 	{pattern: "POST /api/sessions", ok: 201, setup: fixed("/api/sessions", `{"title":"t"}`)},
 	{pattern: "GET /api/sessions", ok: 200, setup: fixed("/api/sessions", "")},
 	{pattern: "GET /api/sessions/{id}", ok: 200, setup: func(m *matrixEnv) (string, string) { return "/api/sessions/" + m.session(alice), "" }},
@@ -166,7 +167,7 @@ func expected(r matrixRoute, cred, origin string) int {
 func TestRouteCredentialOriginMatrix(t *testing.T) {
 	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, quietLogger(), func(c *gatewayconfig.Config) {
 		c.Privacy = gatewayconfig.Privacy{AdminChatAccess: true, AdminExport: true, CommunitySharing: true}
-	})
+	}, withCanvas)
 	m := &matrixEnv{storeEnv: e, t: t}
 
 	// Every route the gateway registers is in the matrix.

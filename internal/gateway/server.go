@@ -116,6 +116,7 @@ func (g *Gateway) routes() {
 	m.HandleFunc("GET /readyz", g.serveReady)
 	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
 	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
+	m.HandleFunc("POST /v1/images/generations", g.authed(translate.OpenAI, g.serveImages))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
 	if g.store != nil {

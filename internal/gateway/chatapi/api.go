@@ -8,13 +8,16 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-// Completer serves a completion; the completion core does.
+// Completer serves completions and pictures; the completion core does.
 type Completer interface {
 	Complete(ctx context.Context, req completion.Request, obs completion.Observer)
+	// Generate makes pictures with an image model (see completion.Core.Generate).
+	Generate(ctx context.Context, req completion.Request, ask translate.ImageRequest) ([]completion.Picture, completion.Outcome, error)
 }
 
 // Quotas reports a caller's standing against their daily quota.

@@ -125,6 +125,13 @@ func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 		ri.Pictures = pictures
 		choice.Alias = snap.Models.Choose(ri)
 	}
+	if snap.Models.IsImage(choice.Alias) {
+		e := translate.Errorf(http.StatusBadRequest, fmt.Sprintf("model %q makes pictures and answers no messages: ask it with POST /v1/images/generations, or name a chat model (GET /v1/models lists them)", choice.Alias))
+		e.Param, e.Code = "model", "invalid_value"
+		x.out.Model, x.out.Requested = choice.Alias, choice.Name()
+		x.fail(e)
+		return
+	}
 	x.out.Model, x.out.Requested = choice.Alias, choice.Name()
 	if pictures && !snap.Models.TakesImages(choice.Alias) {
 		x.fail(translate.Errorf(http.StatusBadRequest, fmt.Sprintf("model %s does not take pictures", choice.Alias)))
@@ -192,20 +199,28 @@ func (x *exchange) admit(ctx context.Context, plan []*upstream.Route) *translate
 	for i, rt := range plan {
 		worst[i] = x.worstCase(rt)
 	}
+	res, aerr := x.core.admit(ctx, x.req, worst)
+	x.res = res
+	return aerr
+}
+
+// admit asks the caller's quota for worst, the worst case of each route
+// of the plan in order.
+func (c *Core) admit(ctx context.Context, req Request, worst []metering.Picodollars) (*quota.Reservation, *translate.Error) {
+	who := req.Caller
 	name := who.EndUser // notifications name the caller as the metrics do, else by the log pseudonym
 	if name == "" {
 		name = who.Hash
 	}
-	res, err := x.core.quota.Admit(ctx, policy, quota.Ask{User: who.Email, EndUser: who.EndUser, Name: name, RequestID: x.req.ID, Worst: worst})
+	res, err := c.quota.Admit(ctx, req.Snapshot.Quotas, quota.Ask{User: who.Email, EndUser: who.EndUser, Name: name, RequestID: req.ID, Worst: worst})
 	var ex *quota.Exceeded
 	switch {
 	case errors.As(err, &ex):
-		return &translate.Error{Status: http.StatusTooManyRequests, Msg: ex.Error(), Code: "daily_quota_exceeded", RetryAfter: ex.RetryAfter()}
+		return nil, &translate.Error{Status: http.StatusTooManyRequests, Msg: ex.Error(), Code: "daily_quota_exceeded", RetryAfter: ex.RetryAfter()}
 	case err != nil:
-		return translate.Errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
+		return nil, translate.Errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
 	}
-	x.res = res
-	return nil
+	return res, nil
 }
 
 // Cover implements upstream.Attempts: a route may be tried when the

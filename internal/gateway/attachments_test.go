@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"image"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -128,7 +130,7 @@ func TestPictureRefusals(t *testing.T) {
 		Features json.RawMessage `json:"features"`
 	}
 	e.apiJSON("GET", "/api/me", bob, nil, http.StatusOK, &me)
-	if want := `{"replace":true,"attachments":{"maxBytes":5242880,"maxCount":4,"mediaTypes":["image/png","image/jpeg","image/gif","image/webp"]}}`; string(me.Features) != want {
+	if want := `{"replace":true,"attachments":{"maxBytes":5242880,"maxCount":4,"mediaTypes":["image/png","image/jpeg","image/gif","image/webp"]},"images":true}`; string(me.Features) != want {
 		t.Errorf("features %s, want %s", me.Features, want)
 	}
 	var s store.Session
@@ -220,5 +222,60 @@ func TestPicturesRouteAndReserve(t *testing.T) {
 	code, _, evs = e.turnWith("/api/sessions/"+b.ID+"/messages", bob, map[string]any{"content": "hi"})
 	if code != http.StatusOK {
 		t.Errorf("the same turn without its picture: %d %+v", code, evs)
+	}
+}
+
+// TestPictureTurn: a turn with an image model makes pictures from the
+// message: an image event per picture, stored sealed with the reply and
+// served by the attachments route, priced per picture in the done event
+// and the ledger.
+func TestPictureTurn(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil, withCanvas)
+	var s store.Session
+	e.apiJSON("POST", "/api/sessions", bob, map[string]string{"model": "canvas"}, http.StatusCreated, &s)
+	path := "/api/sessions/" + s.ID + "/messages"
+	code, h, evs := e.turnWith(path, bob, map[string]any{"content": "a lighthouse at dusk", "image": map[string]any{"size": "1024x1024", "quality": "premium", "n": 2}})
+	if code != http.StatusOK || len(evs) != 4 || evs[0].Name != "session" || evs[1].Name != "image" || evs[2].Name != "image" || evs[3].Name != "done" {
+		t.Fatalf("picture turn: %d %+v", code, evs)
+	}
+	var d struct {
+		turnDone
+		Usage struct{ Images int64 } `json:"usage"`
+	}
+	if err := json.Unmarshal([]byte(evs[3].Data), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != "complete" || d.Usage.Images != 2 || d.CostUSD != "0.120000000000" || d.UserMessageID != h.Get("X-User-Message-Id") {
+		t.Errorf("done %s", evs[3].Data)
+	}
+	var at store.Attachment
+	if err := json.Unmarshal([]byte(evs[1].Data), &at); err != nil {
+		t.Fatal(err)
+	}
+	if at.MediaType != "image/png" || at.Width != 1024 || at.Height != 1024 || at.Bytes == 0 {
+		t.Errorf("image event %s", evs[1].Data)
+	}
+	resp, body := e.do("GET", "/api/sessions/"+s.ID+"/attachments/"+at.ID, authHeader(bob), "")
+	if resp.StatusCode != http.StatusOK || int64(len(body)) != at.Bytes || !strings.HasPrefix(body, "\x89PNG") {
+		t.Errorf("the picture: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	var got sessionWithMessages
+	e.apiJSON("GET", "/api/sessions/"+s.ID, bob, nil, http.StatusOK, &got)
+	if len(got.Messages) != 2 || got.Messages[0].Content != "a lighthouse at dusk" || len(got.Messages[1].Attachments) != 2 {
+		t.Errorf("session: %+v", got.Messages)
+	}
+	e.settle()
+	days, err := e.st.UsageByDay(context.Background(), bob, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), time.UTC)
+	if err != nil || len(days) != 1 || days[0].Images != 2 {
+		t.Errorf("ledger: %+v %v", days, err)
+	}
+
+	// A picture model does not read pictures; an unknown size is the
+	// provider's refusal, said in the /api shape.
+	if code, _, evs := e.turnWith(path, bob, map[string]any{"content": "x", "attachments": []any{attachment("image/png", "p.png", pngOf(t, 2, 2))}}); code != 400 || !strings.Contains(evs[0].Data, "model canvas makes pictures; it does not read them") {
+		t.Errorf("a picture sent to canvas: %d %+v", code, evs)
+	}
+	if code, _, evs := e.turnWith(path, bob, map[string]any{"content": "x", "image": map[string]any{"size": "7x7"}}); code != 400 || !strings.Contains(evs[0].Data, `"type":"invalid_request"`) {
+		t.Errorf("an unpriced size: %d %+v", code, evs)
 	}
 }

@@ -56,6 +56,7 @@ type AttachmentFeatures struct {
 func (a *API) Features() Features {
 	return Features{
 		Replace:     true,
+		Images:      true,
 		Attachments: &AttachmentFeatures{MaxBytes: maxAttachmentBytes, MaxCount: maxAttachments, MediaTypes: slices.Clone(attachmentTypes)},
 	}
 }

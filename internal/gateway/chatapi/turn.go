@@ -74,6 +74,8 @@ type sendRequest struct {
 	Replace string `json:"replace"`
 	// Attachments are pictures sent with the message (see readAttachments).
 	Attachments []sendAttachment `json:"attachments"`
+	// Image asks an image model for pictures (see pictureTurn).
+	Image *imageAsk `json:"image"`
 }
 
 // turnUsage is a turn's tokens and cost.
@@ -82,22 +84,26 @@ type turnUsage struct {
 	OutputTokens     int64 `json:"outputTokens"`
 	CacheReadTokens  int64 `json:"cacheReadTokens"`
 	CacheWriteTokens int64 `json:"cacheWriteTokens"`
+	// Images counts the pictures an image model made.
+	Images int64 `json:"images,omitempty"`
 }
 
 // turnResult is the done event, and the body of a non-streamed turn.
 type turnResult struct {
-	SessionID       string          `json:"sessionId"`
-	NewSession      bool            `json:"newSession"`
-	UserMessageID   string          `json:"userMessageId"`
-	MessageID       string          `json:"messageId,omitempty"`
-	Status          store.Status    `json:"status"`
-	Model           string          `json:"model"`
-	Provider        string          `json:"provider,omitempty"`
-	DroppedMessages int             `json:"droppedMessages"`
-	Usage           turnUsage       `json:"usage"`
-	CostUSD         string          `json:"costUSD"`
-	Content         *string         `json:"content,omitempty"`
-	Error           *apiErrorDetail `json:"error,omitempty"`
+	SessionID       string       `json:"sessionId"`
+	NewSession      bool         `json:"newSession"`
+	UserMessageID   string       `json:"userMessageId"`
+	MessageID       string       `json:"messageId,omitempty"`
+	Status          store.Status `json:"status"`
+	Model           string       `json:"model"`
+	Provider        string       `json:"provider,omitempty"`
+	DroppedMessages int          `json:"droppedMessages"`
+	Usage           turnUsage    `json:"usage"`
+	CostUSD         string       `json:"costUSD"`
+	Content         *string      `json:"content,omitempty"`
+	// Attachments are a picture turn's pictures (?stream=false).
+	Attachments []store.Attachment `json:"attachments,omitempty"`
+	Error       *apiErrorDetail    `json:"error,omitempty"`
 }
 
 type sessionEvent struct {
@@ -220,6 +226,10 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 		}
 		history = history[:replaced]
 	}
+	if len(pictures) > 0 && c.Snapshot.Models.IsImage(alias) {
+		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %s makes pictures; it does not read them", alias))
+		return
+	}
 	// Auto's choice is the completion path's; it refuses a routed turn
 	// with pictures that ends at a model that cannot read them.
 	if len(pictures) > 0 && !choice.Auto && !c.Snapshot.Models.TakesImages(alias) {
@@ -258,6 +268,10 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 		}
 	}
 
+	if c.Snapshot.Models.IsImage(alias) {
+		a.pictureTurn(w, r, c, sessionEvent{SessionID: s.ID, NewSession: isNew, UserMessageID: userMsg.ID, Model: alias}, req, stream)
+		return
+	}
 	// The turn is a request of its own on the completion path, with an id
 	// the gateway chose: the ledger row it revises must not be one a
 	// caller could name.

@@ -160,7 +160,10 @@ func startFrontDoorWith(t *testing.T, mutate func(*render.Inputs)) *frontDoor {
 	}
 	masterKey := make([]byte, 32)
 	_, _ = rand.Read(masterKey)
-	conf.Providers[0].APIKeyFile = write("anthropic-key", []byte("sk-ant-e2e"))
+	// Every provider is the one simulator, which takes one key.
+	for i := range conf.Providers {
+		conf.Providers[i].APIKeyFile = write("provider-key", []byte("sk-ant-e2e"))
+	}
 	conf.Auth.TokenFile = write("token", []byte(token))
 	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
 	conf.Keys.MasterKeyFile = write("master-key", masterKey)

@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/openai/openai-go/v3"
 	ooption "github.com/openai/openai-go/v3/option"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
@@ -56,6 +57,16 @@ func TestChatPageInChromium(t *testing.T) {
 		mp.Spec.Models = append(mp.Spec.Models, v1alpha1.ModelSpec{Name: "haiku", ID: "claude-haiku-4-5-20251001",
 			Pricing: v1alpha1.ModelPricing{InputPerMTok: "1.00", OutputPerMTok: "5.00"}, ContextWindow: 400, MaxOutputTokens: 64})
 		in.Gateway.Spec.Routing = &v1alpha1.RoutingSpec{Rules: []v1alpha1.RoutingRule{{Name: "short", When: v1alpha1.RoutingCondition{MaxInputTokens: ptr.To[int32](800)}, Model: "haiku"}}}
+		// A picture model, as the seed's nova-canvas: Bedrock through an
+		// OpenAI-compatible LiteLLM (here the simulator's OpenAI route).
+		in.Gateway.Spec.Providers = append(in.Gateway.Spec.Providers, v1alpha1.LocalRef{Name: "litellm"})
+		in.Providers = append(in.Providers, v1alpha1.ModelProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "family", Name: "litellm"},
+			Spec: v1alpha1.ModelProviderSpec{Type: v1alpha1.ProviderOpenAICompatible, BaseURL: mp.Spec.BaseURL + "/v1",
+				APIKeySecretRef: &v1alpha1.SecretKeyRef{Name: "litellm-api-key", Key: "api-key"},
+				Models: []v1alpha1.ModelSpec{{Name: "nova-canvas", ID: "amazon.nova-canvas-v1:0", Kind: v1alpha1.ModelImage,
+					Pricing: v1alpha1.ModelPricing{PerImage: []v1alpha1.ImagePrice{
+						{Size: "1024x1024", Quality: "standard", USD: "0.04"}, {Size: "1024x1024", Quality: "premium", USD: "0.06"}}}}},
+			}})
 		// Admins may read chats here, so "Who opened my chats" has
 		// something to show.
 		in.Gateway.Spec.Privacy.AdminChatAccess = true
@@ -315,6 +326,24 @@ func TestChatPageInChromium(t *testing.T) {
 		}
 		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
 	})
+	t.Run("a picture asked for on the page, shown, downloadable and priced per picture", func(t *testing.T) {
+		if got := textContent(t, alice, `#model option[value="nova-canvas"]`); got != "nova-canvas — pictures, from $0.04 each" {
+			t.Errorf("the picker offers the picture model as %q", got)
+		}
+		do(t, alice, chromedp.Click(chromedp.CSS(`#new-chat`)))
+		js[bool](t, alice, `(() => { const s = document.getElementById("model"); s.value = "nova-canvas"; s.dispatchEvent(new Event("change")); return true; })()`)
+		waitJS(t, alice, `document.getElementById("input").placeholder === "Describe a picture"`)
+		spent := js[string](t, alice, `fetch("/api/me/usage").then(r => r.json()).then(u => u.quota.spentUSD)`)
+		typeMessage(t, alice, "A lighthouse at dusk")
+		waitJS(t, alice, `lastReply()?.querySelector("figure img")?.complete && lastReply().querySelector("figure img").naturalWidth === 1024 && lastReply().querySelector(".meta").textContent.includes("$0.04")`)
+		if dl := js[string](t, alice, `lastReply().querySelector("figure a[download]")?.getAttribute("download") || ""`); dl != "picture-1.png" {
+			t.Errorf("the download link saves %q", dl)
+		}
+		checkA11y(t, alice, "a picture made on the page")
+		// The spend grows by exactly the price of one standard picture.
+		waitJS(t, alice, `fetch("/api/me/usage").then(r => r.json()).then(u => Math.round((Number(u.quota.spentUSD) - Number(`+jsString(spent)+`)) * 1e6) === 40000)`)
+		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
+	})
 	for _, id := range extra {
 		js[bool](t, alice, `fetch("/api/sessions/`+id+`", {method: "DELETE"}).then(r => r.ok)`)
 	}
@@ -391,8 +420,15 @@ func TestChatPageInChromium(t *testing.T) {
 		do(t, alice, chromedp.Click(chromedp.CSS(`a[data-view="usage"]`)))
 		waitJS(t, alice, `document.querySelectorAll("#usage-body .chart rect").length > 0`)
 		rows := js[[]string](t, alice, `[...document.querySelectorAll("#usage-body .usage-table tbody th")].map(th => th.textContent)`)
-		if strings.Join(rows, ",") != "sonnet,haiku" {
-			t.Errorf("the usage table lists %q, want sonnet then haiku", rows)
+		if strings.Join(rows, ",") != "nova-canvas,sonnet,haiku" {
+			t.Errorf("the usage table lists %q, want nova-canvas (the picture, $0.04), sonnet, then haiku", rows)
+		}
+		// The picture made on the page is counted in a Pictures column.
+		pics := js[string](t, alice, `(() => { const h = [...document.querySelectorAll("#usage-body .usage-table thead th")].map(th => th.textContent);
+			const i = h.indexOf("Pictures"); const row = document.querySelector("#usage-body .usage-table tbody tr");
+			return i < 0 ? "no Pictures column" : row.children[i].textContent; })()`)
+		if pics != "1" {
+			t.Errorf("nova-canvas's pictures read %q", pics)
 		}
 		facts := js[string](t, alice, `document.querySelector("#usage-body .facts").textContent`)
 		if !strings.Contains(facts, "Spent today") || !strings.Contains(facts, "Daily limit$5.00") {

@@ -396,3 +396,45 @@ func TestKeyLastUsedIsWrittenCoarsely(t *testing.T) {
 		t.Fatalf("last used %v, want %v", got, later)
 	}
 }
+
+// TestKeyIsItsOwnerForPrivacyAndAudit: an admin's key opens what the
+// privacy toggles open to that admin, no more, and the subject's audit log
+// names the admin.
+func TestKeyIsItsOwnerForPrivacyAndAudit(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil)
+	var s struct{ ID string }
+	e.apiJSON("POST", "/api/sessions", bob, map[string]string{"title": "bob's"}, http.StatusCreated, &s)
+	aliceKey := e.newKey(alice, "admin laptop").Key
+	bobKey := e.newKey(bob, "bob's laptop").Key
+	read := func(key string) int {
+		resp, _ := e.do("GET", "/api/admin/users/"+bob+"/sessions/"+s.ID, keyHeader(key), "")
+		return resp.StatusCode
+	}
+	if code := read(aliceKey); code != http.StatusNotFound {
+		t.Fatalf("admin chat access off: the admin's key reads bob's session: %d", code)
+	}
+	e.cfg.Privacy.AdminChatAccess = true
+	e.writeConfig(e.cfg)
+	if _, err := e.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code := read(bobKey); code != http.StatusForbidden {
+		t.Fatalf("a user's key on an admin route: %d", code)
+	}
+	if code := read(aliceKey); code != http.StatusOK {
+		t.Fatalf("admin chat access on: the admin's key: %d", code)
+	}
+	var audit struct {
+		Events []struct{ Actor, Action, SessionID string }
+	}
+	resp, body := e.do("GET", "/api/me/audit", keyHeader(bobKey), "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.StatusCode, body)
+	}
+	if err := json.Unmarshal([]byte(body), &audit); err != nil {
+		t.Fatal(err)
+	}
+	if len(audit.Events) != 1 || audit.Events[0].Actor != alice || audit.Events[0].Action != "session.read" || audit.Events[0].SessionID != s.ID {
+		t.Fatalf("bob's audit log: %+v", audit.Events)
+	}
+}

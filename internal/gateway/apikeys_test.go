@@ -98,7 +98,7 @@ func TestPersonalKeys(t *testing.T) {
 			"an unknown key with a token":  {http.Header{"X-Gateway-Token": {currentToken}, "X-Forwarded-Email": {bob}, "Authorization": {"Bearer " + other}}, http.StatusUnauthorized},
 			"two different keys":           {http.Header{"Authorization": {"Bearer " + k.Key}, "X-Api-Key": {other}}, http.StatusBadRequest},
 			"a key in X-Gateway-Token":     {http.Header{"X-Gateway-Token": {k.Key}}, http.StatusUnauthorized},
-			"the shared token, no email":   {http.Header{"Authorization": {"Bearer " + currentToken}}, http.StatusForbidden},
+			"the shared token, no email":   {http.Header{"Authorization": {"Bearer " + currentToken}}, http.StatusUnauthorized},
 			"a key with another character": {keyHeader(k.Key[:46] + "x"), http.StatusUnauthorized},
 		} {
 			if code, _ := e.whoAmI(c.h); code != c.want {

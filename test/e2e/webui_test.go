@@ -376,7 +376,7 @@ func TestChatPageInChromium(t *testing.T) {
 
 		// A program uses it, as bob: his usage counts it.
 		before := requestsToday(t, bob)
-		client := openai.NewClient(ooption.WithBaseURL("http://"+fd.gateway.addr+"/v1/"), ooption.WithAPIKey(key), ooption.WithMaxRetries(0))
+		client := openai.NewClient(ooption.WithBaseURL(fd.base+"/v1/"), ooption.WithAPIKey(key), ooption.WithMaxRetries(0))
 		ask := func() error {
 			_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 				Model: "sonnet", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("from a program")}})

@@ -98,7 +98,7 @@ func TestPersonalKeys(t *testing.T) {
 			"an unknown key with a token":  {http.Header{"X-Gateway-Token": {currentToken}, "X-Forwarded-Email": {bob}, "Authorization": {"Bearer " + other}}, http.StatusUnauthorized},
 			"two different keys":           {http.Header{"Authorization": {"Bearer " + k.Key}, "X-Api-Key": {other}}, http.StatusBadRequest},
 			"a key in X-Gateway-Token":     {http.Header{"X-Gateway-Token": {k.Key}}, http.StatusUnauthorized},
-			"the shared token, no email":   {http.Header{"Authorization": {"Bearer " + currentToken}}, http.StatusForbidden},
+			"the shared token, no email":   {http.Header{"Authorization": {"Bearer " + currentToken}}, http.StatusUnauthorized},
 			"a key with another character": {keyHeader(k.Key[:46] + "x"), http.StatusUnauthorized},
 		} {
 			if code, _ := e.whoAmI(c.h); code != c.want {
@@ -394,5 +394,47 @@ func TestKeyLastUsedIsWrittenCoarsely(t *testing.T) {
 	}
 	if got := lastUsed(); !got.Equal(later.Truncate(time.Microsecond)) {
 		t.Fatalf("last used %v, want %v", got, later)
+	}
+}
+
+// TestKeyIsItsOwnerForPrivacyAndAudit: an admin's key opens what the
+// privacy toggles open to that admin, no more, and the subject's audit log
+// names the admin.
+func TestKeyIsItsOwnerForPrivacyAndAudit(t *testing.T) {
+	e := newStoreEnv(t, gatewayconfig.StoreEmbedded, providersim.Options{}, nil)
+	var s struct{ ID string }
+	e.apiJSON("POST", "/api/sessions", bob, map[string]string{"title": "bob's"}, http.StatusCreated, &s)
+	aliceKey := e.newKey(alice, "admin laptop").Key
+	bobKey := e.newKey(bob, "bob's laptop").Key
+	read := func(key string) int {
+		resp, _ := e.do("GET", "/api/admin/users/"+bob+"/sessions/"+s.ID, keyHeader(key), "")
+		return resp.StatusCode
+	}
+	if code := read(aliceKey); code != http.StatusNotFound {
+		t.Fatalf("admin chat access off: the admin's key reads bob's session: %d", code)
+	}
+	e.cfg.Privacy.AdminChatAccess = true
+	e.writeConfig(e.cfg)
+	if _, err := e.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code := read(bobKey); code != http.StatusForbidden {
+		t.Fatalf("a user's key on an admin route: %d", code)
+	}
+	if code := read(aliceKey); code != http.StatusOK {
+		t.Fatalf("admin chat access on: the admin's key: %d", code)
+	}
+	var audit struct {
+		Events []struct{ Actor, Action, SessionID string }
+	}
+	resp, body := e.do("GET", "/api/me/audit", keyHeader(bobKey), "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.StatusCode, body)
+	}
+	if err := json.Unmarshal([]byte(body), &audit); err != nil {
+		t.Fatal(err)
+	}
+	if len(audit.Events) != 1 || audit.Events[0].Actor != alice || audit.Events[0].Action != "session.read" || audit.Events[0].SessionID != s.ID {
+		t.Fatalf("bob's audit log: %+v", audit.Events)
 	}
 }

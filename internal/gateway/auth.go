@@ -78,7 +78,10 @@ func identify(ctx context.Context, r *http.Request, s *snapshot, keys *keyCache,
 	values := r.Header.Values(s.emailHeader)
 	switch len(values) {
 	case 0:
-		return completion.Caller{}, "", refusedNoEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("no %s header: the gateway token is for the OAuth2 Proxy sidecar alone; a program uses a personal API key", s.emailHeader))
+		// Through the sidecar this is a request without a session (OAuth2
+		// Proxy lets /api and /v1 through for personal keys and adds the
+		// token to everything): nobody is signed in, hence 401.
+		return completion.Caller{}, "", refusedNoEmail, translate.Errorf(http.StatusUnauthorized, fmt.Sprintf("not signed in (no %s header): sign in on the chat page, or send a personal API key; the gateway token alone is for the OAuth2 Proxy sidecar", s.emailHeader))
 	case 1:
 	default:
 		return completion.Caller{}, "", refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))

@@ -144,8 +144,9 @@ var (
 // expected is the rule: a browser on another site changes nothing (403,
 // whoever it is); reading is left to the browser's same-origin policy (no
 // CORS header is ever sent, so the other site's script cannot read the
-// answer); then no credential is 401, the token without an email 403, and
-// a personal key is its owner except where keys are managed.
+// answer); then no credential, or the token without an email (which is
+// what the sidecar forwards for someone not signed in), is 401, and a
+// personal key is its owner except where keys are managed.
 func expected(r matrixRoute, cred, origin string) int {
 	method, _, _ := strings.Cut(r.pattern, " ")
 	safe := method == "GET" || method == "HEAD" || method == "OPTIONS"
@@ -154,10 +155,8 @@ func expected(r matrixRoute, cred, origin string) int {
 		return http.StatusForbidden
 	case r.public:
 		return r.ok
-	case cred == "none":
+	case cred == "none" || cred == "token":
 		return http.StatusUnauthorized
-	case cred == "token":
-		return http.StatusForbidden
 	case cred == "key" && r.keyless:
 		return http.StatusForbidden
 	}

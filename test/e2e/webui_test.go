@@ -467,6 +467,22 @@ func TestChatPageInChromium(t *testing.T) {
 		if want := "This gateway's admins can read your conversations, and each time they do it is listed under Your data. Who can read them"; line != want {
 			t.Errorf("the privacy line reads %q, want %q", line, want)
 		}
+		// Every combination of the toggles gets its own true sentence.
+		sentences := js[[]string](t, bob, `import("/static/js/ui.js").then((m) => [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+			m.privacySentence({adminChatAccess: !!(i & 1), adminExport: !!(i & 2), communitySharing: !!(i & 4)})))`)
+		want := []string{
+			"Nobody else can read your conversations through this gateway: its admins see what you spend, never what you write.",
+			"This gateway's admins can read your conversations, and each time they do it is listed under Your data.",
+			"This gateway's admins can export your conversations, and each time they do it is listed under Your data.",
+			"This gateway's admins can read and export your conversations, and each time they do it is listed under Your data.",
+			"Nobody else can read your conversations through this gateway, except those you share with everyone signed in here: its admins see what you spend, never what you write.",
+			"This gateway's admins can read your conversations, and each time they do it is listed under Your data; a conversation you share can be read by everyone signed in here.",
+			"This gateway's admins can export your conversations, and each time they do it is listed under Your data; a conversation you share can be read by everyone signed in here.",
+			"This gateway's admins can read and export your conversations, and each time they do it is listed under Your data; a conversation you share can be read by everyone signed in here.",
+		}
+		if strings.Join(sentences, "\n") != strings.Join(want, "\n") {
+			t.Errorf("the privacy sentences:\n%s\nwant:\n%s", strings.Join(sentences, "\n"), strings.Join(want, "\n"))
+		}
 		do(t, bob, chromedp.Click(chromedp.CSS(`#privacy a`)))
 		waitJS(t, bob, `document.querySelector("h1")?.textContent === "Who can read your conversations"`)
 		if page := textContent(t, bob, "main"); !strings.Contains(page, "The gateway's admins") || !strings.Contains(page, "personal API keys") {
@@ -504,7 +520,7 @@ func TestChatPageInChromium(t *testing.T) {
 
 		// A program uses it, as bob: his usage counts it.
 		before := requestsToday(t, bob)
-		client := openai.NewClient(ooption.WithBaseURL("http://"+fd.gateway.addr+"/v1/"), ooption.WithAPIKey(key), ooption.WithMaxRetries(0))
+		client := openai.NewClient(ooption.WithBaseURL(fd.base+"/v1/"), ooption.WithAPIKey(key), ooption.WithMaxRetries(0))
 		ask := func() error {
 			_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 				Model: "sonnet", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("from a program")}})

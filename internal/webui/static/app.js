@@ -6,7 +6,7 @@
 // capabilities, GET /api/me/keys) answer 404 and their controls stay hidden.
 import { request, optional, errorFrom, streamEvents, ApiError } from "./js/api.js";
 import { render, Streamed } from "./js/markdown.js";
-import { $, el, dollars, count, whenAt, fold, announce, confirmDialog, copyText, flash } from "./js/ui.js";
+import { $, el, dollars, count, whenAt, fold, announce, confirmDialog, copyText, flash, privacySentence } from "./js/ui.js";
 import { renderUsage, quotaSummary, quotaFraction } from "./js/usage.js";
 import { renderData } from "./js/data.js";
 
@@ -53,18 +53,6 @@ async function start() {
   $("who").textContent = state.email;
   await route();
   document.body.classList.add("ready");
-}
-
-// privacySentence says in one sentence who can read the person's
-// conversations under this gateway's privacy toggles (GET /api/me).
-export function privacySentence(p) {
-  const admins = [p.adminChatAccess && "read", p.adminExport && "export"].filter(Boolean);
-  if (admins.length) {
-    const shared = p.communitySharing ? "; a conversation you share can be read by everyone signed in here" : "";
-    return `This gateway's admins can ${admins.join(" and ")} your conversations, and each time they do it is listed under Your data${shared}.`;
-  }
-  const except = p.communitySharing ? ", except those you share with everyone signed in here" : "";
-  return `Nobody else can read your conversations through this gateway${except}: its admins see what you spend, never what you write.`;
 }
 
 function drawPrivacy(p) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 
@@ -263,4 +264,25 @@ func TestImagesQuota(t *testing.T) {
 	if st.SpentPicodollars != 80_001_000_000 || st.ReservedPicodollars != 0 {
 		t.Fatalf("quota %+v", st)
 	}
+}
+
+// TestImagesCallerHangsUp: a caller who gives up while the provider paints
+// is billed the pictures the provider made (it bills them), as a 499.
+func TestImagesCallerHangsUp(t *testing.T) {
+	e := newEnv(t, withCanvas)
+	e.oai.Enqueue(providersim.Fault{DelayFirstByte: 400 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	c := e.openaiClient(alice)
+	if _, err := c.Images.Generate(ctx, openai.ImageGenerateParams{Prompt: "a slow fox", Model: "canvas", N: openai.Int(2)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the caller's deadline: %v", err)
+	}
+	waitFor(t, "the request to be billed", func() bool {
+		e.settle()
+		return len(e.ledger.Entries()) == 1
+	})
+	if got := e.ledger.Entries()[0]; got.Status != 499 || got.Images != 2 || got.Cost != 80_000_000_000 {
+		t.Fatalf("ledger %+v; want 2 pictures at $0.04 as a 499", got)
+	}
+	wantMetric(t, e, `chatgateway_images_total{end_user="alice@example.com",model="canvas",provider="openai"} 2`)
 }

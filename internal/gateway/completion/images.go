@@ -287,6 +287,10 @@ func (x *imageExchange) Try(ctx context.Context, rt *upstream.Route) upstream.At
 	// The provider bills what it made.
 	x.answered(rt, http.StatusOK, int64(len(resp.Data)))
 	if w := x.req.Client; w != nil {
+		if x.ctx.Err() != nil {
+			x.out.Status = StatusClientClosed // billed all the same
+			return upstream.Attempt{OK: true}
+		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", strconv.Itoa(up.Len()))

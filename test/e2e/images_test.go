@@ -147,7 +147,7 @@ func TestPicturesThroughTheGateway(t *testing.T) {
 	}
 
 	// The counters.
-	metrics := scrape(t, g.base)
+	metrics := scrape(t, "http://"+g.proc.metricsAddr) // the metrics listener, not the API port
 	for _, line := range []string{
 		`chatgateway_images_total{end_user="alice@example.com",model="nova-canvas",provider="litellm"} 5`,
 		`chatgateway_spend_usd_total{end_user="alice@example.com",model="nova-canvas",provider="litellm"} 0.220007`,

@@ -81,7 +81,34 @@ type ProviderTimeouts struct {
 	FirstByte *metav1.Duration `json:"firstByte,omitempty"`
 }
 
+// ModelKind is what a model makes.
+// +kubebuilder:validation:Enum=Chat;Image
+type ModelKind string
+
+const (
+	// ModelChat answers messages with text, priced per token.
+	ModelChat ModelKind = "Chat"
+	// ModelImage makes pictures from a prompt, priced per picture.
+	ModelImage ModelKind = "Image"
+)
+
+// ModelInput is a kind of content a chat model reads.
+// +kubebuilder:validation:Enum=Text;Image
+type ModelInput string
+
+const (
+	// InputText is text; every chat model reads it.
+	InputText ModelInput = "Text"
+	// InputImage is a picture sent with a message.
+	InputImage ModelInput = "Image"
+)
+
 // ModelSpec is one model a provider serves.
+// +kubebuilder:validation:XValidation:rule="self.kind != 'Image' || has(self.pricing.perImage)",message="an Image model is priced per picture: set pricing.perImage, such as [{size: 1024x1024, quality: standard, usd: \"0.04\"}]"
+// +kubebuilder:validation:XValidation:rule="self.kind != 'Image' || !(has(self.pricing.inputPerMTok) || has(self.pricing.outputPerMTok) || has(self.pricing.cacheReadPerMTok) || has(self.pricing.cacheWritePerMTok))",message="an Image model is priced per picture only: remove the token prices"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Image' || (has(self.pricing.inputPerMTok) && has(self.pricing.outputPerMTok))",message="a Chat model needs pricing.inputPerMTok and pricing.outputPerMTok"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Image' || !has(self.pricing.perImage)",message="pricing.perImage prices pictures: set kind: Image, or remove it"
+// +kubebuilder:validation:XValidation:rule="self.kind != 'Image' || !has(self.input)",message="input says what a Chat model reads; an Image model reads a prompt: remove input"
 type ModelSpec struct {
 	// name is the alias users and clients pick, such as "sonnet".
 	// +required
@@ -97,7 +124,25 @@ type ModelSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	ID string `json:"id"`
 
-	// pricing is what the provider charges, used to attribute cost per user.
+	// kind is what the model makes: Chat (replies to messages, priced per
+	// token) or Image (pictures from a prompt, served at
+	// POST /v1/images/generations and on the chat page, priced per picture).
+	// +optional
+	// +kubebuilder:default=Chat
+	Kind ModelKind `json:"kind,omitempty"`
+
+	// input lists what a Chat model reads: Text, and Image for models that
+	// take pictures with a message (Claude, Nova Lite, GPT-4o). The chat
+	// page offers to attach pictures only to models with Image, and the
+	// gateway refuses pictures for the others. Defaults to [Text].
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:XValidation:rule="self.exists(i, i == 'Text')",message="input must include Text: every chat model reads text"
+	Input []ModelInput `json:"input,omitempty"`
+
+	// pricing is what the provider charges, used to attribute cost per user:
+	// per token for a Chat model, per picture for an Image model.
 	// +required
 	Pricing ModelPricing `json:"pricing"`
 
@@ -116,15 +161,16 @@ type ModelSpec struct {
 	MaxOutputTokens int32 `json:"maxOutputTokens,omitempty"`
 }
 
-// ModelPricing is a model's price in USD per million tokens.
+// ModelPricing is a model's price in USD: per million tokens for a Chat
+// model, per picture for an Image model.
 type ModelPricing struct {
-	// inputPerMTok is the price of a million input tokens.
-	// +required
-	InputPerMTok USD `json:"inputPerMTok"`
+	// inputPerMTok is the price of a million input tokens (Chat models).
+	// +optional
+	InputPerMTok USD `json:"inputPerMTok,omitempty"`
 
-	// outputPerMTok is the price of a million output tokens.
-	// +required
-	OutputPerMTok USD `json:"outputPerMTok"`
+	// outputPerMTok is the price of a million output tokens (Chat models).
+	// +optional
+	OutputPerMTok USD `json:"outputPerMTok,omitempty"`
 
 	// cacheReadPerMTok is the price of a million input tokens read from the
 	// prompt cache. Defaults to the input price when unset.
@@ -135,6 +181,43 @@ type ModelPricing struct {
 	// prompt cache. Defaults to the input price when unset.
 	// +optional
 	CacheWritePerMTok *USD `json:"cacheWritePerMTok,omitempty"`
+
+	// perImage prices one picture of an Image model by size and quality, as
+	// providers publish them. The first entry is the default: a request that
+	// names no size or quality gets its size and quality. A picture is
+	// priced by the entry of its quality for its exact size, else by the
+	// smallest entry of its quality at least as large (width × height): the
+	// price of 1024x1024 covers 1280x720 too. Larger pictures, and
+	// qualities not listed, are refused before the provider is called.
+	// +optional
+	// +listType=map
+	// +listMapKey=size
+	// +listMapKey=quality
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	PerImage []ImagePrice `json:"perImage,omitempty"`
+}
+
+// ImagePrice is the price of one picture of a size and quality.
+type ImagePrice struct {
+	// size is the picture's size in pixels, WIDTHxHEIGHT, such as 1024x1024:
+	// the largest picture this price covers.
+	// +required
+	// +kubebuilder:validation:MaxLength=11
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$')",message="size must be WIDTHxHEIGHT in pixels, such as 1024x1024"
+	Size string `json:"size"`
+
+	// quality is the provider's name for it, such as standard or premium
+	// (Nova Canvas), standard or hd (DALL·E 3), low, medium or high (GPT
+	// image models).
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z][a-z0-9-]*$')",message="quality must be a lower-case word such as standard, premium or hd"
+	Quality string `json:"quality"`
+
+	// usd is the price of one picture, such as "0.04".
+	// +required
+	USD USD `json:"usd"`
 }
 
 // LiteLLMSpec describes the LiteLLM proxy config the operator renders.

@@ -74,6 +74,7 @@ func run() error {
 	defer stop()
 	go g.Watch(ctx, *poll)
 	go g.RunRetention(ctx, *retention)
+	go g.RunAPIKeys(ctx)
 	// SIGHUP reloads at once, for people who do not want to wait a poll.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

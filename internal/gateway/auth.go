@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -27,22 +28,38 @@ const (
 	refusedDuplicateEmail = "duplicate_email"
 	refusedNotAllowed     = "not_allowed"
 	refusedNonASCIIEmail  = "non_ascii_email"
+	// Personal API keys: unknown or revoked; two different ones; the
+	// store cannot be read to check them.
+	refusedBadKey          = "bad_key"
+	refusedDuplicateKey    = "duplicate_key"
+	refusedKeysUnavailable = "keys_unavailable"
+	// A personal key on a route that needs the signed-in person.
+	refusedKeyNotAllowed = "key_not_allowed"
 )
 
-// identify checks the gateway token first and only then believes the email
-// header: OAuth2 Proxy sets that header, and the token proves the request
-// came through it (or from someone an admin gave the token).
-func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Time) (completion.Caller, string, *translate.Error) {
-	toks, malformed := presentedTokens(r.Header, front == translate.Anthropic)
+// identify says who the caller is, by one of two credentials:
+//
+//   - a personal API key (apikeys.go): it names exactly one person, and no
+//     email header is read with it; a key that is unknown or revoked is
+//     refused even when the gateway token comes with it;
+//   - the gateway token, which OAuth2 Proxy adds: it proves the request came
+//     through the sidecar, and only then is the email header believed.
+//
+// keyID is the personal key's id, "" for the token.
+func identify(ctx context.Context, r *http.Request, s *snapshot, keys *keyCache, front translate.Dialect, now time.Time) (who completion.Caller, keyID, reason string, aerr *translate.Error) {
+	toks, apiKeys, malformed := presentedTokens(r.Header, front == translate.Anthropic)
 	if malformed != "" {
-		return completion.Caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, malformed)
+		return completion.Caller{}, "", refusedBadToken, translate.Errorf(http.StatusUnauthorized, malformed)
+	}
+	if len(apiKeys) > 0 {
+		return identifyByKey(ctx, s, keys, apiKeys)
 	}
 	if len(toks) == 0 {
 		how := "Authorization: Bearer <token> or X-Gateway-Token: <token>"
 		if front == translate.Anthropic {
 			how += " (or x-api-key: <token>)"
 		}
-		return completion.Caller{}, refusedNoToken, translate.Errorf(http.StatusUnauthorized, "missing gateway token: send it as "+how)
+		return completion.Caller{}, "", refusedNoToken, translate.Errorf(http.StatusUnauthorized, "missing credentials: sign in on the chat page, or send your personal API key as "+how)
 	}
 	status := tokenInvalid
 	for _, tok := range toks {
@@ -50,9 +67,9 @@ func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Ti
 	}
 	switch status {
 	case tokenExpired:
-		return completion.Caller{}, refusedExpiredToken, translate.Errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
+		return completion.Caller{}, "", refusedExpiredToken, translate.Errorf(http.StatusUnauthorized, "the gateway token was rotated and its grace period is over; use the current token")
 	case tokenInvalid:
-		return completion.Caller{}, refusedBadToken, translate.Errorf(http.StatusUnauthorized, "invalid gateway token")
+		return completion.Caller{}, "", refusedBadToken, translate.Errorf(http.StatusUnauthorized, "invalid credentials: personal API keys start with "+chatapi.APIKeyPrefix)
 	}
 
 	// Header lookup is by canonical name, so "X_Forwarded_Email" (which
@@ -61,30 +78,59 @@ func identify(r *http.Request, s *snapshot, front translate.Dialect, now time.Ti
 	values := r.Header.Values(s.emailHeader)
 	switch len(values) {
 	case 0:
-		return completion.Caller{}, refusedNoEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("no %s header: reach the gateway through its OAuth2 Proxy, which sets it after you sign in", s.emailHeader))
+		// Through the sidecar this is a request without a session (OAuth2
+		// Proxy lets /api and /v1 through for personal keys and adds the
+		// token to everything): nobody is signed in, hence 401.
+		return completion.Caller{}, "", refusedNoEmail, translate.Errorf(http.StatusUnauthorized, fmt.Sprintf("not signed in (no %s header): sign in on the chat page, or send a personal API key; the gateway token alone is for the OAuth2 Proxy sidecar", s.emailHeader))
 	case 1:
 	default:
-		return completion.Caller{}, refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
+		return completion.Caller{}, "", refusedDuplicateEmail, translate.Errorf(http.StatusBadRequest, fmt.Sprintf("more than one %s header; send exactly one", s.emailHeader))
 	}
 	email, err := gatewayconfig.CanonicalEmail(values[0])
 	if err != nil {
-		return completion.Caller{}, refusedNonASCIIEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("the signed-in address is not allowed here: %v. Ask an administrator to add the plain ASCII address you sign in with", err))
+		return completion.Caller{}, "", refusedNonASCIIEmail, translate.Errorf(http.StatusForbidden, fmt.Sprintf("the signed-in address is not allowed here: %v. Ask an administrator to add the plain ASCII address you sign in with", err))
 	}
 	u, ok := s.users[email]
 	if !ok {
-		return completion.Caller{}, refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
+		return completion.Caller{}, "", refusedNotAllowed, translate.Errorf(http.StatusForbidden, fmt.Sprintf("%s is not on this gateway's allowlist; ask an administrator to add you", email))
 	}
-	return s.caller(email, u), "", nil
+	return s.caller(email, u), "", "", nil
 }
 
-// presentedTokens collects the credentials that may be the gateway token:
-// X-Gateway-Token, an Authorization bearer token, and (Anthropic front
-// only, so that tools configured with an Anthropic key work unchanged)
-// x-api-key. One valid candidate is enough: behind OAuth2 Proxy the
-// Authorization header may carry the proxy's own ID token while the gateway
-// token travels in another header. A header sent twice is refused rather
-// than guessed at.
-func presentedTokens(h http.Header, allowAPIKey bool) (toks []string, malformed string) {
+// identifyByKey identifies the owner of a personal API key, who must still
+// be on the allowlist.
+func identifyByKey(ctx context.Context, s *snapshot, keys *keyCache, presented []string) (completion.Caller, string, string, *translate.Error) {
+	for _, k := range presented[1:] {
+		if k != presented[0] {
+			return completion.Caller{}, "", refusedDuplicateKey, translate.Errorf(http.StatusBadRequest, "two different personal API keys in one request; send one")
+		}
+	}
+	if keys == nil {
+		return completion.Caller{}, "", refusedBadKey, translate.Errorf(http.StatusUnauthorized, "this gateway has no store, so no personal API keys")
+	}
+	e, status := keys.lookup(ctx, presented[0])
+	switch status {
+	case keyUnavailable:
+		return completion.Caller{}, "", refusedKeysUnavailable, translate.Errorf(http.StatusServiceUnavailable, "personal API keys cannot be checked right now (the store does not answer); try again shortly")
+	case keyUnknown:
+		return completion.Caller{}, "", refusedBadKey, translate.Errorf(http.StatusUnauthorized, "invalid personal API key: it was revoked, or never issued")
+	}
+	u, ok := s.users[e.owner]
+	if !ok {
+		return completion.Caller{}, "", refusedNotAllowed, translate.Errorf(http.StatusForbidden, "the owner of this personal API key is no longer on this gateway's allowlist")
+	}
+	return s.caller(e.owner, u), e.id, "", nil
+}
+
+// presentedTokens collects the credentials: personal API keys (by their
+// prefix, in Authorization: Bearer or x-api-key, on either front, so that
+// both official SDKs work with either of their options) and the candidates
+// for the gateway token: X-Gateway-Token, an Authorization bearer token,
+// and (Anthropic front only) x-api-key. One valid token candidate is
+// enough: behind OAuth2 Proxy the Authorization header may carry the
+// proxy's own ID token while the gateway token travels in another header.
+// A header sent twice is refused rather than guessed at.
+func presentedTokens(h http.Header, allowAPIKey bool) (toks, apiKeys []string, malformed string) {
 	one := func(name string) (string, bool) {
 		v := h.Values(name)
 		if len(v) > 1 {
@@ -100,15 +146,22 @@ func presentedTokens(h http.Header, allowAPIKey bool) (toks []string, malformed 
 	}
 	if a, ok := one("Authorization"); ok {
 		if scheme, t, found := strings.Cut(a, " "); found && strings.EqualFold(scheme, "Bearer") {
-			toks = append(toks, strings.TrimSpace(t))
+			if t = strings.TrimSpace(t); chatapi.IsAPIKey(t) {
+				apiKeys = append(apiKeys, t)
+			} else {
+				toks = append(toks, t)
+			}
 		}
 	}
-	if allowAPIKey {
-		if t, ok := one("X-Api-Key"); ok {
+	if t, ok := one("X-Api-Key"); ok {
+		switch {
+		case chatapi.IsAPIKey(t):
+			apiKeys = append(apiKeys, t)
+		case allowAPIKey:
 			toks = append(toks, t)
 		}
 	}
-	return toks, malformed
+	return toks, apiKeys, malformed
 }
 
 // tokenStatus values are ordered: the best of several candidates wins.
@@ -156,6 +209,8 @@ type call struct {
 	front    translate.Dialect
 	snap     *snapshot
 	who      completion.Caller
+	// keyID is the personal API key the caller used, "" for the sidecar.
+	keyID string
 }
 
 type callHandler func(w http.ResponseWriter, r *http.Request, c *call)
@@ -178,7 +233,7 @@ func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(ht
 		if tokenFront == translate.Anthropic {
 			w.Header().Set("Request-Id", c.id) // where Anthropic's SDKs look
 		}
-		who, reason, aerr := identify(r, c.snap, tokenFront, g.now())
+		who, keyID, reason, aerr := identify(r.Context(), r, c.snap, g.keys, tokenFront, g.now())
 		if aerr != nil {
 			g.metrics.authFails.WithLabelValues(reason).Inc()
 			// The route pattern, not the path: a path may carry an email.
@@ -192,7 +247,7 @@ func (g *Gateway) identified(front, tokenFront translate.Dialect, refuse func(ht
 			refuse(w, translate.Errorf(http.StatusUnsupportedMediaType, msg))
 			return
 		}
-		c.who = who
+		c.who, c.keyID = who, keyID
 		h(w, r, c)
 	}
 }
@@ -204,7 +259,7 @@ func (g *Gateway) apiAuthed(h chatapi.Handler) http.HandlerFunc {
 	return g.identified(translate.Anthropic, translate.OpenAI,
 		func(w http.ResponseWriter, e *translate.Error) { chatapi.WriteError(w, e.Status, e.Msg) },
 		func(w http.ResponseWriter, r *http.Request, c *call) {
-			h(w, r, &chatapi.Call{ID: c.id, Caller: c.who, Config: c.snap.cfg, Snapshot: c.snap.core})
+			h(w, r, &chatapi.Call{ID: c.id, Caller: c.who, Config: c.snap.cfg, Snapshot: c.snap.core, KeyID: c.keyID})
 		})
 }
 

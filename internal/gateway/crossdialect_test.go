@@ -66,7 +66,7 @@ func TestOpenAIFrontAnthropicProvider(t *testing.T) {
 	params.Messages = append(params.Messages, msg.ToParam(), openai.ToolMessage("sunny", msg.ToolCalls[0].ID),
 		openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
 			openai.TextContentPart("and these?"),
-			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64,iVBORw0KGgo="}),
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}),
 			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "https://example.com/cat.jpg"}),
 		}))
 	params.MaxCompletionTokens = openai.Int(3)
@@ -150,7 +150,7 @@ func TestAnthropicFrontOpenAIProvider(t *testing.T) {
 	params.Messages = append(params.Messages, msg.ToParam(), anthropic.NewUserMessage(
 		anthropic.NewToolResultBlock(msg.Content[0].ID, "sunny", false),
 		anthropic.NewTextBlock("and this?"),
-		anthropic.NewImageBlockBase64("image/png", "iVBORw0KGgo="),
+		anthropic.NewImageBlockBase64("image/png", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
 	))
 	params.MaxTokens = 3
 	msg, err = client.Messages.New(ctx, params)
@@ -190,7 +190,7 @@ func TestAnthropicFrontOpenAIProvider(t *testing.T) {
 	}
 	var parts []map[string]any
 	_ = json.Unmarshal(sent.Messages[4].Content, &parts)
-	if len(parts) != 2 || parts[1]["type"] != "image_url" || parts[1]["image_url"].(map[string]any)["url"] != "data:image/png;base64,iVBORw0KGgo=" {
+	if len(parts) != 2 || parts[1]["type"] != "image_url" || parts[1]["image_url"].(map[string]any)["url"] != "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" {
 		t.Errorf("user parts %v", parts)
 	}
 }

@@ -159,7 +159,6 @@ func newEnvWith(t testing.TB, sim providersim.Options, log *slog.Logger, opts ..
 		t.Fatalf("gateway.New: %v", err)
 	}
 	e.gw = gw
-	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	e.url, e.metricsURL = serve(t, gw)
 	return e
 }
@@ -167,6 +166,9 @@ func newEnvWith(t testing.TB, sim providersim.Options, log *slog.Logger, opts ..
 // serve starts the gateway's two listeners: the API and the metrics.
 func serve(t testing.TB, gw *gateway.Gateway) (url, metricsURL string) {
 	t.Helper()
+	// Closed after the servers (cleanups run last first): the spend
+	// queued is committed and the leases returned.
+	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
 	msrv := httptest.NewServer(gw.MetricsHandler())

@@ -21,6 +21,14 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, c *cal
 	}, nil)
 }
 
+// serveImages is OpenAI's image generation, for the Image models.
+func (g *Gateway) serveImages(w http.ResponseWriter, r *http.Request, c *call) {
+	g.core.ServeImages(r.Context(), completion.Request{
+		ID: c.id, ClientID: c.clientID, Start: c.start, Caller: c.who, Snapshot: c.snap.core,
+		Body: r.Body, Client: w,
+	})
+}
+
 // authedModels picks the dialect from the request: Anthropic's SDKs send
 // anthropic-version, and both APIs list models at GET /v1/models.
 func (g *Gateway) authedModels(h callHandler) http.HandlerFunc {
@@ -78,5 +86,5 @@ func (g *Gateway) serveNotFound(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Anthropic-Version") != "" || r.URL.Path == "/v1/messages" || strings.HasPrefix(r.URL.Path, "/v1/messages/") {
 		d = translate.Anthropic
 	}
-	translate.WriteError(w, d, translate.Errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/chat/completions and GET /v1/models", r.Method, r.URL.Path)))
+	translate.WriteError(w, d, translate.Errorf(http.StatusNotFound, fmt.Sprintf("%s %s is not an endpoint of this gateway; it serves POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/chat/completions, POST /v1/images/generations and GET /v1/models", r.Method, r.URL.Path)))
 }

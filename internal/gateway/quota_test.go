@@ -46,7 +46,6 @@ func addReplica(t testing.TB, e *env, st store.Store, qs store.Quotas) replica {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	url, _ := serve(t, gw)
 	return replica{gw: gw, url: url}
 }

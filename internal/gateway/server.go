@@ -51,6 +51,7 @@ type Gateway struct {
 	quota *quota.Keeper
 	core  *completion.Core
 	chat  *chatapi.API // nil without a store
+	keys  *keyCache    // nil without a store
 
 	snap       atomic.Pointer[snapshot]
 	reloadMu   sync.Mutex
@@ -114,12 +115,15 @@ func (g *Gateway) routes() {
 	m.HandleFunc("POST /v1/messages", g.authed(translate.Anthropic, g.serveCompletion))
 	m.HandleFunc("POST /v1/messages/count_tokens", g.authed(translate.Anthropic, g.serveCountTokens))
 	m.HandleFunc("POST /v1/chat/completions", g.authed(translate.OpenAI, g.serveCompletion))
+	m.HandleFunc("POST /v1/images/generations", g.authed(translate.OpenAI, g.serveImages))
 	m.HandleFunc("GET /v1/models", g.authedModels(g.serveModels))
 	m.HandleFunc("GET /v1/models/{id}", g.authedModels(g.serveModels))
 	if g.store != nil {
+		g.keys = newKeyCache(g.store, g.now, g.log)
 		g.chat = chatapi.New(chatapi.Options{
 			Store: g.store, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
 			Current: func() *gatewayconfig.Config { return g.snap.Load().cfg }, Log: g.log, Now: g.now,
+			Keys: g.keys,
 		})
 		g.chat.Mount(m)
 	}
@@ -278,3 +282,15 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.quota.Close(ctx)
 	return err
 }
+
+// RunAPIKeys keeps the personal API keys' cache fresh and writes when keys
+// were last used (apikeys.go), until ctx ends; nothing without a store.
+// Without it the cache is refreshed by the requests that find it stale.
+func (g *Gateway) RunAPIKeys(ctx context.Context) {
+	if g.keys != nil {
+		g.keys.run(ctx)
+	}
+}
+
+// Ledger returns the spend ledger.
+func (g *Gateway) Ledger() metering.Ledger { return g.ledger }

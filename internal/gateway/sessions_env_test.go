@@ -93,7 +93,6 @@ func newStoreEnvWrapped(t testing.TB, kind string, sim providersim.Options, log 
 		t.Fatalf("gateway.New: %v", err)
 	}
 	e.gw = gw
-	t.Cleanup(func() { _ = gw.Close(context.Background()) })
 	e.url, e.metricsURL = serve(t, gw)
 	return &storeEnv{env: e, st: st, clock: e.clock}
 }

@@ -118,6 +118,15 @@ func (c *Config) Default() {
 		}
 		for j := range p.Models {
 			m := &p.Models[j]
+			if m.Kind == "" {
+				m.Kind = KindChat
+			}
+			if m.Kind != KindChat {
+				continue
+			}
+			if len(m.Input) == 0 {
+				m.Input = []string{InputText}
+			}
 			if m.Pricing.CacheReadPerMTok == "" {
 				m.Pricing.CacheReadPerMTok = m.Pricing.InputPerMTok
 			}
@@ -162,6 +171,7 @@ func (c *Config) Validate() error {
 		bad("providers", "at least one provider is required")
 	}
 	aliases := map[string]bool{}
+	kinds := map[string]string{} // alias → kind
 	providerNames := map[string]bool{}
 	for i, p := range c.Providers {
 		path := fmt.Sprintf("providers[%d]", i)
@@ -194,13 +204,18 @@ func (c *Config) Validate() error {
 			if m.ID == "" {
 				bad(mp+".id", "required")
 			}
-			for field, v := range map[string]string{
-				"inputPerMTok": m.Pricing.InputPerMTok, "outputPerMTok": m.Pricing.OutputPerMTok,
-				"cacheReadPerMTok": m.Pricing.CacheReadPerMTok, "cacheWritePerMTok": m.Pricing.CacheWritePerMTok,
-			} {
-				if _, err := ParseUSD(v); err != nil {
-					bad(mp+".pricing."+field, "%v", err)
-				}
+			if k, ok := kinds[m.Name]; ok && k != m.Kind {
+				bad(mp+".kind", "model %q is %s here and %s at another provider: an alias is one kind of model", m.Name, m.Kind, k)
+			} else if !ok {
+				kinds[m.Name] = m.Kind
+			}
+			switch m.Kind {
+			case KindChat:
+				validateChatModel(bad, mp, &m)
+			case KindImage:
+				validateImageModel(bad, mp, &m)
+			default:
+				bad(mp+".kind", "must be Chat or Image, got %q", m.Kind)
 			}
 		}
 	}
@@ -208,6 +223,8 @@ func (c *Config) Validate() error {
 		bad("defaultModel", "required")
 	} else if len(c.Providers) > 0 && !aliases[c.DefaultModel] {
 		bad("defaultModel", "%q is not a model of any provider", c.DefaultModel)
+	} else if kinds[c.DefaultModel] == KindImage {
+		bad("defaultModel", "%q is an Image model; the default model answers messages: name a Chat model", c.DefaultModel)
 	}
 	for i, f := range c.Fallbacks {
 		path := fmt.Sprintf("fallbacks[%d]", i)
@@ -215,8 +232,11 @@ func (c *Config) Validate() error {
 			bad(path+".model", "%q is not a model of any provider", f.Model)
 		}
 		for j, to := range f.To {
-			if !aliases[to] {
+			switch {
+			case !aliases[to]:
 				bad(fmt.Sprintf("%s.to[%d]", path, j), "%q is not a model of any provider", to)
+			case aliases[f.Model] && kinds[to] != kinds[f.Model]:
+				bad(fmt.Sprintf("%s.to[%d]", path, j), "%q is a %s model and %q a %s model: a fallback makes what the model it stands in for makes", to, kinds[to], f.Model, kinds[f.Model])
 			}
 		}
 	}
@@ -279,6 +299,8 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("routing.rules[%d]", i)
 		if !aliases[r.Model] {
 			bad(path+".model", "%q is not a model of any provider", r.Model)
+		} else if kinds[r.Model] == KindImage {
+			bad(path+".model", "%q is an Image model; auto routes messages to Chat models", r.Model)
 		}
 		if r.MessageMatches != "" {
 			if _, err := regexp.Compile(r.MessageMatches); err != nil {
@@ -294,6 +316,64 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+func validateChatModel(bad func(string, string, ...any), path string, m *Model) {
+	for field, v := range map[string]string{
+		"inputPerMTok": m.Pricing.InputPerMTok, "outputPerMTok": m.Pricing.OutputPerMTok,
+		"cacheReadPerMTok": m.Pricing.CacheReadPerMTok, "cacheWritePerMTok": m.Pricing.CacheWritePerMTok,
+	} {
+		if _, err := ParseUSD(v); err != nil {
+			bad(path+".pricing."+field, "%v", err)
+		}
+	}
+	if len(m.Pricing.PerImage) > 0 {
+		bad(path+".pricing.perImage", "prices pictures, and this is a Chat model")
+	}
+	seen := map[string]bool{}
+	for i, in := range m.Input {
+		if in != InputText && in != InputImage {
+			bad(fmt.Sprintf("%s.input[%d]", path, i), "must be Text or Image, got %q", in)
+		}
+		if seen[in] {
+			bad(fmt.Sprintf("%s.input[%d]", path, i), "duplicate %q", in)
+		}
+		seen[in] = true
+	}
+	if !seen[InputText] {
+		bad(path+".input", "must include Text")
+	}
+}
+
+func validateImageModel(bad func(string, string, ...any), path string, m *Model) {
+	p := m.Pricing
+	if p.InputPerMTok+p.OutputPerMTok+p.CacheReadPerMTok+p.CacheWritePerMTok != "" {
+		bad(path+".pricing", "an Image model is priced per picture only, not per token")
+	}
+	if len(m.Input) > 0 {
+		bad(path+".input", "is for Chat models")
+	}
+	if len(p.PerImage) == 0 {
+		bad(path+".pricing.perImage", "required for an Image model")
+	}
+	seen := map[ImagePrice]bool{}
+	for i, ip := range p.PerImage {
+		ipath := fmt.Sprintf("%s.pricing.perImage[%d]", path, i)
+		if _, _, err := ParseImageSize(ip.Size); err != nil {
+			bad(ipath+".size", "%v", err)
+		}
+		if !qualityPattern.MatchString(ip.Quality) {
+			bad(ipath+".quality", "%q is not a lower-case word such as standard", ip.Quality)
+		}
+		if _, err := ParseUSD(ip.USD); err != nil {
+			bad(ipath+".usd", "%v", err)
+		}
+		key := ImagePrice{Size: ip.Size, Quality: ip.Quality}
+		if seen[key] {
+			bad(ipath, "duplicate price for %s at %s quality", ip.Size, ip.Quality)
+		}
+		seen[key] = true
+	}
+}
+
 func validUSD(bad func(string, string, ...any), path, v string) {
 	if v == "" {
 		return
@@ -304,7 +384,8 @@ func validUSD(bad func(string, string, ...any), path, v string) {
 }
 
 var (
-	urlPattern    = regexp.MustCompile(`^https?://[^\s/]+`)
-	headerPattern = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
-	emailPattern  = regexp.MustCompile(`^[a-z0-9.!#$%&*+/=?^_{|}~-]+@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+	urlPattern     = regexp.MustCompile(`^https?://[^\s/]+`)
+	headerPattern  = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
+	qualityPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	emailPattern   = regexp.MustCompile(`^[a-z0-9.!#$%&*+/=?^_{|}~-]+@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
 )

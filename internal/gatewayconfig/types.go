@@ -11,6 +11,7 @@ package gatewayconfig
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -161,21 +162,53 @@ type Timeouts struct {
 	FirstByte Duration `json:"firstByte"`
 }
 
+// Model kinds, as in ModelProvider.spec.models[].kind.
+const (
+	KindChat  = "Chat"
+	KindImage = "Image"
+)
+
+// Model inputs, as in ModelProvider.spec.models[].input.
+const (
+	InputText  = "Text"
+	InputImage = "Image"
+)
+
 // Model is one alias a provider serves.
 type Model struct {
-	Name            string  `json:"name"`
-	ID              string  `json:"id"`
-	Pricing         Pricing `json:"pricing"`
-	ContextWindow   int32   `json:"contextWindow,omitempty"`
-	MaxOutputTokens int32   `json:"maxOutputTokens,omitempty"`
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	// Kind is Chat (the default) or Image.
+	Kind string `json:"kind,omitempty"`
+	// Input is what a Chat model reads: Text, and Image for pictures
+	// ([Text] when empty). Image models have none.
+	Input   []string `json:"input,omitempty"`
+	Pricing Pricing  `json:"pricing"`
+	// ContextWindow and MaxOutputTokens bound a Chat model's requests.
+	ContextWindow   int32 `json:"contextWindow,omitempty"`
+	MaxOutputTokens int32 `json:"maxOutputTokens,omitempty"`
 }
 
-// Pricing in USD per million tokens, as decimal strings (see ParseUSD).
+// TakesImages reports whether a chat model reads pictures.
+func (m *Model) TakesImages() bool { return slices.Contains(m.Input, InputImage) }
+
+// Pricing is a Chat model's price in USD per million tokens, or an Image
+// model's per picture, as decimal strings (see ParseUSD).
 type Pricing struct {
-	InputPerMTok      string `json:"inputPerMTok"`
-	OutputPerMTok     string `json:"outputPerMTok"`
-	CacheReadPerMTok  string `json:"cacheReadPerMTok"`
-	CacheWritePerMTok string `json:"cacheWritePerMTok"`
+	InputPerMTok      string `json:"inputPerMTok,omitempty"`
+	OutputPerMTok     string `json:"outputPerMTok,omitempty"`
+	CacheReadPerMTok  string `json:"cacheReadPerMTok,omitempty"`
+	CacheWritePerMTok string `json:"cacheWritePerMTok,omitempty"`
+	// PerImage prices a picture by size and quality; the first entry is
+	// the default size and quality (see ModelPricing.perImage).
+	PerImage []ImagePrice `json:"perImage,omitempty"`
+}
+
+// ImagePrice is the price of one picture of Size ("1024x1024") and Quality.
+type ImagePrice struct {
+	Size    string `json:"size"`
+	Quality string `json:"quality"`
+	USD     string `json:"usd"`
 }
 
 // Fallback lists the aliases to try after Model failed everywhere.

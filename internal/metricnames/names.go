@@ -14,6 +14,7 @@ const (
 	Requests           = "chatgateway_requests_total"
 	Spend              = "chatgateway_spend_usd_total"
 	Tokens             = "chatgateway_tokens_total"
+	Images             = "chatgateway_images_total"
 	RequestDuration    = "chatgateway_request_duration_seconds"
 	TimeToFirstToken   = "chatgateway_time_to_first_token_seconds"
 	Failovers          = "chatgateway_failovers_total"

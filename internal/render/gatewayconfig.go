@@ -171,21 +171,40 @@ func provider(mp v1alpha1.ModelProvider) gc.Provider {
 		p.APIKeyFile = ProviderKeyPath(mp.Name)
 	}
 	for _, m := range mp.Spec.Models {
-		input := string(m.Pricing.InputPerMTok)
-		p.Models = append(p.Models, gc.Model{
-			Name: m.Name,
-			ID:   m.ID,
-			Pricing: gc.Pricing{
-				InputPerMTok:      input,
-				OutputPerMTok:     string(m.Pricing.OutputPerMTok),
-				CacheReadPerMTok:  usdOr(m.Pricing.CacheReadPerMTok, input),
-				CacheWritePerMTok: usdOr(m.Pricing.CacheWritePerMTok, input),
-			},
-			ContextWindow:   cmp.Or(m.ContextWindow, defaultContextWindow),
-			MaxOutputTokens: cmp.Or(m.MaxOutputTokens, defaultMaxOutputTokens),
-		})
+		p.Models = append(p.Models, model(m))
 	}
 	return p
+}
+
+// model is one model with its defaults written out: a Chat model's
+// input, cache prices and limits; an Image model's prices per picture.
+func model(m v1alpha1.ModelSpec) gc.Model {
+	if m.Kind == v1alpha1.ModelImage {
+		out := gc.Model{Name: m.Name, ID: m.ID, Kind: gc.KindImage}
+		for _, ip := range m.Pricing.PerImage {
+			out.Pricing.PerImage = append(out.Pricing.PerImage, gc.ImagePrice{Size: ip.Size, Quality: ip.Quality, USD: string(ip.USD)})
+		}
+		return out
+	}
+	input := string(m.Pricing.InputPerMTok)
+	out := gc.Model{
+		Name:  m.Name,
+		ID:    m.ID,
+		Kind:  gc.KindChat,
+		Input: []string{gc.InputText},
+		Pricing: gc.Pricing{
+			InputPerMTok:      input,
+			OutputPerMTok:     string(m.Pricing.OutputPerMTok),
+			CacheReadPerMTok:  usdOr(m.Pricing.CacheReadPerMTok, input),
+			CacheWritePerMTok: usdOr(m.Pricing.CacheWritePerMTok, input),
+		},
+		ContextWindow:   cmp.Or(m.ContextWindow, defaultContextWindow),
+		MaxOutputTokens: cmp.Or(m.MaxOutputTokens, defaultMaxOutputTokens),
+	}
+	if slices.Contains(m.Input, v1alpha1.InputImage) {
+		out.Input = append(out.Input, gc.InputImage)
+	}
+	return out
 }
 
 // users lists the allowlist sorted by email, so that reordering the

@@ -62,6 +62,14 @@ var (
 // page's fetch calls can act on.
 const oauth2ProxyAPIRoutes = "^/(api|v1)/"
 
+// oauth2ProxyKeyRoutes are let through without a session, so that a
+// program holding a personal API key (and no cookie) reaches the gateway,
+// which checks the key. OAuth2 Proxy still validates a session cookie that
+// comes on these routes and then injects the person's email as everywhere
+// else (its "skipped route" behaviour); a request with neither is refused
+// by the gateway (401). The page and its assets stay behind the sign-in.
+const oauth2ProxyKeyRoutes = oauth2ProxyAPIRoutes
+
 // upstreamTimeoutSlack is added to the gateway's request timeout to get the
 // sidecar's response-header timeout (OAuth2 Proxy's default, 30s, would cut
 // long non-streaming replies).
@@ -210,6 +218,7 @@ func OAuth2ProxyArgs(in Inputs) []string {
 		"--authenticated-emails-file=" + OAuth2ProxyEmailsPath,
 		"--skip-provider-button=true",
 		"--api-route=" + oauth2ProxyAPIRoutes,
+		"--skip-auth-route=" + oauth2ProxyKeyRoutes,
 		"--silence-ping-logging=true",
 		// The session cookie is not sent with another site's POSTs, forms
 		// and fetches (the gateway also refuses them: see its surface.go).

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,17 +193,40 @@ func TestOAuth2ProxySidecar(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// Without a session, API routes answer 401 rather than redirecting.
-	resp, err := http.Get(base + "/v1/models")
+	// Without a session, the API routes reach the gateway, which checks
+	// for a personal key (and answers 401 without one): the key comes
+	// through untouched, the identity headers the client forged do not.
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer cgw_personal")
+	req.Header.Set("X-Forwarded-Email", "mallory@example.com")
+	req.Header.Set(GatewayTokenHeader, "forged")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("GET /v1/models without a session = %d, want 401", resp.StatusCode)
+	mu.Lock()
+	if resp.StatusCode != http.StatusOK || seen.Get("Authorization") != "Bearer cgw_personal" || len(seen.Values("X-Forwarded-Email")) != 0 ||
+		slices.Contains(seen.Values(GatewayTokenHeader), "forged") {
+		t.Errorf("GET /v1/models with a key and no session = %d; the gateway got Authorization %q, X-Forwarded-Email %q, %s %q",
+			resp.StatusCode, seen.Get("Authorization"), seen.Values("X-Forwarded-Email"), GatewayTokenHeader, seen.Values(GatewayTokenHeader))
 	}
+	seen = nil
+	mu.Unlock()
+	// The page itself stays behind the sign-in.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	if resp.StatusCode == http.StatusOK || seen != nil {
+		t.Errorf("GET / without a session = %d, and reached the gateway: %v", resp.StatusCode, seen != nil)
+	}
+	mu.Unlock()
 
-	req, _ := http.NewRequest(http.MethodGet, base+"/api/me/usage", nil)
+	req, _ = http.NewRequest(http.MethodGet, base+"/api/me/usage", nil)
 	req.SetBasicAuth("alice@example.com", "pw")
 	req.Header.Set("X-Forwarded-Email", "mallory@example.com")
 	req.Header.Set(GatewayTokenHeader, "forged")

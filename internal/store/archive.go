@@ -29,7 +29,7 @@ func (s *sqlStore) Export(ctx context.Context, owner string, fn func(ExportedSes
 			return err
 		}
 		for _, ss := range sessions {
-			msgs, err := s.listMessages(ctx, q, owner, ss.ID)
+			msgs, err := s.listMessages(ctx, q, owner, ss.ID, true)
 			if err != nil {
 				return err
 			}
@@ -62,11 +62,17 @@ func (s *sqlStore) Import(ctx context.Context, owner string, es ExportedSession)
 		}
 		for i, m := range es.Messages {
 			if _, err := q.exec(ctx, `INSERT INTO messages
-				(id, session_id, seq, role, content, input_tokens, output_tokens, status, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				(id, session_id, seq, role, content, input_tokens, output_tokens, status, created_at, updated_at, attachments)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 				m.ID, es.ID, int64(i+1), string(m.Role), h.seal(m.Content, es.ID, m.ID, fieldContent),
-				m.InputTokens, m.OutputTokens, string(m.Status), micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
+				m.InputTokens, m.OutputTokens, string(m.Status), micros(m.CreatedAt), micros(m.UpdatedAt), len(m.Attachments)); err != nil {
 				return s.conflict(err, "message "+m.ID+" already exists")
+			}
+			for j, a := range m.Attachments {
+				na := NewAttachment{MediaType: a.MediaType, Name: a.Name, Width: a.Width, Height: a.Height, Data: a.Data}
+				if _, err := insertAttachment(ctx, q, h, es.ID, m.ID, a.ID, j+1, na, micros(m.UpdatedAt)); err != nil {
+					return s.conflict(err, "attachment "+a.ID+" already exists")
+				}
 			}
 		}
 		return nil
@@ -98,7 +104,7 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 		es.LastActivityAt = es.CreatedAt
 	}
 	msgs := make([]Message, len(es.Messages))
-	seen := map[string]bool{}
+	seen, pictures := map[string]bool{}, map[string]bool{}
 	for i, m := range es.Messages {
 		if !validID(m.ID) || seen[m.ID] {
 			return fmt.Errorf("%w: message %d: id missing, too long or repeated", ErrInvalid, i+1)
@@ -121,6 +127,17 @@ func (s *sqlStore) checkImport(owner string, es *ExportedSession) error {
 			return fmt.Errorf("message %s: %w", m.ID, err)
 		}
 		m.CreatedAt, m.UpdatedAt = notAfter(m.CreatedAt, now), notAfter(m.UpdatedAt, now)
+		for j, a := range m.Attachments {
+			if a.ID != "" && !validID(a.ID) || pictures[a.ID] {
+				return fmt.Errorf("%w: message %s: attachment %d: id too long or repeated", ErrInvalid, m.ID, j+1)
+			}
+			if a.ID != "" {
+				pictures[a.ID] = true
+			}
+			if err := checkAttachment(NewAttachment{MediaType: a.MediaType, Name: a.Name, Width: a.Width, Height: a.Height, Data: a.Data}); err != nil {
+				return fmt.Errorf("message %s: attachment %d: %w", m.ID, j+1, err)
+			}
+		}
 		if m.CreatedAt.IsZero() {
 			m.CreatedAt = es.CreatedAt
 		}
@@ -145,7 +162,8 @@ func (s *sqlStore) StoredBytes(ctx context.Context, owner string) (int64, error)
 	var n int64
 	err := s.db.reader().queryRow(ctx, `SELECT
 		COALESCE((SELECT SUM(LENGTH(title)) FROM sessions WHERE owner = $1), 0) +
-		COALESCE((SELECT SUM(LENGTH(m.content)) FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.owner = $1), 0)`,
+		COALESCE((SELECT SUM(LENGTH(m.content)) FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.owner = $1), 0) +
+		COALESCE((SELECT SUM(LENGTH(a.name) + LENGTH(a.data)) FROM attachments a JOIN sessions s ON s.id = a.session_id WHERE s.owner = $1), 0)`,
 		owner).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("stored bytes: %w", err)
@@ -154,11 +172,15 @@ func (s *sqlStore) StoredBytes(ctx context.Context, owner string) (int64, error)
 }
 
 // SealedSize is what StoredBytes counts for an exported session once
-// imported: each title and message sealed (see SealOverhead).
+// imported: each title, message and picture (its name and bytes) sealed
+// (see SealOverhead).
 func SealedSize(es ExportedSession) int64 {
 	n := int64(len(es.Title) + SealOverhead)
 	for _, m := range es.Messages {
 		n += int64(len(m.Content) + SealOverhead)
+		for _, a := range m.Attachments {
+			n += int64(len(a.Name) + len(a.Data) + 2*SealOverhead)
+		}
 	}
 	return n
 }
@@ -176,6 +198,9 @@ func (s *sqlStore) DeleteUserData(ctx context.Context, owner string) error {
 	err := s.db.tx(ctx, true, func(q querier) error {
 		// The cascade from user_keys would do; saying it is clearer.
 		if _, err := q.exec(ctx, "DELETE FROM sessions WHERE owner = $1", owner); err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, "DELETE FROM api_keys WHERE owner = $1", owner); err != nil {
 			return err
 		}
 		_, err := q.exec(ctx, "DELETE FROM user_keys WHERE owner = $1", owner)

@@ -32,6 +32,11 @@ const (
 	fieldContent = "content"
 )
 
+// An attachment's fields name the attachment too: its bytes cannot be
+// swapped with another picture of the same message.
+func fieldAttachmentName(id string) string { return "attachment-name\x00" + id }
+func fieldAttachmentData(id string) string { return "attachment-data\x00" + id }
+
 // ReadMasterKey reads the master key file: exactly MasterKeySize bytes.
 func ReadMasterKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
@@ -123,21 +128,26 @@ const SealOverhead = 1 + 12 + 16
 // call draws a fresh random nonce, so saving the same text twice yields
 // different bytes. AES-GCM with random nonces is good for 2^32 seals per key,
 // far beyond one person's messages and coarse stream checkpoints.
-func seal(aead cipher.AEAD, plaintext string, owner, sessionID, messageID, field string) []byte {
+func seal[T string | []byte](aead cipher.AEAD, plaintext T, owner, sessionID, messageID, field string) []byte {
 	out := make([]byte, 1, 1+aead.Overhead()+len(plaintext))
 	out[0] = sealVersion
 	return aead.Seal(out, nil, []byte(plaintext), additionalData(owner, sessionID, messageID, field))
 }
 
 func unseal(aead cipher.AEAD, sealed []byte, owner, sessionID, messageID, field string) (string, error) {
+	pt, err := unsealBytes(aead, sealed, owner, sessionID, messageID, field)
+	return string(pt), err
+}
+
+func unsealBytes(aead cipher.AEAD, sealed []byte, owner, sessionID, messageID, field string) ([]byte, error) {
 	if len(sealed) < 1 || sealed[0] != sealVersion {
-		return "", fmt.Errorf("%w: unknown format", ErrUndecryptable)
+		return nil, fmt.Errorf("%w: unknown format", ErrUndecryptable)
 	}
 	pt, err := aead.Open(nil, nil, sealed[1:], additionalData(owner, sessionID, messageID, field))
 	if err != nil {
-		return "", fmt.Errorf("%w: %s of session %s", ErrUndecryptable, field, sessionID)
+		return nil, fmt.Errorf("%w: %s of session %s", ErrUndecryptable, field, sessionID)
 	}
-	return string(pt), nil
+	return pt, nil
 }
 
 // additionalData is length-prefixed so no two different tuples encode alike

@@ -18,7 +18,7 @@ func (s *sqlStore) ReviseSpend(ctx context.Context, e SpendEntry) error {
 		model = excluded.model, requested_model = excluded.requested_model, provider = excluded.provider,
 		input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
 		cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,
-		cost_picodollars = excluded.cost_picodollars, status = excluded.status
+		images = excluded.images, cost_picodollars = excluded.cost_picodollars, status = excluded.status
 		WHERE spend.user_email = excluded.user_email`)
 }
 
@@ -28,16 +28,16 @@ func (s *sqlStore) writeSpend(ctx context.Context, op string, e SpendEntry, onCo
 	if e.RequestID == "" || e.User == "" {
 		return fmt.Errorf("%s: %w: request id and user are required", op, ErrInvalid)
 	}
-	if e.InputTokens < 0 || e.OutputTokens < 0 || e.CacheReadTokens < 0 || e.CacheWriteTokens < 0 {
-		return fmt.Errorf("%s: %w: negative token count", op, ErrInvalid)
+	if e.InputTokens < 0 || e.OutputTokens < 0 || e.CacheReadTokens < 0 || e.CacheWriteTokens < 0 || e.Images < 0 {
+		return fmt.Errorf("%s: %w: negative count", op, ErrInvalid)
 	}
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
 	_, err := s.db.writer().exec(ctx, `INSERT INTO spend `+spendColumns+`
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) `+onConflict,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) `+onConflict,
 		e.RequestID, e.ClientRequestID, e.User, e.Model, e.RequestedModel, e.Provider,
-		e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time))
+		e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time), e.Images)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -51,7 +51,7 @@ func (s *sqlStore) UsageByDay(ctx context.Context, user string, from, to time.Ti
 	// Rows are bucketed here rather than in SQL: SQLite has no time zones,
 	// and a day in loc is not always 24 hours. One user's rows over a
 	// dashboard's range are few, and they carry only numbers.
-	rs, err := s.db.reader().query(ctx, `SELECT at, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_picodollars
+	rs, err := s.db.reader().query(ctx, `SELECT at, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_picodollars, images
 		FROM spend WHERE user_email = $1 AND at >= $2 AND at < $3`, user, micros(from), micros(to))
 	if err != nil {
 		return nil, fmt.Errorf("usage by day: %w", err)
@@ -61,11 +61,11 @@ func (s *sqlStore) UsageByDay(ctx context.Context, user string, from, to time.Ti
 	sums := map[key]*DayUsage{}
 	for rs.Next() {
 		var (
-			at, cost int64
-			model    string
-			t        Tokens
+			at, cost, images int64
+			model            string
+			t                Tokens
 		)
-		if err := rs.Scan(&at, &model, &t.Input, &t.Output, &t.CacheRead, &t.CacheWrite, &cost); err != nil {
+		if err := rs.Scan(&at, &model, &t.Input, &t.Output, &t.CacheRead, &t.CacheWrite, &cost, &images); err != nil {
 			return nil, fmt.Errorf("usage by day: %w", err)
 		}
 		k := key{fromMicros(at).In(loc).Format(time.DateOnly), model}
@@ -76,6 +76,7 @@ func (s *sqlStore) UsageByDay(ctx context.Context, user string, from, to time.Ti
 		}
 		d.Requests++
 		d.Tokens.add(t)
+		d.Images += images
 		d.CostPicodollars += cost
 	}
 	if err := rs.Err(); err != nil {
@@ -108,7 +109,7 @@ func sumBigint(col string) string { return "CAST(COALESCE(SUM(" + col + "), 0) A
 func (s *sqlStore) UsageByUser(ctx context.Context, from, to time.Time) ([]UserUsage, error) {
 	rs, err := s.db.reader().query(ctx, `SELECT user_email, COUNT(*), `+
 		sumBigint("input_tokens")+", "+sumBigint("output_tokens")+", "+
-		sumBigint("cache_read_tokens")+", "+sumBigint("cache_write_tokens")+", "+
+		sumBigint("cache_read_tokens")+", "+sumBigint("cache_write_tokens")+", "+sumBigint("images")+", "+
 		sumBigint("cost_picodollars")+`
 		FROM spend WHERE at >= $1 AND at < $2
 		GROUP BY user_email ORDER BY user_email`, micros(from), micros(to))
@@ -120,7 +121,7 @@ func (s *sqlStore) UsageByUser(ctx context.Context, from, to time.Time) ([]UserU
 	for rs.Next() {
 		var u UserUsage
 		if err := rs.Scan(&u.User, &u.Requests, &u.Tokens.Input, &u.Tokens.Output,
-			&u.Tokens.CacheRead, &u.Tokens.CacheWrite, &u.CostPicodollars); err != nil {
+			&u.Tokens.CacheRead, &u.Tokens.CacheWrite, &u.Images, &u.CostPicodollars); err != nil {
 			return nil, fmt.Errorf("usage by user: %w", err)
 		}
 		out = append(out, u)

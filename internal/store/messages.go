@@ -42,6 +42,9 @@ func (s *sqlStore) AppendMessage(ctx context.Context, owner, sessionID string, m
 	if err := checkTokens(m.InputTokens, m.OutputTokens); err != nil {
 		return Message{}, fmt.Errorf("append message: %w", err)
 	}
+	if err := checkAttachments(m.Attachments); err != nil {
+		return Message{}, fmt.Errorf("append message: %w", err)
+	}
 	msg, err := s.insertMessage(ctx, owner, sessionID, m)
 	if err != nil {
 		return Message{}, fmt.Errorf("append message: %w", err)
@@ -84,11 +87,21 @@ func (s *sqlStore) insertMessage(ctx context.Context, owner, sessionID string, m
 			return err
 		}
 		_, err = q.exec(ctx, `INSERT INTO messages
-			(id, session_id, seq, role, content, input_tokens, output_tokens, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
+			(id, session_id, seq, role, content, input_tokens, output_tokens, status, created_at, updated_at, attachments)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)`,
 			msg.ID, sessionID, msg.Seq, string(msg.Role), h.seal(msg.Content, sessionID, msg.ID, fieldContent),
-			msg.InputTokens, msg.OutputTokens, string(msg.Status), micros(now))
-		return err
+			msg.InputTokens, msg.OutputTokens, string(msg.Status), micros(now), len(m.Attachments))
+		if err != nil {
+			return err
+		}
+		for i, na := range m.Attachments {
+			a, err := insertAttachment(ctx, q, h, sessionID, msg.ID, "", i+1, na, micros(now))
+			if err != nil {
+				return err
+			}
+			msg.Attachments = append(msg.Attachments, a)
+		}
+		return nil
 	})
 	if err != nil {
 		return Message{}, err
@@ -97,7 +110,7 @@ func (s *sqlStore) insertMessage(ctx context.Context, owner, sessionID string, m
 }
 
 func (s *sqlStore) ListMessages(ctx context.Context, owner, sessionID string) ([]Message, error) {
-	out, err := s.listMessages(ctx, s.db.reader(), owner, sessionID)
+	out, err := s.listMessages(ctx, s.db.reader(), owner, sessionID, false)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
@@ -106,10 +119,12 @@ func (s *sqlStore) ListMessages(ctx context.Context, owner, sessionID string) ([
 
 // listMessages reads a session's messages, with the owner check and the
 // key in the same query: the gateway calls this on every turn to assemble
-// the history, and one round trip beats a transaction of three.
-func (s *sqlStore) listMessages(ctx context.Context, q querier, owner, sessionID string) ([]Message, error) {
+// the history, and one round trip beats a transaction of three. Pictures
+// cost a second query, made only when a message has some; their bytes are
+// read when withData is set.
+func (s *sqlStore) listMessages(ctx context.Context, q querier, owner, sessionID string, withData bool) ([]Message, error) {
 	rs, err := q.query(ctx, `SELECT m.id, m.seq, m.role, m.content, m.input_tokens, m.output_tokens, m.status,
-			m.created_at, m.updated_at, k.salt
+			m.created_at, m.updated_at, m.attachments, k.salt
 		FROM messages m JOIN sessions s ON s.id = m.session_id JOIN user_keys k ON k.owner = s.owner
 		WHERE m.session_id = $1 AND s.owner = $2
 		ORDER BY m.seq`, sessionID, owner)
@@ -118,18 +133,22 @@ func (s *sqlStore) listMessages(ctx context.Context, q querier, owner, sessionID
 	}
 	defer rs.Close()
 	out := []Message{}
+	var (
+		h        aeadHandle
+		pictures bool
+	)
 	for rs.Next() {
 		var (
 			m                Message
 			role, status     string
 			content, salt    []byte
 			created, updated int64
+			count            int
 		)
-		if err := rs.Scan(&m.ID, &m.Seq, &role, &content, &m.InputTokens, &m.OutputTokens, &status, &created, &updated, &salt); err != nil {
+		if err := rs.Scan(&m.ID, &m.Seq, &role, &content, &m.InputTokens, &m.OutputTokens, &status, &created, &updated, &count, &salt); err != nil {
 			return nil, err
 		}
-		h, err := s.aeadFor(owner, salt) // a map lookup after the first row
-		if err != nil {
+		if h, err = s.aeadFor(owner, salt); err != nil { // a map lookup after the first row
 			return nil, err
 		}
 		if m.Content, err = h.open(content, sessionID, m.ID, fieldContent); err != nil {
@@ -137,12 +156,22 @@ func (s *sqlStore) listMessages(ctx context.Context, q querier, owner, sessionID
 		}
 		m.SessionID, m.Role, m.Status = sessionID, Role(role), Status(status)
 		m.CreatedAt, m.UpdatedAt = fromMicros(created), fromMicros(updated)
+		pictures = pictures || count > 0
 		out = append(out, m)
 	}
 	if err := rs.Err(); err != nil {
 		return nil, err
 	}
 	rs.Close()
+	if pictures {
+		byMessage, err := listAttachments(ctx, q, h, sessionID, withData)
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			out[i].Attachments = byMessage[out[i].ID]
+		}
+	}
 	if len(out) == 0 {
 		// No rows: an empty session of the owner's, or not theirs at all.
 		var one int

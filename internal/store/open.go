@@ -150,3 +150,11 @@ func (h aeadHandle) seal(plaintext, sessionID, messageID, field string) []byte {
 func (h aeadHandle) open(sealed []byte, sessionID, messageID, field string) (string, error) {
 	return unseal(h.aead, sealed, h.owner, sessionID, messageID, field)
 }
+
+func (h aeadHandle) sealBytes(plaintext []byte, sessionID, messageID, field string) []byte {
+	return seal(h.aead, plaintext, h.owner, sessionID, messageID, field)
+}
+
+func (h aeadHandle) openBytes(sealed []byte, sessionID, messageID, field string) ([]byte, error) {
+	return unsealBytes(h.aead, sealed, h.owner, sessionID, messageID, field)
+}

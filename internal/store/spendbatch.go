@@ -20,11 +20,11 @@ const spendUpsertSet = `ON CONFLICT (request_id) DO UPDATE SET
 		model = excluded.model, requested_model = excluded.requested_model, provider = excluded.provider,
 		input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
 		cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,
-		cost_picodollars = excluded.cost_picodollars, status = excluded.status
+		images = excluded.images, cost_picodollars = excluded.cost_picodollars, status = excluded.status
 		WHERE spend.user_email = excluded.user_email`
 
 const spendColumns = `(request_id, client_request_id, user_email, model, requested_model, provider,
-		 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_picodollars, status, at)`
+		 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_picodollars, status, at, images)`
 
 // settlement is the cost a batch settles against one lease. It lands in
 // the lease's bucket: a lease belongs to one quota day.
@@ -45,7 +45,7 @@ func (s *sqlStore) prepareBatch(writes []SpendWrite) ([]SpendEntry, []settlement
 		if e.RequestID == "" || e.User == "" {
 			return nil, nil, fmt.Errorf("commit spend: %w: request id and user are required", ErrInvalid)
 		}
-		if e.InputTokens < 0 || e.OutputTokens < 0 || e.CacheReadTokens < 0 || e.CacheWriteTokens < 0 || e.CostPicodollars < 0 {
+		if e.InputTokens < 0 || e.OutputTokens < 0 || e.CacheReadTokens < 0 || e.CacheWriteTokens < 0 || e.Images < 0 || e.CostPicodollars < 0 {
 			return nil, nil, fmt.Errorf("commit spend: %w: negative count", ErrInvalid)
 		}
 		if e.Time.IsZero() {
@@ -95,9 +95,9 @@ func (s *sqlStore) CommitSpend(ctx context.Context, writes []SpendWrite) error {
 func commitSpendTx(ctx context.Context, q querier, rows []SpendEntry, settles []settlement) error {
 	for _, e := range rows {
 		if _, err := q.exec(ctx, `INSERT INTO spend `+spendColumns+`
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) `+spendUpsertSet,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) `+spendUpsertSet,
 			e.RequestID, e.ClientRequestID, e.User, e.Model, e.RequestedModel, e.Provider,
-			e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time)); err != nil {
+			e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time), e.Images); err != nil {
 			return err
 		}
 	}
@@ -128,17 +128,17 @@ func (b *pgBackend) commitSpend(ctx context.Context, rows []SpendEntry, settles 
 	n := len(rows)
 	var (
 		ids, clients, users, models, requested, providers, statuses = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		in, out, cr, cw, cost, at                                   = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		in, out, cr, cw, cost, at, images                           = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	)
 	for i, e := range rows {
 		ids[i], clients[i], users[i], models[i], requested[i], providers[i], statuses[i] = e.RequestID, e.ClientRequestID, e.User, e.Model, e.RequestedModel, e.Provider, e.Status
-		in[i], out[i], cr[i], cw[i], cost[i], at[i] = e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, micros(e.Time)
+		in[i], out[i], cr[i], cw[i], cost[i], at[i], images[i] = e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, micros(e.Time), e.Images
 	}
 	batch := &pgx.Batch{}
 	batch.Queue(`INSERT INTO spend `+spendColumns+`
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-			$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[]) `+spendUpsertSet,
-		ids, clients, users, models, requested, providers, in, out, cr, cw, cost, statuses, at)
+			$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[]) `+spendUpsertSet,
+		ids, clients, users, models, requested, providers, in, out, cr, cw, cost, statuses, at, images)
 	if len(settles) > 0 {
 		m := len(settles)
 		leases, su, costs := make([]string, m), make([]string, m), make([]int64, m)

@@ -30,6 +30,7 @@ type Store interface {
 	Quotas
 	AuditLog
 	Shares
+	APIKeys
 	Archive
 	// Close releases the database. It is safe to call more than once.
 	Close() error
@@ -78,6 +79,17 @@ type Messages interface {
 	// recovery already marked incomplete may still be finished (its writer
 	// was alive after all); a finished one returns ErrConflict.
 	FinishAssistantMessage(ctx context.Context, owner, sessionID, messageID string, f Finish) error
+	// ReplaceUserMessage runs a turn again (regenerate, edit and resend,
+	// retry): the user message messageID gets content as its text and
+	// every later message of the session goes, in one transaction. The
+	// message keeps its id and its pictures. ErrNotFound when owner's
+	// session has no such message; ErrInvalid when it is not a user message.
+	ReplaceUserMessage(ctx context.Context, owner, sessionID, messageID, content string) (Message, error)
+	// AddAttachment stores a picture with a reply still streaming (one a
+	// model made); ErrConflict once the reply is finished.
+	AddAttachment(ctx context.Context, owner, sessionID, messageID string, a NewAttachment) (Attachment, error)
+	// ReadAttachment returns a picture of owner's session, with its bytes.
+	ReadAttachment(ctx context.Context, owner, sessionID, attachmentID string) (Attachment, error)
 	// RecoverIncomplete marks incomplete every streaming message last saved
 	// before staleBefore, and returns how many. A single replica calls it at
 	// start-up with time.Now(); with several replicas sharing PostgreSQL,
@@ -149,8 +161,8 @@ type Archive interface {
 	// sealed titles and message texts, in bytes (each SealOverhead more
 	// than its plaintext).
 	StoredBytes(ctx context.Context, owner string) (int64, error)
-	// DeleteUserData erases owner's sessions, messages and key material.
-	// Ledger and audit rows (no content) stay.
+	// DeleteUserData erases owner's sessions, messages, key material and
+	// personal API keys. Ledger and audit rows (no content) stay.
 	DeleteUserData(ctx context.Context, owner string) error
 	// DeleteSessionsOlderThan deletes sessions last active before t, with
 	// their messages, and returns how many.
@@ -221,6 +233,29 @@ type NewMessage struct {
 	InputTokens  int64
 	OutputTokens int64
 	Status       Status
+	// Attachments are stored with the message, in the same transaction.
+	Attachments []NewAttachment
+}
+
+// NewAttachment is a picture to store with a message.
+type NewAttachment struct {
+	MediaType     string
+	Name          string
+	Width, Height int
+	Data          []byte
+}
+
+// Attachment is a picture of a message. Its name and bytes are sealed like
+// the message's text; Data is read only by ReadAttachment and Export.
+type Attachment struct {
+	ID        string `json:"id"`
+	MediaType string `json:"mediaType"`
+	Name      string `json:"name"`
+	// Bytes is the length of Data.
+	Bytes  int64  `json:"bytes"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Data   []byte `json:"data,omitempty"`
 }
 
 // Finish is the outcome of a streamed reply.
@@ -245,6 +280,8 @@ type Message struct {
 	Status       Status    `json:"status"`
 	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+	// Attachments are the message's pictures, in order.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // ExportedSession is a session with all its messages.
@@ -270,6 +307,8 @@ type SpendEntry struct {
 	OutputTokens     int64
 	CacheReadTokens  int64
 	CacheWriteTokens int64
+	// Images counts the pictures an image model made (0 for chat).
+	Images int64
 	// CostPicodollars is the exact cost in 1e-12 USD.
 	CostPicodollars int64
 	// Status is the request's outcome as the gateway names it ("200",
@@ -294,6 +333,7 @@ type DayUsage struct {
 	Model           string `json:"model"`
 	Requests        int64  `json:"requests"`
 	Tokens          Tokens `json:"tokens"`
+	Images          int64  `json:"images"`
 	CostPicodollars int64  `json:"costPicodollars"`
 }
 
@@ -302,6 +342,7 @@ type UserUsage struct {
 	User            string `json:"user"`
 	Requests        int64  `json:"requests"`
 	Tokens          Tokens `json:"tokens"`
+	Images          int64  `json:"images"`
 	CostPicodollars int64  `json:"costPicodollars"`
 }
 

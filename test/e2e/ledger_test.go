@@ -66,6 +66,7 @@ func loadGateway(t *testing.T, clients int, storeCfg func(dir string) gatewaycon
 				req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("X-Forwarded-Email", email)
+				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
 				if err != nil {
 					return // the process stopped

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -84,6 +85,53 @@ func TestSignInThroughOAuth2Proxy(t *testing.T) {
 		}
 	})
 
+	t.Run("a personal key passes the front door without a session, as its owner alone", func(t *testing.T) {
+		alice := signIn(t, oidc, base, "alice@example.com")
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/me/keys", strings.NewReader(`{"name":"script"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := alice.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k struct{ ID, Key string }
+		err = json.NewDecoder(resp.Body).Decode(&k)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("creating a key through the proxy: %d %v", resp.StatusCode, err)
+		}
+		sim.Reset()
+		// No cookie; a forged email and token come along and change nothing.
+		resp, body := chat(http.DefaultClient, http.Header{"Authorization": {"Bearer " + k.Key},
+			"X-Forwarded-Email": {"bob@example.com"}, "X-Gateway-Token": {"forged"}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a personal key through the proxy: %d: %s", resp.StatusCode, body)
+		}
+		last, _ := sim.LastRequest()
+		if !strings.Contains(string(last.Body), `"user_id":"alice@example.com"`) {
+			t.Fatalf("the provider was not told alice: %s", last.Body)
+		}
+		// The page itself still needs the sign-in, key or not.
+		req, _ = http.NewRequest(http.MethodGet, base+"/", nil)
+		req.Header.Set("Authorization", "Bearer "+k.Key)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the page was served to a key without a session")
+		}
+		// Revoked through the proxy: refused through the proxy.
+		req, _ = http.NewRequest(http.MethodDelete, base+"/api/me/keys/"+k.ID, nil)
+		if resp, err = alice.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("revoking: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		if resp, _ := chat(http.DefaultClient, http.Header{"Authorization": {"Bearer " + k.Key}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a revoked key through the proxy: %d", resp.StatusCode)
+		}
+	})
+
 	t.Run("a person the identity provider knows but the allowlist does not is refused", func(t *testing.T) {
 		c := newBrowser()
 		oidc.QueueUser(&mockoidc.MockUser{Subject: "mallory", Email: "mallory@example.com", EmailVerified: true})
@@ -161,7 +209,10 @@ func startFrontDoorWith(t *testing.T, mutate func(*render.Inputs)) *frontDoor {
 	}
 	masterKey := make([]byte, 32)
 	_, _ = rand.Read(masterKey)
-	conf.Providers[0].APIKeyFile = write("anthropic-key", []byte("sk-ant-e2e"))
+	// Every provider is the one simulator, which takes one key.
+	for i := range conf.Providers {
+		conf.Providers[i].APIKeyFile = write("provider-key", []byte("sk-ant-e2e"))
+	}
 	conf.Auth.TokenFile = write("token", []byte(token))
 	conf.Auth.PreviousTokenFile, conf.Auth.PreviousTokenExpiresAtFile = "", ""
 	conf.Keys.MasterKeyFile = write("master-key", masterKey)

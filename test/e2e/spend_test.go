@@ -163,6 +163,7 @@ func TestHangUpIsBilled(t *testing.T) {
 	req, _ := http.NewRequest("POST", g.base+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("X-Forwarded-Email", email)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

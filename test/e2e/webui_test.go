@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"image"
+	"image/png"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +20,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/openai/openai-go/v3"
+	ooption "github.com/openai/openai-go/v3/option"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/chatgateway/chatgateway-operator/api/v1alpha1"
@@ -41,9 +52,21 @@ func TestChatPageInChromium(t *testing.T) {
 		// A second model with a small context window, so that a long
 		// conversation leaves older turns out; and a routing rule, so
 		// that the gateway offers "auto".
+		// sonnet reads pictures; haiku does not.
+		mp.Spec.Models[0].Input = []v1alpha1.ModelInput{v1alpha1.InputText, v1alpha1.InputImage}
 		mp.Spec.Models = append(mp.Spec.Models, v1alpha1.ModelSpec{Name: "haiku", ID: "claude-haiku-4-5-20251001",
 			Pricing: v1alpha1.ModelPricing{InputPerMTok: "1.00", OutputPerMTok: "5.00"}, ContextWindow: 400, MaxOutputTokens: 64})
 		in.Gateway.Spec.Routing = &v1alpha1.RoutingSpec{Rules: []v1alpha1.RoutingRule{{Name: "short", When: v1alpha1.RoutingCondition{MaxInputTokens: ptr.To[int32](800)}, Model: "haiku"}}}
+		// A picture model, as the seed's nova-canvas: Bedrock through an
+		// OpenAI-compatible LiteLLM (here the simulator's OpenAI route).
+		in.Gateway.Spec.Providers = append(in.Gateway.Spec.Providers, v1alpha1.LocalRef{Name: "litellm"})
+		in.Providers = append(in.Providers, v1alpha1.ModelProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "family", Name: "litellm"},
+			Spec: v1alpha1.ModelProviderSpec{Type: v1alpha1.ProviderOpenAICompatible, BaseURL: mp.Spec.BaseURL + "/v1",
+				APIKeySecretRef: &v1alpha1.SecretKeyRef{Name: "litellm-api-key", Key: "api-key"},
+				Models: []v1alpha1.ModelSpec{{Name: "nova-canvas", ID: "amazon.nova-canvas-v1:0", Kind: v1alpha1.ModelImage,
+					Pricing: v1alpha1.ModelPricing{PerImage: []v1alpha1.ImagePrice{
+						{Size: "1024x1024", Quality: "standard", USD: "0.04"}, {Size: "1024x1024", Quality: "premium", USD: "0.06"}}}}},
+			}})
 		// Admins may read chats here, so "Who opened my chats" has
 		// something to show.
 		in.Gateway.Spec.Privacy.AdminChatAccess = true
@@ -62,11 +85,12 @@ func TestChatPageInChromium(t *testing.T) {
 	if auto := textContent(t, alice, `#model option[value="auto"]`); !strings.Contains(auto, "picks a model for each message") {
 		t.Errorf("the model picker does not explain auto: %q", auto)
 	}
-	// Routes the gateway does not have yet leave their controls hidden.
-	for _, sel := range []string{"#attach", "#messages .edit", "#messages .regenerate"} {
-		if js[bool](t, alice, `!!document.querySelector("`+sel+`:not([hidden])")`) {
-			t.Errorf("%s is offered, but the gateway cannot do it yet", sel)
-		}
+	// The gateway says what it can do (GET /api/me's features, GET
+	// /api/models), and the page offers it: pictures for sonnet, the
+	// default, with the limit said before anything is uploaded.
+	waitJS(t, alice, `!document.getElementById("attach").hidden && !document.getElementById("attach").disabled`)
+	if hint := textContent(t, alice, "#attach-hint"); hint != "Pictures up to 5 MB" {
+		t.Errorf("the attach button says %q", hint)
 	}
 
 	t.Run("a streamed conversation, Enter sends and Shift+Enter breaks the line", func(t *testing.T) {
@@ -207,7 +231,125 @@ func TestChatPageInChromium(t *testing.T) {
 		if !js[bool](t, alice, `document.getElementById("notice").hidden`) {
 			t.Error("the error stays after a successful retry")
 		}
+		// The retry ran the failed message again in place (replace): one
+		// copy of it, in the page and in the gateway's history.
+		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `lastReply()?.querySelector(".meta")`)
+		if n := js[int](t, alice, `[...document.querySelectorAll("#messages li.user")].filter(li => li.dataset.text.startsWith("Are you there?")).length`); n != 1 {
+			t.Errorf("after the retry the conversation holds the failed message %d times", n)
+		}
 	})
+
+	t.Run("the model picker shows prices and marks auto", func(t *testing.T) {
+		got := js[[]string](t, alice, `[...document.querySelectorAll("#model option")].map(o => o.value + " | " + o.textContent)`)
+		for _, want := range []string{
+			"sonnet | sonnet — $3.00 in, $15.00 out per million tokens",
+			"haiku | haiku — $1.00 in, $5.00 out per million tokens",
+			"auto | auto — picks a model for each message",
+		} {
+			if !slices.Contains(got, want) {
+				t.Errorf("the picker lacks %q: %q", want, got)
+			}
+		}
+	})
+
+	// The next two subtests make conversations of their own and delete
+	// them after, leaving the page where it was for the ones after.
+	back := js[string](t, alice, `location.hash`)
+	backModel := js[string](t, alice, `document.getElementById("model").value`)
+	var extra []string
+	t.Run("regenerate the last reply; edit a message and send it again", func(t *testing.T) {
+		do(t, alice, chromedp.Click(chromedp.CSS(`#new-chat`)))
+		typeMessage(t, alice, "Name a colour.\n[[echo]]\nBlue")
+		waitDone(t, alice)
+		waitJS(t, alice, `lastReply().querySelector(".regenerate") && document.querySelector("#messages li.user .edit")`)
+		checkA11y(t, alice, "a reply that can be regenerated")
+		before := requestsToday(t, alice)
+		do(t, alice, chromedp.Click(chromedp.CSS(`#messages .regenerate`)))
+		waitJSValue(t, alice, `fetch("/api/me/usage").then(r => r.json()).then(u => u.days.reduce((n, d) => n + d.requests, 0))`, before+1)
+		waitDone(t, alice)
+		if n := js[int](t, alice, `document.querySelectorAll("#messages li.msg").length`); n != 2 {
+			t.Errorf("after regenerating the conversation has %d messages, want the question and one reply", n)
+		}
+
+		do(t, alice, chromedp.Click(chromedp.CSS(`#messages li.user .edit`)))
+		waitJS(t, alice, `document.querySelector("#messages .edit-area") === document.activeElement`)
+		checkA11y(t, alice, "editing a message")
+		setValue(t, alice, "#messages .edit-area", "Name another colour.\n[[echo]]\nGreen")
+		do(t, alice, chromedp.Click(chromedp.CSS(`#messages .edit-form button[type=submit]`)))
+		waitJS(t, alice, `lastReply()?.dataset.text === "Green" && lastReply().querySelector(".meta").textContent.includes("tokens in")`)
+
+		// The gateway has the edited conversation, not the old one.
+		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `lastReply()?.dataset.text === "Green"`)
+		if got := js[[]string](t, alice, `[...document.querySelectorAll("#messages li.msg")].map(li => li.dataset.text)`); len(got) != 2 || !strings.HasPrefix(got[0], "Name another colour.") {
+			t.Errorf("after a reload the conversation is %q", got)
+		}
+		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
+	})
+
+	t.Run("a picture goes to a model that reads pictures and is refused for one that does not", func(t *testing.T) {
+		do(t, alice, chromedp.Click(chromedp.CSS(`#new-chat`)))
+		js[bool](t, alice, `(() => { const s = document.getElementById("model"); s.value = "sonnet"; s.dispatchEvent(new Event("change")); return true; })()`)
+		waitJS(t, alice, `!document.getElementById("attach").disabled`)
+		pic := filepath.Join(t.TempDir(), "dot.png")
+		if err := os.WriteFile(pic, pngBytes(t, 32, 24), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		do(t, alice, chromedp.SetUploadFiles(chromedp.CSS(`#attach-file`), []string{pic}, chromedp.NodeReady))
+		waitJS(t, alice, `!document.getElementById("attached").hidden && document.getElementById("attached").textContent.includes("dot.png")`)
+		checkA11y(t, alice, "a picture attached")
+		typeMessage(t, alice, "What is in this picture? [[pictures]]")
+		waitDone(t, alice)
+		if got := js[string](t, alice, `lastReply().dataset.text`); got != "Pictures: image/png 32x24." {
+			t.Errorf("the model read %q", got)
+		}
+		// Stored with the message: after a reload the page shows it from
+		// the gateway, with a link to download it.
+		do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, alice, `document.querySelector("#messages li.user figure img")?.complete && document.querySelector("#messages li.user figure img").naturalWidth === 32`)
+		if dl := js[string](t, alice, `document.querySelector("#messages li.user figure a[download]")?.getAttribute("download") || ""`); dl != "dot.png" {
+			t.Errorf("the download link saves %q", dl)
+		}
+		checkA11y(t, alice, "a message with its picture")
+
+		// haiku does not read pictures: the page says so before anything
+		// is attached, and the gateway refuses one sent anyway.
+		js[bool](t, alice, `(() => { const s = document.getElementById("model"); s.value = "haiku"; s.dispatchEvent(new Event("change")); return true; })()`)
+		waitJS(t, alice, `document.getElementById("attach").disabled && document.getElementById("attach-hint").textContent === "haiku does not take pictures"`)
+		checkA11y(t, alice, "a model that does not take pictures")
+		refused := js[string](t, alice, `fetch("/api/sessions/" + location.hash.split("/").pop() + "/messages", {method: "POST", headers: {"Content-Type": "application/json"},
+			body: JSON.stringify({content: "and this?", model: "haiku", attachments: [{type: "image", mediaType: "image/png", name: "dot.png", data: `+jsString(base64.StdEncoding.EncodeToString(pngBytes(t, 32, 24)))+`}]})})
+			.then(async r => r.status + " " + (await r.json()).error.message)`)
+		if refused != "400 model haiku does not take pictures" {
+			t.Errorf("a picture sent to haiku: %q", refused)
+		}
+		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
+	})
+	t.Run("a picture asked for on the page, shown, downloadable and priced per picture", func(t *testing.T) {
+		if got := textContent(t, alice, `#model option[value="nova-canvas"]`); got != "nova-canvas — pictures, from $0.04 each" {
+			t.Errorf("the picker offers the picture model as %q", got)
+		}
+		do(t, alice, chromedp.Click(chromedp.CSS(`#new-chat`)))
+		js[bool](t, alice, `(() => { const s = document.getElementById("model"); s.value = "nova-canvas"; s.dispatchEvent(new Event("change")); return true; })()`)
+		waitJS(t, alice, `document.getElementById("input").placeholder === "Describe a picture"`)
+		spent := js[string](t, alice, `fetch("/api/me/usage").then(r => r.json()).then(u => u.quota.spentUSD)`)
+		typeMessage(t, alice, "A lighthouse at dusk")
+		waitJS(t, alice, `lastReply()?.querySelector("figure img")?.complete && lastReply().querySelector("figure img").naturalWidth === 1024 && lastReply().querySelector(".meta").textContent.includes("$0.04")`)
+		if dl := js[string](t, alice, `lastReply().querySelector("figure a[download]")?.getAttribute("download") || ""`); dl != "picture-1.png" {
+			t.Errorf("the download link saves %q", dl)
+		}
+		checkA11y(t, alice, "a picture made on the page")
+		// The spend grows by exactly the price of one standard picture.
+		waitJS(t, alice, `fetch("/api/me/usage").then(r => r.json()).then(u => Math.round((Number(u.quota.spentUSD) - Number(`+jsString(spent)+`)) * 1e6) === 40000)`)
+		extra = append(extra, js[string](t, alice, `location.hash.split("/").pop()`))
+	})
+	for _, id := range extra {
+		js[bool](t, alice, `fetch("/api/sessions/`+id+`", {method: "DELETE"}).then(r => r.ok)`)
+	}
+	js[bool](t, alice, `(() => { localStorage.setItem("model", `+jsString(backModel)+`); location.hash = `+jsString(back)+`; return true; })()`)
+	do(t, alice, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+	waitJS(t, alice, `location.hash === `+jsString(back)+` && lastReply() && document.getElementById("model").value === `+jsString(backModel))
 
 	t.Run("conversations are found by title and renamed in place", func(t *testing.T) {
 		do(t, alice, chromedp.SendKeys(chromedp.CSS(`#search`), "HELLO"))
@@ -278,8 +420,15 @@ func TestChatPageInChromium(t *testing.T) {
 		do(t, alice, chromedp.Click(chromedp.CSS(`a[data-view="usage"]`)))
 		waitJS(t, alice, `document.querySelectorAll("#usage-body .chart rect").length > 0`)
 		rows := js[[]string](t, alice, `[...document.querySelectorAll("#usage-body .usage-table tbody th")].map(th => th.textContent)`)
-		if strings.Join(rows, ",") != "sonnet,haiku" {
-			t.Errorf("the usage table lists %q, want sonnet then haiku", rows)
+		if strings.Join(rows, ",") != "nova-canvas,sonnet,haiku" {
+			t.Errorf("the usage table lists %q, want nova-canvas (the picture, $0.04), sonnet, then haiku", rows)
+		}
+		// The picture made on the page is counted in a Pictures column.
+		pics := js[string](t, alice, `(() => { const h = [...document.querySelectorAll("#usage-body .usage-table thead th")].map(th => th.textContent);
+			const i = h.indexOf("Pictures"); const row = document.querySelector("#usage-body .usage-table tbody tr");
+			return i < 0 ? "no Pictures column" : row.children[i].textContent; })()`)
+		if pics != "1" {
+			t.Errorf("nova-canvas's pictures read %q", pics)
 		}
 		facts := js[string](t, alice, `document.querySelector("#usage-body .facts").textContent`)
 		if !strings.Contains(facts, "Spent today") || !strings.Contains(facts, "Daily limit$5.00") {
@@ -309,10 +458,88 @@ func TestChatPageInChromium(t *testing.T) {
 			!strings.Contains(joined, "alice@example.com opened a conversation of yours: “Bob's own question”") {
 			t.Errorf("bob's record reads:\n%s", joined)
 		}
-		if !js[bool](t, bob, `document.getElementById("keys").hidden`) {
-			t.Error("personal keys are offered, but the gateway has no /api/me/keys yet")
-		}
 		checkA11y(t, bob, "your data")
+	})
+
+	t.Run("the privacy line follows the toggles and links to who can read what", func(t *testing.T) {
+		// Admin access is on here, export and sharing are not.
+		line := textContent(t, bob, "#privacy")
+		if want := "This gateway's admins can read your conversations, and each time they do it is listed under Your data. Who can read them"; line != want {
+			t.Errorf("the privacy line reads %q, want %q", line, want)
+		}
+		// Every combination of the toggles gets its own true sentence.
+		sentences := js[[]string](t, bob, `import("/static/js/ui.js").then((m) => [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+			m.privacySentence({adminChatAccess: !!(i & 1), adminExport: !!(i & 2), communitySharing: !!(i & 4)})))`)
+		want := []string{
+			"Nobody else can read your conversations through this gateway: its admins see what you spend, never what you write.",
+			"This gateway's admins can read your conversations, and each time they do it is listed under Your data.",
+			"This gateway's admins can export your conversations, and each time they do it is listed under Your data.",
+			"This gateway's admins can read and export your conversations, and each time they do it is listed under Your data.",
+			"Nobody else can read your conversations through this gateway, except those you share with everyone signed in here: its admins see what you spend, never what you write.",
+			"This gateway's admins can read your conversations, and each time they do it is listed under Your data; a conversation you share can be read by everyone signed in here.",
+			"This gateway's admins can export your conversations, and each time they do it is listed under Your data; a conversation you share can be read by everyone signed in here.",
+			"This gateway's admins can read and export your conversations, and each time they do it is listed under Your data; a conversation you share can be read by everyone signed in here.",
+		}
+		if strings.Join(sentences, "\n") != strings.Join(want, "\n") {
+			t.Errorf("the privacy sentences:\n%s\nwant:\n%s", strings.Join(sentences, "\n"), strings.Join(want, "\n"))
+		}
+		do(t, bob, chromedp.Click(chromedp.CSS(`#privacy a`)))
+		waitJS(t, bob, `document.querySelector("h1")?.textContent === "Who can read your conversations"`)
+		if page := textContent(t, bob, "main"); !strings.Contains(page, "The gateway's admins") || !strings.Contains(page, "personal API keys") {
+			t.Errorf("the threat-model page reads %q", page)
+		}
+		checkA11y(t, bob, "who can read your conversations")
+		do(t, bob, chromedp.Navigate(fd.base+"/#/data"), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+	})
+
+	t.Run("a personal key: created, copied once, used with openai-go, revoked", func(t *testing.T) {
+		allowClipboard(t, bob, fd.base)
+		waitJS(t, bob, `!document.getElementById("keys").hidden`)
+		setValue(t, bob, "#key-name", "laptop")
+		do(t, bob, chromedp.Click(chromedp.CSS(`#keys form button[type="submit"]`)))
+		waitJS(t, bob, `!!document.querySelector("#keys .fresh-key code.secret")`)
+		key := textContent(t, bob, "#keys .fresh-key code.secret")
+		if !strings.HasPrefix(key, "cgw_") || len(key) != 47 {
+			t.Fatalf("the page shows the new key as %q", key)
+		}
+		do(t, bob, chromedp.Click(chromedp.CSS(`#keys .fresh-key button`)))
+		if clip := js[string](t, bob, `navigator.clipboard.readText()`); clip != key {
+			t.Errorf("Copy key put %q on the clipboard", clip)
+		}
+		if item := textContent(t, bob, "#keys ul.keys li"); !strings.Contains(item, "laptop") || !strings.Contains(item, key[:12]+"…") || !strings.Contains(item, "never used") {
+			t.Errorf("the key is listed as %q", item)
+		}
+		checkA11y(t, bob, "a new personal key")
+
+		// Shown once: after a reload the page has the prefix, never the key.
+		do(t, bob, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS(`body.ready`)))
+		waitJS(t, bob, `!document.getElementById("keys").hidden && document.querySelectorAll("#keys ul.keys li").length === 1`)
+		if js[bool](t, bob, `document.documentElement.outerHTML.includes(`+jsString(key)+`)`) {
+			t.Error("the key is on the page after a reload")
+		}
+
+		// A program uses it, as bob: his usage counts it.
+		before := requestsToday(t, bob)
+		client := openai.NewClient(ooption.WithBaseURL(fd.base+"/v1/"), ooption.WithAPIKey(key), ooption.WithMaxRetries(0))
+		ask := func() error {
+			_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+				Model: "sonnet", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("from a program")}})
+			return err
+		}
+		if err := ask(); err != nil {
+			t.Fatalf("openai-go with bob's key: %v", err)
+		}
+		waitJSValue(t, bob, `fetch("/api/me/usage").then(r => r.json()).then(u => u.days.reduce((n, d) => n + d.requests, 0))`, before+1)
+
+		// Revoked from the page (after confirming): the program is refused.
+		do(t, bob, chromedp.Click(chromedp.CSS(`#keys ul.keys li button.danger`)))
+		waitJS(t, bob, `document.getElementById("dialog").open`)
+		do(t, bob, chromedp.Click(chromedp.CSS(`#dialog-confirm`)))
+		waitJS(t, bob, `document.querySelector("#keys ul.keys li.empty")?.textContent === "No keys yet."`)
+		var apiErr *openai.Error
+		if err := ask(); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("openai-go with the revoked key: %v, want 401", err)
+		}
 	})
 
 	t.Run("export, delete everything, import: the conversations are back", func(t *testing.T) {
@@ -518,4 +745,18 @@ func waitForLeaving(t *testing.T, b *tab, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the tab is still on %s", url)
+}
+
+// pngBytes is a w×h PNG picture.
+func pngBytes(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

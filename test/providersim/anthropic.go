@@ -39,6 +39,12 @@ type anthropicBlock struct {
 	Content      json.RawMessage `json:"content"` // tool_result: string or blocks
 	Input        json.RawMessage `json:"input"`   // tool_use
 	CacheControl json.RawMessage `json:"cache_control"`
+	Source       *struct {
+		Type      string `json:"type"`
+		MediaType string `json:"media_type"`
+		Data      string `json:"data"`
+		URL       string `json:"url"`
+	} `json:"source"` // image
 }
 
 // anthropicBlocks reads content that is either a string or a block list.
@@ -114,7 +120,17 @@ func (req *anthropicRequest) toPrompt() (*prompt, *apiError) {
 			return bad(fmt.Sprintf("messages.%d.content: Input should be a valid string or list of content blocks", i))
 		}
 		var userText []string
-		for _, b := range blocks {
+		var pics []picture
+		for j, b := range blocks {
+			if b.Type == "image" {
+				pic, err := anthropicPicture(b)
+				if err != nil {
+					return bad(fmt.Sprintf("messages.%d.content.%d.image.source.%v", i, j, err))
+				}
+				pics = append(pics, pic)
+				p.pictures++
+				p.pictureTokens += pic.tokens
+			}
 			p.segments = append(p.segments, segment{role: m.Role, text: b.text(), cache: hasCacheControl(b.CacheControl)})
 			if b.Type == "text" {
 				userText = append(userText, b.Text)
@@ -122,6 +138,7 @@ func (req *anthropicRequest) toPrompt() (*prompt, *apiError) {
 		}
 		if m.Role == "user" {
 			p.lastUser = strings.Join(userText, "\n")
+			p.lastPictures = pics
 		}
 	}
 	if req.Messages[len(req.Messages)-1].Role != "user" {
@@ -294,6 +311,9 @@ func (s *Server) planAnthropic(req *anthropicRequest, parseErr error) (*anthropi
 	}
 	p, e := req.toPrompt()
 	if e != nil {
+		return nil, e
+	}
+	if e := s.refusePictures(p, false); e != nil {
 		return nil, e
 	}
 	if !s.modelAllowed(p.model) {
@@ -502,4 +522,22 @@ func (d anthropicDialect) modelList(ids []string) any {
 		first, last = ids[0], ids[len(ids)-1]
 	}
 	return map[string]any{"data": data, "has_more": false, "first_id": first, "last_id": last}
+}
+
+// anthropicPicture reads an image block's source.
+func anthropicPicture(b anthropicBlock) (picture, error) {
+	switch {
+	case b.Source == nil:
+		return picture{}, fmt.Errorf("source: Field required")
+	case b.Source.Type == "url" && (strings.HasPrefix(b.Source.URL, "https://") || strings.HasPrefix(b.Source.URL, "http://")):
+		return picture{tokens: anthropicPictureTokens(1568, 728)}, nil // unread: counted as a large picture
+	case b.Source.Type != "base64":
+		return picture{}, fmt.Errorf("type: Input should be 'base64' or 'url'")
+	}
+	pic, err := readPicture(b.Source.MediaType, b.Source.Data)
+	if err != nil {
+		return picture{}, err
+	}
+	pic.tokens = anthropicPictureTokens(pic.width, pic.height)
+	return pic, nil
 }

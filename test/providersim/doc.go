@@ -57,6 +57,10 @@
 //     reply is instead the text after the marker (less one line break or
 //     space right after it), byte for byte: a test that drives a client
 //     asks for exactly the reply it needs, Markdown included.
+//   - Pictures (Anthropic image blocks, OpenAI image_url parts) are checked
+//     and add input tokens by each API's documented sizing; [[pictures]]
+//     makes the reply list the last user message's pictures; models in
+//     Options.TextOnlyModels refuse them (see pictures.go).
 //   - Output tokens: the words of the reply text, plus the words of the tool
 //     arguments when a tool is called. Arguments are rendered with ": " and ", "
 //     separators, e.g. {"city": "simulated"} is 2 words.

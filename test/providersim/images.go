@@ -28,7 +28,8 @@ import (
 //     background and output_format they used, and report token usage.
 //   - Every other model (dall-e-2, dall-e-3, Nova Canvas behind LiteLLM)
 //     answers url by default or b64_json when asked, and reports no usage;
-//     dall-e-3 takes only n=1 and adds a revised_prompt.
+//     dall-e-3 takes only n=1 and adds a revised_prompt. Models that are
+//     not OpenAI's also take Nova Canvas's quality "premium".
 //
 // The picture is deterministic: the requested size, in two colours derived
 // from the model, prompt, quality and index, as a PNG (or a JPEG when a GPT
@@ -172,6 +173,12 @@ func (s *Server) planImages(r *http.Request, req *imageRequest, parseErr error) 
 			quality = "medium"
 		}
 	case "standard", "hd", "low", "medium", "high":
+	case "premium":
+		// Nova Canvas's higher quality, passed through by LiteLLM;
+		// OpenAI's own models do not know it.
+		if gpt || strings.HasPrefix(req.Model, "dall-e") {
+			return nil, invalidParam("quality", "invalid_value", "Invalid value: 'premium'. Supported values are: 'standard', 'hd', 'low', 'medium', 'high' and 'auto'.")
+		}
 	default:
 		return nil, invalidParam("quality", "invalid_value", fmt.Sprintf("Invalid value: '%s'. Supported values are: 'standard', 'hd', 'low', 'medium', 'high' and 'auto'.", req.Quality))
 	}

@@ -155,6 +155,7 @@ func TestImagesGenerate(t *testing.T) {
 			"an unknown quality":           {openai.ImageGenerateParams{Prompt: "x", Quality: "ultra"}, "quality"},
 			"response_format on GPT image": {openai.ImageGenerateParams{Prompt: "x", Model: "gpt-image-1", ResponseFormat: openai.ImageGenerateParamsResponseFormatURL}, "response_format"},
 			"output_format on dall-e-2":    {openai.ImageGenerateParams{Prompt: "x", Model: "dall-e-2", OutputFormat: openai.ImageGenerateParamsOutputFormatPNG}, "output_format"},
+			"Nova's premium on dall-e-3":   {openai.ImageGenerateParams{Prompt: "x", Model: "dall-e-3", Quality: "premium"}, "quality"},
 		} {
 			_, err := client.Images.Generate(ctx, tc.params)
 			if e := asOpenAIError(t, err); e.StatusCode != 400 || e.Type != "invalid_request_error" || e.Param != tc.param || e.Message == "" {
@@ -165,6 +166,14 @@ func TestImagesGenerate(t *testing.T) {
 		_, err := wrong.Images.Generate(ctx, openai.ImageGenerateParams{Prompt: "x"})
 		if e := asOpenAIError(t, err); e.StatusCode != 401 || e.Code != "invalid_api_key" {
 			t.Errorf("a wrong key: %d %q", e.StatusCode, e.Code)
+		}
+	})
+
+	t.Run("Nova Canvas behind LiteLLM takes premium", func(t *testing.T) {
+		res, err := client.Images.Generate(ctx, openai.ImageGenerateParams{Prompt: "a fox", Model: "amazon.nova-canvas-v1:0", Quality: "premium",
+			ResponseFormat: openai.ImageGenerateParamsResponseFormatB64JSON})
+		if err != nil || len(res.Data) != 1 || res.Data[0].B64JSON == "" || res.Usage.TotalTokens != 0 {
+			t.Fatalf("%+v %v", res, err)
 		}
 	})
 

@@ -121,12 +121,21 @@ func (req *openaiRequest) toPrompt() (*prompt, *apiError) {
 		if err != nil {
 			return bad(fmt.Sprintf("messages[%d].content", i), "Invalid type for content: expected a string or an array of content parts.")
 		}
+		pics, perr := m.pictures()
+		if perr != nil {
+			return bad(fmt.Sprintf("messages[%d].content", i), perr.Error())
+		}
+		for _, pic := range pics {
+			p.pictures++
+			p.pictureTokens += pic.tokens
+		}
 		for _, tc := range m.ToolCalls {
 			text += " " + tc.Function.Arguments
 		}
 		p.segments = append(p.segments, segment{role: m.Role, text: text})
 		if m.Role == "user" {
 			p.lastUser = text
+			p.lastPictures = pics
 		}
 	}
 	if req.Messages[len(req.Messages)-1].Role != "user" {
@@ -279,6 +288,9 @@ func (s *Server) planOpenAI(req *openaiRequest, parseErr error) (*openaiCompleti
 	}
 	p, e := req.toPrompt()
 	if e != nil {
+		return nil, e
+	}
+	if e := s.refusePictures(p, true); e != nil {
 		return nil, e
 	}
 	if !s.modelAllowed(p.model) {
@@ -479,4 +491,49 @@ func (d openaiDialect) modelList(ids []string) any {
 		data = append(data, d.modelObject(id))
 	}
 	return map[string]any{"object": "list", "data": data}
+}
+
+// pictures reads a message's image_url parts: data URLs are checked and
+// measured, http(s) URLs taken unread.
+func (m openaiMessage) pictures() ([]picture, error) {
+	raw := bytes.TrimSpace(m.Content)
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, nil
+	}
+	var parts []struct {
+		Type     string `json:"type"`
+		ImageURL *struct {
+			URL    string `json:"url"`
+			Detail string `json:"detail"`
+		} `json:"image_url"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return nil, nil // contentText reports it
+	}
+	var out []picture
+	for _, part := range parts {
+		if part.Type != "image_url" {
+			continue
+		}
+		if part.ImageURL == nil {
+			return nil, fmt.Errorf("Missing required parameter: 'image_url'.")
+		}
+		u := part.ImageURL.URL
+		if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+			out = append(out, picture{tokens: openaiPictureTokens(2048, 768, part.ImageURL.Detail)})
+			continue
+		}
+		meta, data, ok := strings.Cut(strings.TrimPrefix(u, "data:"), ",")
+		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+		if !strings.HasPrefix(u, "data:") || !ok || !isBase64 {
+			return nil, fmt.Errorf("Invalid 'image_url': expected a URL or a base64 data URL.")
+		}
+		pic, err := readPicture(mediaType, data)
+		if err != nil {
+			return nil, fmt.Errorf("Invalid image in 'image_url': %v", err)
+		}
+		pic.tokens = openaiPictureTokens(pic.width, pic.height, part.ImageURL.Detail)
+		out = append(out, pic)
+	}
+	return out, nil
 }

@@ -36,6 +36,11 @@ type prompt struct {
 	stops       []string
 	cacheAll    bool // top-level cache_control: the whole prompt is the prefix
 	cacheSystem bool // cache_control only on tools: the system prompt is the prefix
+	// pictures counts every picture, pictureTokens what they cost;
+	// lastPictures are the last user message's (see pictures.go).
+	pictures      int
+	pictureTokens int
+	lastPictures  []picture
 }
 
 func words(s string) int { return len(strings.Fields(s)) }
@@ -45,7 +50,7 @@ func (p *prompt) inputTokens() int {
 	for _, s := range p.segments {
 		n += words(s.text)
 	}
-	return max(n, 1)
+	return max(n+p.pictureTokens, 1)
 }
 
 // reply is the planned answer, independent of dialect.
@@ -89,6 +94,8 @@ func plan(p *prompt, replyWords int, withPreamble bool) reply {
 
 	if text, ok := echoed(p.lastUser); ok {
 		r.text = text
+	} else if strings.Contains(p.lastUser, picturesMarker) {
+		r.text = describePictures(p.lastPictures)
 	} else {
 		w := strings.Fields(fmt.Sprintf("Simulated reply from %s to %d input tokens.", p.model, r.inputTotal))
 		for i := 0; len(w) < replyWords; i++ {

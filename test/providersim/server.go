@@ -36,6 +36,9 @@ type Options struct {
 	// NoRecord keeps no copy of the requests (Requests and LastRequest
 	// return nothing), for load runs that would otherwise grow without bound.
 	NoRecord bool
+	// TextOnlyModels refuse a request that holds pictures (400), as a
+	// model without vision does.
+	TextOnlyModels []string
 }
 
 // DefaultModels is what GET /v1/models lists when Options.Models is empty.

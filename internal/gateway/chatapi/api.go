@@ -8,13 +8,16 @@ import (
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/completion"
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/quota"
+	"github.com/chatgateway/chatgateway-operator/internal/gateway/translate"
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 	"github.com/chatgateway/chatgateway-operator/internal/store"
 )
 
-// Completer serves a completion; the completion core does.
+// Completer serves completions and pictures; the completion core does.
 type Completer interface {
 	Complete(ctx context.Context, req completion.Request, obs completion.Observer)
+	// Generate makes pictures with an image model (see completion.Core.Generate).
+	Generate(ctx context.Context, req completion.Request, ask translate.ImageRequest) ([]completion.Picture, completion.Outcome, error)
 }
 
 // Quotas reports a caller's standing against their daily quota.
@@ -30,6 +33,9 @@ type Call struct {
 	// Config and Snapshot are the config the request started with.
 	Config   *gatewayconfig.Config
 	Snapshot *completion.Snapshot
+	// KeyID is the personal API key the caller used; "" when they came
+	// through the sidecar, signed in.
+	KeyID string
 }
 
 // IsAdmin reports whether the caller has the Admin role.
@@ -51,6 +57,8 @@ type Options struct {
 	Current func() *gatewayconfig.Config
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Keys is told of key changes made here; nil without keys.
+	Keys KeyCache
 }
 
 // API serves the stateful chat: sessions, turns, privacy routes,
@@ -63,9 +71,10 @@ type API struct {
 	current   func() *gatewayconfig.Config
 	log       *slog.Logger
 	now       func() time.Time
+	keys      KeyCache
 }
 
 // New returns the API over o.Store.
 func New(o Options) *API {
-	return &API{store: o.Store, completer: o.Completer, quotas: o.Quotas, authed: o.Authed, current: o.Current, log: o.Log, now: o.Now}
+	return &API{store: o.Store, completer: o.Completer, quotas: o.Quotas, authed: o.Authed, current: o.Current, log: o.Log, now: o.Now, keys: o.Keys}
 }

@@ -255,12 +255,15 @@ func byteSize(n int64) string {
 	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + unit
 }
 
-// serveDeleteMyData erases the caller's sessions, messages and key
-// material. The ledger (no content) and the audit log stay.
+// serveDeleteMyData erases the caller's sessions, messages, key material
+// and personal API keys. The ledger (no content) and the audit log stay.
 func (a *API) serveDeleteMyData(w http.ResponseWriter, r *http.Request, c *Call) {
 	if err := a.store.DeleteUserData(r.Context(), c.Caller.Email); err != nil {
 		a.storeError(w, r, c, err)
 		return
+	}
+	if a.keys != nil {
+		a.keys.Erased(c.Caller.Email)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -22,9 +22,13 @@ import (
 //	GET    /api/sessions/{id}             one session with its messages
 //	PATCH  /api/sessions/{id}             rename {title}
 //	DELETE /api/sessions/{id}
-//	POST   /api/sessions/{id}/messages    send {content, model?}; SSE unless ?stream=false
+//	POST   /api/sessions/{id}/messages    send {content, model?, replace?, attachments?}; SSE unless ?stream=false
+//	GET    /api/sessions/{id}/attachments/{aid}  a picture of a message
 //	POST   /api/chat                      send to the active session, or a new one after idleTimeout
+//	GET    /api/me                        who I am, and the privacy toggles
 //	GET    /api/me/usage, /api/me/audit, /api/me/export; POST /api/me/import; DELETE /api/me/data
+//	GET    /api/models                    the model picker: prices, kinds, what each model reads
+//	GET, POST /api/me/keys; DELETE /api/me/keys/{id}   personal API keys (keys.go)
 //	GET    /api/admin/usage               admins: per-user counts and cost, never content
 func (a *API) Mount(m *http.ServeMux) {
 	m.HandleFunc("POST /api/sessions", a.authed(a.createSession))
@@ -34,7 +38,11 @@ func (a *API) Mount(m *http.ServeMux) {
 	m.HandleFunc("DELETE /api/sessions/{id}", a.authed(a.deleteSession))
 	m.HandleFunc("POST /api/sessions/{id}/messages", a.authed(a.sendMessage))
 	m.HandleFunc("POST /api/chat", a.authed(a.chat))
+	m.HandleFunc("GET /api/sessions/{id}/attachments/{aid}", a.authed(a.serveAttachment))
+	m.HandleFunc("GET /api/models", a.authed(a.listModels))
+	m.HandleFunc("GET /api/me", a.authed(a.serveMe))
 	a.usageRoutes(m)
+	a.keyRoutes(m)
 	a.exportRoutes(m)
 	a.privacyRoutes(m)
 	m.HandleFunc("/api/", serveAPINotFound)

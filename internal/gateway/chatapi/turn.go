@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,9 @@ import (
 //
 // A failure before the first byte (unknown model, every provider down) is
 // an ordinary JSON error with its HTTP status. Every response carries
-// X-Session-Id and X-Session-New.
+// X-Session-Id and X-Session-New, and once the user message is stored
+// X-User-Message-Id: a failed turn keeps its message, and the page
+// retries it by replacing it rather than sending a second copy.
 const (
 	checkpointInterval = time.Second
 	checkpointEvents   = 64
@@ -65,6 +68,14 @@ type sendRequest struct {
 	Content string `json:"content"`
 	// Model overrides the session's model for this turn.
 	Model string `json:"model"`
+	// Replace names a user message of the session that this turn runs
+	// again (regenerate, edit and resend, retry): it and every later
+	// message go, in the transaction that stores Content in its place.
+	Replace string `json:"replace"`
+	// Attachments are pictures sent with the message (see readAttachments).
+	Attachments []sendAttachment `json:"attachments"`
+	// Image asks an image model for pictures (see pictureTurn).
+	Image *imageAsk `json:"image"`
 }
 
 // turnUsage is a turn's tokens and cost.
@@ -73,22 +84,26 @@ type turnUsage struct {
 	OutputTokens     int64 `json:"outputTokens"`
 	CacheReadTokens  int64 `json:"cacheReadTokens"`
 	CacheWriteTokens int64 `json:"cacheWriteTokens"`
+	// Images counts the pictures an image model made.
+	Images int64 `json:"images,omitempty"`
 }
 
 // turnResult is the done event, and the body of a non-streamed turn.
 type turnResult struct {
-	SessionID       string          `json:"sessionId"`
-	NewSession      bool            `json:"newSession"`
-	UserMessageID   string          `json:"userMessageId"`
-	MessageID       string          `json:"messageId,omitempty"`
-	Status          store.Status    `json:"status"`
-	Model           string          `json:"model"`
-	Provider        string          `json:"provider,omitempty"`
-	DroppedMessages int             `json:"droppedMessages"`
-	Usage           turnUsage       `json:"usage"`
-	CostUSD         string          `json:"costUSD"`
-	Content         *string         `json:"content,omitempty"`
-	Error           *apiErrorDetail `json:"error,omitempty"`
+	SessionID       string       `json:"sessionId"`
+	NewSession      bool         `json:"newSession"`
+	UserMessageID   string       `json:"userMessageId"`
+	MessageID       string       `json:"messageId,omitempty"`
+	Status          store.Status `json:"status"`
+	Model           string       `json:"model"`
+	Provider        string       `json:"provider,omitempty"`
+	DroppedMessages int          `json:"droppedMessages"`
+	Usage           turnUsage    `json:"usage"`
+	CostUSD         string       `json:"costUSD"`
+	Content         *string      `json:"content,omitempty"`
+	// Attachments are a picture turn's pictures (?stream=false).
+	Attachments []store.Attachment `json:"attachments,omitempty"`
+	Error       *apiErrorDetail    `json:"error,omitempty"`
 }
 
 type sessionEvent struct {
@@ -102,7 +117,7 @@ type sessionEvent struct {
 
 func (a *API) readSend(w http.ResponseWriter, r *http.Request, c *Call) (sendRequest, bool) {
 	var req sendRequest
-	if !decodeBody(w, r, c.Config.MaxRequestBodyBytes, &req) {
+	if !decodeBody(w, r, turnBodyLimit(c.Config.MaxRequestBodyBytes), &req) {
 		return req, false
 	}
 	if strings.TrimSpace(req.Content) == "" {
@@ -179,24 +194,84 @@ func (a *API) runTurn(w http.ResponseWriter, r *http.Request, c *Call, s store.S
 		a.storeError(w, r, c, err)
 		return
 	}
+	// A replaced message's turn sees only what came before it.
+	replaced, oldFirst := -1, ""
+	if req.Replace != "" {
+		replaced = slices.IndexFunc(history, func(m store.Message) bool { return m.ID == req.Replace })
+		switch {
+		case replaced < 0:
+			writeAPIError(w, http.StatusNotFound, "no such message in this conversation")
+			return
+		case history[replaced].Role != store.RoleUser:
+			writeAPIError(w, http.StatusBadRequest, "replace must name one of your messages in this conversation")
+			return
+		}
+		if replaced == 0 {
+			oldFirst = history[0].Content
+		}
+	}
+	pictures, status, msg := readAttachments(req.Attachments)
+	if status != 0 {
+		writeAPIError(w, status, msg)
+		return
+	}
+	if replaced >= 0 {
+		if len(pictures) > 0 {
+			writeAPIError(w, http.StatusBadRequest, "a message run again keeps its pictures; send attachments with a new message")
+			return
+		}
+		// The message runs again with the pictures it had.
+		for _, at := range history[replaced].Attachments {
+			pictures = append(pictures, store.NewAttachment{MediaType: at.MediaType, Width: at.Width, Height: at.Height})
+		}
+		history = history[:replaced]
+	}
+	if len(pictures) > 0 && c.Snapshot.Models.IsImage(alias) {
+		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %s makes pictures; it does not read them", alias))
+		return
+	}
+	// Auto's choice is the completion path's; it refuses a routed turn
+	// with pictures that ends at a model that cannot read them.
+	if len(pictures) > 0 && !choice.Auto && !c.Snapshot.Models.TakesImages(alias) {
+		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("model %s does not take pictures", alias))
+		return
+	}
 	win := c.Snapshot.Models.Window(alias)
-	turns, dropped, fits := boundContext(history, req.Content, win)
+	turns, refs, dropped, fits := boundContext(history, req.Content, pictures, win)
 	if !fits {
 		writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("the message is too long for model %s's context window of %d tokens", alias, win.Context))
 		return
 	}
-	userMsg, err := a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content})
+	var userMsg store.Message
+	if replaced >= 0 {
+		userMsg, err = a.store.ReplaceUserMessage(ctx, owner, s.ID, req.Replace, req.Content)
+		// The last turn is this message: its pictures are the stored ones.
+		for i, at := range userMsg.Attachments {
+			refs = append(refs, pictureRef{turn: len(turns) - 1, index: len(turns[len(turns)-1].Pictures) - len(userMsg.Attachments) + i, id: at.ID})
+		}
+	} else {
+		userMsg, err = a.store.AppendMessage(ctx, owner, s.ID, store.NewMessage{Role: store.RoleUser, Content: req.Content, Attachments: pictures})
+	}
+	if err == nil {
+		err = a.loadPictures(r, owner, s.ID, turns, refs)
+	}
 	if err != nil {
 		a.storeError(w, r, c, err)
 		return
 	}
-	if s.Title == "" && len(history) == 0 {
-		// A first message names the session, as chat pages do.
+	h.Set("X-User-Message-Id", userMsg.ID)
+	if len(history) == 0 && (s.Title == "" || replaced == 0 && s.Title == titleFrom(oldFirst)) {
+		// A first message names the session, as chat pages do; an edited
+		// first message renames it unless the person chose the title.
 		if err := a.store.RenameSession(ctx, owner, s.ID, titleFrom(req.Content)); err != nil {
 			a.log.LogAttrs(ctx, slog.LevelWarn, "Failed to title a session", slog.String("request_id", c.ID), slog.String("error", err.Error()))
 		}
 	}
 
+	if c.Snapshot.Models.IsImage(alias) {
+		a.pictureTurn(w, r, c, sessionEvent{SessionID: s.ID, NewSession: isNew, UserMessageID: userMsg.ID, Model: alias}, req, stream)
+		return
+	}
 	// The turn is a request of its own on the completion path, with an id
 	// the gateway chose: the ledger row it revises must not be one a
 	// caller could name.
@@ -235,24 +310,31 @@ func estimateTokens(text string) int64 {
 
 // boundContext builds the turn's messages: the stored history (replies
 // that produced no text are skipped, consecutive messages of one role
-// joined) and the new message, dropping the oldest until the estimate fits
-// the window less the reply's room. dropped counts stored messages left
-// out. fits is false when the new message alone is too big.
-func boundContext(history []store.Message, content string, w routing.Window) (turns []translate.Message, dropped int, fits bool) {
+// joined) and the new message with its pictures, dropping the oldest until
+// the estimate fits the window less the reply's room. Stored pictures come
+// without their bytes: refs says which to read for the turns kept. dropped
+// counts stored messages left out. fits is false when the new message
+// alone is too big.
+func boundContext(history []store.Message, content string, pictures []store.NewAttachment, w routing.Window) (turns []translate.Message, refs []pictureRef, dropped int, fits bool) {
 	type item struct {
 		msg    translate.Message
-		stored int // stored messages folded into this one
+		ids    []string // the stored pictures' ids, by msg.Pictures' index ("" for new ones)
+		stored int      // stored messages folded into this one
 		tokens int64
 	}
 	var items []item
-	add := func(role, text string, stored int) {
+	add := func(role, text string, pics []translate.Picture, ids []string, picTokens int64, stored int) {
+		tokens := estimateTokens(text) + picTokens
 		if n := len(items); n > 0 && items[n-1].msg.Role == role {
-			items[n-1].msg.Text += "\n\n" + text
-			items[n-1].stored += stored
-			items[n-1].tokens += estimateTokens(text)
+			it := &items[n-1]
+			it.msg.Text += "\n\n" + text
+			it.msg.Pictures = append(it.msg.Pictures, pics...)
+			it.ids = append(it.ids, ids...)
+			it.stored += stored
+			it.tokens += tokens
 			return
 		}
-		items = append(items, item{translate.Message{Role: role, Text: text}, stored, estimateTokens(text)})
+		items = append(items, item{translate.Message{Role: role, Text: text, Pictures: pics}, ids, stored, tokens})
 	}
 	skipped := 0
 	for _, m := range history {
@@ -260,9 +342,29 @@ func boundContext(history []store.Message, content string, w routing.Window) (tu
 			skipped++
 			continue
 		}
-		add(string(m.Role), m.Content, 1)
+		var (
+			pics      []translate.Picture
+			ids       []string
+			picTokens int64
+		)
+		for _, at := range m.Attachments {
+			pics = append(pics, translate.Picture{MediaType: at.MediaType})
+			ids = append(ids, at.ID)
+			picTokens += pictureTokens(at.Width, at.Height)
+		}
+		add(string(m.Role), m.Content, pics, ids, picTokens, 1)
 	}
-	add(string(store.RoleUser), content, 0)
+	var (
+		pics      []translate.Picture
+		ids       []string
+		picTokens int64
+	)
+	for _, at := range pictures {
+		pics = append(pics, translate.Picture{MediaType: at.MediaType, Data: at.Data})
+		ids = append(ids, "")
+		picTokens += pictureTokens(at.Width, at.Height)
+	}
+	add(string(store.RoleUser), content, pics, ids, picTokens, 0)
 
 	var total int64
 	for _, it := range items {
@@ -284,15 +386,20 @@ func boundContext(history []store.Message, content string, w routing.Window) (tu
 		start++
 	}
 	if w.Context > 0 && total > budget {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	for _, it := range items[start:] {
+		for i, id := range it.ids {
+			if id != "" {
+				refs = append(refs, pictureRef{turn: len(turns), index: i, id: id})
+			}
+		}
 		turns = append(turns, it.msg)
 	}
 	if dropped > 0 {
 		dropped += skipped
 	}
-	return turns, dropped, true
+	return turns, refs, dropped, true
 }
 
 // turn observes a turn's reply: it persists the reply as it goes and
@@ -309,6 +416,7 @@ type turn struct {
 	// mu orders Left, which comes from another goroutine, with the rest.
 	mu       sync.Mutex
 	ended    bool  // End ran: Left must not touch the message
+	left     bool  // Left ran: the conversation keeps what the person saw
 	started  bool  // the assistant message exists and the client has the session event
 	beginErr error // the store refused to begin the reply
 	text     strings.Builder
@@ -345,6 +453,9 @@ func (t *turn) Begin(*upstream.Route, metering.Usage) error {
 func (t *turn) Text(delta string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.left {
+		return
+	}
 	t.text.WriteString(delta)
 	t.send("delta", struct {
 		Text string `json:"text"`
@@ -390,6 +501,7 @@ func (t *turn) Left() {
 	if !t.started || t.ended {
 		return
 	}
+	t.left = true
 	ctx := context.WithoutCancel(t.ctx)
 	if err := t.a.store.FinishAssistantMessage(ctx, t.owner, t.ev.SessionID, t.ev.MessageID, store.Finish{
 		Content: t.text.String(), Status: store.StatusIncomplete,

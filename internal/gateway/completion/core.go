@@ -119,17 +119,38 @@ func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 		x.fail(e)
 		return
 	}
+	// A Conversation's pictures go only to models declared to read them
+	// (ModelProvider input: Image): auto's rules skip the others, and a
+	// fallback that cannot read them is left out of the plan.
+	pictures := in.Typed() && in.Images() > 0
 	if choice.Auto {
-		choice.Alias = snap.Models.Choose(x.routingInput())
+		ri := x.routingInput()
+		ri.Pictures = pictures
+		choice.Alias = snap.Models.Choose(ri)
+	}
+	if snap.Models.IsImage(choice.Alias) {
+		e := translate.Errorf(http.StatusBadRequest, fmt.Sprintf("model %q makes pictures and answers no messages: ask it with POST /v1/images/generations, or name a chat model (GET /v1/models lists them)", choice.Alias))
+		e.Param, e.Code = "model", "invalid_value"
+		x.out.Model, x.out.Requested = choice.Alias, choice.Name()
+		x.fail(e)
+		return
 	}
 	x.out.Model, x.out.Requested = choice.Alias, choice.Name()
+	if pictures && !snap.Models.TakesImages(choice.Alias) {
+		x.fail(translate.Errorf(http.StatusBadRequest, fmt.Sprintf("model %s does not take pictures", choice.Alias)))
+		return
+	}
 
 	// The providers' calls outlive the caller: a caller who hangs up is
 	// still billed what the provider bills, so the answer is read to its
 	// usage (bounded by the request timeout) after they left.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snap.Failover.RequestTimeout)
 	defer cancel()
-	plan := c.failover.Order(snap.Models.Plan(choice.Alias))
+	routes := snap.Models.Plan
+	if pictures {
+		routes = snap.Models.PicturePlan
+	}
+	plan := c.failover.Order(routes(choice.Alias))
 	// Every model request is admitted against the caller's daily quota
 	// here, before any provider is called; finish settles it.
 	if aerr := x.admit(actx, plan); aerr != nil {
@@ -181,20 +202,28 @@ func (x *exchange) admit(ctx context.Context, plan []*upstream.Route) *translate
 	for i, rt := range plan {
 		worst[i] = x.worstCase(rt)
 	}
+	res, aerr := x.core.admit(ctx, x.req, worst)
+	x.res = res
+	return aerr
+}
+
+// admit asks the caller's quota for worst, the worst case of each route
+// of the plan in order.
+func (c *Core) admit(ctx context.Context, req Request, worst []metering.Picodollars) (*quota.Reservation, *translate.Error) {
+	who := req.Caller
 	name := who.EndUser // notifications name the caller as the metrics do, else by the log pseudonym
 	if name == "" {
 		name = who.Hash
 	}
-	res, err := x.core.quota.Admit(ctx, policy, quota.Ask{User: who.Email, EndUser: who.EndUser, Name: name, RequestID: x.req.ID, Worst: worst})
+	res, err := c.quota.Admit(ctx, req.Snapshot.Quotas, quota.Ask{User: who.Email, EndUser: who.EndUser, Name: name, RequestID: req.ID, Worst: worst})
 	var ex *quota.Exceeded
 	switch {
 	case errors.As(err, &ex):
-		return &translate.Error{Status: http.StatusTooManyRequests, Msg: ex.Error(), Code: "daily_quota_exceeded", RetryAfter: ex.RetryAfter()}
+		return nil, &translate.Error{Status: http.StatusTooManyRequests, Msg: ex.Error(), Code: "daily_quota_exceeded", RetryAfter: ex.RetryAfter()}
 	case err != nil:
-		return translate.Errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
+		return nil, translate.Errorf(http.StatusServiceUnavailable, "the gateway cannot check your daily quota right now; try again shortly")
 	}
-	x.res = res
-	return nil
+	return res, nil
 }
 
 // Cover implements upstream.Attempts: a route may be tried when the

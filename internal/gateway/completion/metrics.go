@@ -20,6 +20,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	spend     *prometheus.CounterVec
 	tokens    *prometheus.CounterVec
+	images    *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	ttft      *prometheus.HistogramVec
 	failovers *prometheus.CounterVec
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: metricnames.Tokens,
 			Help: "Tokens by type: input (uncached), output, cache_read, cache_write.",
 		}, []string{metricnames.LabelEndUser, metricnames.LabelModel, metricnames.LabelProvider, metricnames.LabelType}),
+		images: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricnames.Images,
+			Help: "Pictures made by image models (POST /v1/images/generations), by user, model alias and provider; their cost is in the spend counter.",
+		}, []string{metricnames.LabelEndUser, metricnames.LabelModel, metricnames.LabelProvider}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    metricnames.RequestDuration,
 			Help:    "Time from receiving a model request to its last byte.",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Model requests being served.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.spend, m.tokens, m.duration, m.ttft, m.failovers, m.inFlight)
+	reg.MustRegister(m.requests, m.spend, m.tokens, m.images, m.duration, m.ttft, m.failovers, m.inFlight)
 	return m
 }
 
@@ -81,11 +86,16 @@ type series struct {
 	ttft     prometheus.Observer
 	spend    prometheus.Counter
 	tokens   [4]prometheus.Counter // input, output, cache_read, cache_write
+	images   prometheus.Counter    // nil but for image models
 }
 
 var tokenTypes = [4]string{"input", "output", "cache_read", "cache_write"}
 
-func (m *metrics) series(k seriesKey) *series {
+func (m *metrics) series(k seriesKey) *series { return m.seriesOf(k, false) }
+
+// seriesOf is series; image says the model makes pictures, so its series
+// count them (a chat model's do not carry a pictures series at zero).
+func (m *metrics) seriesOf(k seriesKey, image bool) *series {
 	if s, ok := m.cache.Load(k); ok {
 		return s.(*series)
 	}
@@ -96,16 +106,22 @@ func (m *metrics) series(k seriesKey) *series {
 		// mix them into the providers' latencies.
 		s.duration = m.duration.WithLabelValues(k.model, k.provider)
 		s.spend = m.spend.WithLabelValues(k.endUser, k.model, k.provider)
-		for i, t := range tokenTypes {
-			s.tokens[i] = m.tokens.WithLabelValues(k.endUser, k.model, k.provider, t)
+		if image {
+			s.images = m.images.WithLabelValues(k.endUser, k.model, k.provider)
+		} else {
+			for i, t := range tokenTypes {
+				s.tokens[i] = m.tokens.WithLabelValues(k.endUser, k.model, k.provider, t)
+			}
 		}
 	}
 	v, _ := m.cache.LoadOrStore(k, s)
 	return v.(*series)
 }
 
-func (m *metrics) observe(endUser string, o *Outcome) {
-	s := m.series(seriesKey{endUser, o.Model, o.Requested, o.Provider, o.Status})
+func (m *metrics) observe(endUser string, o *Outcome) { m.observeKind(endUser, o, false) }
+
+func (m *metrics) observeKind(endUser string, o *Outcome, image bool) {
+	s := m.seriesOf(seriesKey{endUser, o.Model, o.Requested, o.Provider, o.Status}, image)
 	s.requests.Inc()
 	if o.Provider == "" {
 		return
@@ -116,6 +132,10 @@ func (m *metrics) observe(endUser string, o *Outcome) {
 		s.ttft.Observe(o.TTFT.Seconds())
 	}
 	s.spend.Add(o.Cost.USD())
+	if s.images != nil {
+		s.images.Add(float64(o.Images))
+		return
+	}
 	for i, n := range [4]int64{o.Usage.Input, o.Usage.Output, o.Usage.CacheRead, o.Usage.CacheWrite} {
 		if n > 0 {
 			s.tokens[i].Add(float64(n))
@@ -141,6 +161,10 @@ func (c *Core) Precreate(endUsers []string, snap *Snapshot) {
 				p := rt.Provider.Name()
 				m.requests.WithLabelValues(u, rt.Alias, rt.Alias, p, strconv.Itoa(http.StatusOK))
 				m.spend.WithLabelValues(u, rt.Alias, p)
+				if len(rt.ImagePrices) > 0 {
+					m.images.WithLabelValues(u, rt.Alias, p)
+					continue
+				}
 				for _, t := range tokenTypes {
 					m.tokens.WithLabelValues(u, rt.Alias, p, t)
 				}

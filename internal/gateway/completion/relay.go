@@ -122,11 +122,18 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			// to reuse the connection) failed.
 			ended, err = true, nil
 		}
-		if !gone && x.ctx.Err() != nil {
+		// The caller is gone when there is something left to tell them
+		// and they are not there: one who hung up after the last event
+		// they needed (an SDK closes on [DONE], before the provider's
+		// EOF reaches the gateway) had the whole answer.
+		if !gone && (out.Len() > 0 || len(out.Texts()) > 0) && x.ctx.Err() != nil {
 			gone = true
 			x.callerLeft()
 		}
 		if err != nil {
+			if !gone && x.ctx.Err() != nil {
+				gone = true // whoever failed, nobody is left to tell
+			}
 			f := call.Failure(err)
 			if !committed && !gone {
 				return upstream.Attempt{Failure: f}

@@ -133,8 +133,10 @@ type Outcome struct {
 	// Status is the HTTP status as the requests metric counts it: 200, a
 	// refusal's or a failure's, 499 when the caller went away, 500 when
 	// the Observer failed.
-	Status   int
-	Usage    metering.Usage
+	Status int
+	Usage  metering.Usage
+	// Images counts the pictures an image model made.
+	Images   int64
 	Cost     metering.Picodollars
 	Duration time.Duration
 	// TTFT is zero unless a stream reached the caller.

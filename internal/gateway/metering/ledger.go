@@ -21,8 +21,11 @@ type Entry struct {
 	Requested string // the alias asked for ("auto", or before a fallback); Model when empty
 	Provider  string
 	Usage     Usage
-	Cost      Picodollars
-	Status    int
+	// Images counts the pictures an image model made, priced per picture
+	// into Cost (Usage is then zero).
+	Images int64
+	Cost   Picodollars
+	Status int
 	// Provisional marks the row of a request still streaming: what it has
 	// cost so far. A later entry with the same RequestID replaces it.
 	Provisional bool

@@ -290,6 +290,7 @@ func spendWrite(e Entry) store.SpendWrite {
 		OutputTokens:     e.Usage.Output,
 		CacheReadTokens:  e.Usage.CacheRead,
 		CacheWriteTokens: e.Usage.CacheWrite,
+		Images:           e.Images,
 		CostPicodollars:  int64(e.Cost),
 		Status:           statusString(e),
 		Time:             e.Time,

@@ -18,7 +18,8 @@ func TestRouterChoose(t *testing.T) {
 		{MaxInputTokens: 10, Model: "small"},
 		{MinInputTokens: 5, MessageMatches: "^sql", Model: "sql"},
 		{Roles: []string{"Admin"}, Model: "admin"},
-	}}})
+		{MaxInputTokens: 100, Model: "eyes"},
+	}}}, map[string]bool{"eyes": true, "admin": true})
 	for _, tc := range []struct {
 		in   Input
 		want string
@@ -26,7 +27,12 @@ func TestRouterChoose(t *testing.T) {
 		{Input{Tokens: 10, LastUser: "sql please"}, "small"},
 		{Input{Tokens: 11, LastUser: "sql please"}, "sql"},
 		{Input{Tokens: 11, LastUser: "please sql", Role: "Admin"}, "admin"},
-		{Input{Tokens: 11, LastUser: "please sql", Role: "User"}, "d"},
+		{Input{Tokens: 11, LastUser: "please sql", Role: "User"}, "eyes"},
+		{Input{Tokens: 101, LastUser: "please sql", Role: "User"}, "d"},
+		// A rule whose model cannot read the pictures sent does not apply.
+		{Input{Tokens: 10, LastUser: "sql please", Pictures: true}, "eyes"},
+		{Input{Tokens: 11, LastUser: "please sql", Role: "Admin", Pictures: true}, "admin"},
+		{Input{Tokens: 101, Pictures: true}, "d"},
 	} {
 		if got := r.choose(tc.in); got != tc.want {
 			t.Errorf("%+v: %s, want %s", tc.in, got, tc.want)
@@ -37,17 +43,20 @@ func TestRouterChoose(t *testing.T) {
 func table(t *testing.T) *Table {
 	t.Helper()
 	price := gatewayconfig.Pricing{InputPerMTok: "1", OutputPerMTok: "2", CacheReadPerMTok: "0", CacheWritePerMTok: "0"}
+	eyes := []string{gatewayconfig.InputText, gatewayconfig.InputImage}
 	c := &gatewayconfig.Config{
 		DefaultModel: "sonnet",
 		Providers: []gatewayconfig.Provider{
 			{Name: "anthropic", Models: []gatewayconfig.Model{
-				{Name: "sonnet", ID: "claude-sonnet", Pricing: price, MaxOutputTokens: 8192, ContextWindow: 200000},
-				{Name: "both", ID: "claude-haiku", Pricing: price},
+				{Name: "sonnet", ID: "claude-sonnet", Input: eyes, Pricing: price, MaxOutputTokens: 8192, ContextWindow: 200000},
+				{Name: "both", ID: "claude-haiku", Input: eyes, Pricing: price},
 			}},
 			{Name: "openai", Models: []gatewayconfig.Model{
-				{Name: "gpt", ID: "gpt-4o-mini", Pricing: price, ContextWindow: 128000},
+				{Name: "gpt", ID: "gpt-4o-mini", Input: eyes, Pricing: price, ContextWindow: 128000},
 				{Name: "both", ID: "gpt-4o-mini", Pricing: price, ContextWindow: 64000},
-				{Name: "sonnet", ID: "claude-sonnet-bedrock", Pricing: price},
+				{Name: "sonnet", ID: "claude-sonnet-bedrock", Input: eyes, Pricing: price},
+				{Name: "canvas", ID: "nova-canvas", Kind: gatewayconfig.KindImage,
+					Pricing: gatewayconfig.Pricing{PerImage: []gatewayconfig.ImagePrice{{Size: "1024x1024", Quality: "standard", USD: "0.04"}}}},
 			}},
 		},
 		Fallbacks: []gatewayconfig.Fallback{{Model: "sonnet", To: []string{"both", "gpt"}}},
@@ -93,6 +102,36 @@ func TestPlan(t *testing.T) {
 	}
 	if want := "anthropic/sonnet openai/sonnet anthropic/both openai/both openai/gpt"; strings.Join(got, " ") != want {
 		t.Errorf("plan %s, want %s", strings.Join(got, " "), want)
+	}
+}
+
+// TestKinds: what each alias makes and reads. An alias reads pictures only
+// when every provider serving it does; a request with pictures fails over
+// only to models that read them.
+func TestKinds(t *testing.T) {
+	tb := table(t)
+	for alias, want := range map[string][2]bool{
+		"sonnet": {false, true}, "gpt": {false, true}, "both": {false, false}, "canvas": {true, false}, "nope": {false, false},
+	} {
+		if tb.IsImage(alias) != want[0] || tb.TakesImages(alias) != want[1] {
+			t.Errorf("%s: image model %v, reads pictures %v; want %v", alias, tb.IsImage(alias), tb.TakesImages(alias), want)
+		}
+	}
+	var got []string
+	for _, rt := range tb.PicturePlan("sonnet") {
+		got = append(got, rt.Provider.Name()+"/"+rt.Alias)
+	}
+	if want := "anthropic/sonnet openai/sonnet openai/gpt"; strings.Join(got, " ") != want {
+		t.Errorf("picture plan %s, want %s", strings.Join(got, " "), want)
+	}
+	if m := tb.Model("both"); m == nil || m.ID != "claude-haiku" {
+		t.Errorf("the primary of both is %+v, want the first provider's", m)
+	}
+	if m := tb.Model("canvas"); m == nil || m.Pricing.PerImage[0].USD != "0.04" {
+		t.Errorf("canvas: %+v", m)
+	}
+	if tb.Model("nope") != nil {
+		t.Error("an unknown alias has a model")
 	}
 }
 

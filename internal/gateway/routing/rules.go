@@ -11,6 +11,7 @@ import (
 type rules struct {
 	list         []rule
 	defaultModel string
+	pictures     map[string]bool // the models that read pictures
 }
 
 type rule struct {
@@ -20,8 +21,8 @@ type rule struct {
 	model    string
 }
 
-func newRules(c *gatewayconfig.Config) rules {
-	r := rules{defaultModel: c.DefaultModel}
+func newRules(c *gatewayconfig.Config, pictures map[string]bool) rules {
+	r := rules{defaultModel: c.DefaultModel, pictures: pictures}
 	for _, cr := range c.Routing.Rules {
 		rl := rule{min: int64(cr.MinInputTokens), max: int64(cr.MaxInputTokens), roles: cr.Roles, model: cr.Model}
 		if cr.MessageMatches != "" {
@@ -38,6 +39,9 @@ type Input struct {
 	Tokens   int64  // estimated input tokens
 	LastUser string // text of the last user message
 	Role     string // the caller's role (Admin, User)
+	// Pictures: the request sends pictures, so a rule whose model cannot
+	// read them does not apply.
+	Pictures bool
 }
 
 // choose returns the model of the first rule whose every set condition
@@ -54,6 +58,9 @@ func (r rules) choose(in Input) string {
 			continue
 		}
 		if rl.match != nil && !rl.match.MatchString(in.LastUser) {
+			continue
+		}
+		if in.Pictures && !r.pictures[rl.model] {
 			continue
 		}
 		return rl.model

@@ -24,7 +24,13 @@ type Table struct {
 	aliases   []string          // sorted, for errors and GET /v1/models
 	fallbacks map[string][]string
 	contexts  map[string]int64 // alias → the smallest context window its providers declare
-	rules     rules
+	// primary is each alias's model as its first provider declares it:
+	// what the model picker shows (kind, input, prices).
+	primary map[string]*gatewayconfig.Model
+	// images marks the Image models; pictures the Chat models every
+	// provider of which reads pictures.
+	images, pictures map[string]bool
+	rules            rules
 }
 
 // NewTable resolves the config's models. providers[i] serves
@@ -36,25 +42,48 @@ func NewTable(c *gatewayconfig.Config, providers []upstream.Provider) (*Table, e
 		byModelID:    map[string]string{},
 		fallbacks:    map[string][]string{},
 		contexts:     map[string]int64{},
-		rules:        newRules(c),
+		primary:      map[string]*gatewayconfig.Model{},
+		images:       map[string]bool{},
+		pictures:     map[string]bool{},
 	}
 	var errs []error
 	for _, f := range c.Fallbacks {
 		t.fallbacks[f.Model] = append(t.fallbacks[f.Model], f.To...)
 	}
 	for i, p := range c.Providers {
-		for j, m := range p.Models {
-			pr, err := metering.ParsePrices(m.Pricing)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
+		for j := range p.Models {
+			m := &p.Models[j]
+			var (
+				pr  metering.Prices
+				ipr metering.ImagePrices
+			)
+			if m.Kind == gatewayconfig.KindImage {
+				t.images[m.Name] = true
+				var err error
+				if ipr, err = metering.ParseImagePrices(m.Pricing.PerImage); err != nil {
+					errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
+				}
+			} else {
+				var err error
+				if pr, err = metering.ParsePrices(m.Pricing); err != nil {
+					errs = append(errs, fmt.Errorf("providers[%d].models[%d].%w", i, j, err))
+				}
+				// An alias reads pictures when every provider of it does:
+				// a failover must not meet a picture it cannot read.
+				_, seen := t.primary[m.Name]
+				t.pictures[m.Name] = m.TakesImages() && (!seen || t.pictures[m.Name])
+			}
+			if _, ok := t.primary[m.Name]; !ok {
+				t.primary[m.Name] = m
 			}
 			t.routes[m.Name] = append(t.routes[m.Name], &upstream.Route{
-				Alias:     m.Name,
-				Provider:  providers[i],
-				ModelID:   m.ID,
-				MaxTokens: int64(m.MaxOutputTokens),
-				FirstByte: p.Timeouts.FirstByte.Duration,
-				Prices:    pr,
+				Alias:       m.Name,
+				Provider:    providers[i],
+				ModelID:     m.ID,
+				MaxTokens:   int64(m.MaxOutputTokens),
+				FirstByte:   p.Timeouts.FirstByte.Duration,
+				Prices:      pr,
+				ImagePrices: ipr,
 			})
 			if _, taken := t.byModelID[m.ID]; !taken {
 				t.byModelID[m.ID] = m.Name
@@ -68,6 +97,7 @@ func NewTable(c *gatewayconfig.Config, providers []upstream.Provider) (*Table, e
 		t.aliases = append(t.aliases, alias)
 	}
 	slices.Sort(t.aliases)
+	t.rules = newRules(c, t.pictures)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -130,6 +160,23 @@ func (t *Table) Plan(alias string) []*upstream.Route {
 	}
 	return plan
 }
+
+// PicturePlan is Plan for a request with pictures: the fallbacks that
+// cannot read them are left out.
+func (t *Table) PicturePlan(alias string) []*upstream.Route {
+	return slices.DeleteFunc(t.Plan(alias), func(r *upstream.Route) bool { return !t.pictures[r.Alias] })
+}
+
+// IsImage reports whether alias makes pictures (an Image model).
+func (t *Table) IsImage(alias string) bool { return t.images[alias] }
+
+// TakesImages reports whether alias is a Chat model that reads pictures
+// at every provider that serves it.
+func (t *Table) TakesImages(alias string) bool { return t.pictures[alias] }
+
+// Model is alias as its first provider declares it (the primary: its
+// kind, input and prices), or nil when no provider serves it.
+func (t *Table) Model(alias string) *gatewayconfig.Model { return t.primary[alias] }
 
 // Default is the default model's alias.
 func (t *Table) Default() string { return t.defaultModel }

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"net/http"
 
@@ -13,7 +14,7 @@ import (
 // and usage rather than relayed.
 type chatAnthropic struct{}
 
-// anthropicTextRequest is a Messages API request of plain-text turns.
+// anthropicTextRequest is a Messages API request of a Conversation's turns.
 type anthropicTextRequest struct {
 	Model     string             `json:"model"`
 	MaxTokens int64              `json:"max_tokens"`
@@ -22,16 +23,29 @@ type anthropicTextRequest struct {
 	Stream    bool               `json:"stream"`
 }
 
-// textMessage is a turn whose content is a string, which both dialects accept.
+// textMessage is a turn whose content is a string, which both dialects
+// accept, or, with pictures, the dialect's content list.
 type textMessage struct {
 	Role    string `json:"role"`
-	Content string `json:"content"`
+	Content any    `json:"content"`
 }
 
-func textMessages(c *Conversation) []textMessage {
+// anthropicMessages are the turns as Messages API content: the text, or
+// with pictures an image block for each (base64; images before the text
+// that speaks of them, as the API advises) and a text block.
+func anthropicMessages(c *Conversation) []textMessage {
 	out := make([]textMessage, len(c.Messages))
 	for i, m := range c.Messages {
-		out[i] = textMessage{Role: m.Role, Content: m.Text}
+		if len(m.Pictures) == 0 {
+			out[i] = textMessage{Role: m.Role, Content: m.Text}
+			continue
+		}
+		blocks := make(anthropicContent, 0, len(m.Pictures)+1)
+		for _, p := range m.Pictures {
+			blocks = append(blocks, anthropicBlock{Type: "image", Source: &anthropicSource{
+				Type: "base64", MediaType: p.MediaType, Data: base64.StdEncoding.EncodeToString(p.Data)}})
+		}
+		out[i] = textMessage{Role: m.Role, Content: append(blocks, anthropicBlock{Type: "text", Text: m.Text})}
 	}
 	return out
 }
@@ -41,7 +55,7 @@ func (chatAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Error {
 	if maxTokens <= 0 {
 		maxTokens = t.MaxTokens
 	}
-	a := anthropicTextRequest{Model: t.ModelID, MaxTokens: maxTokens, Messages: textMessages(in.conv), Metadata: &anthropicMetadata{UserID: t.User}, Stream: true}
+	a := anthropicTextRequest{Model: t.ModelID, MaxTokens: maxTokens, Messages: anthropicMessages(in.conv), Metadata: &anthropicMetadata{UserID: t.User}, Stream: true}
 	if err := encodeJSON(out, &a); err != nil {
 		return Errorf(http.StatusBadRequest, "encoding the request: "+err.Error())
 	}

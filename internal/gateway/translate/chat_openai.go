@@ -2,6 +2,7 @@ package translate
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/http"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
@@ -24,7 +25,17 @@ func (chatOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
 		StreamOptions: &openaiStreamOptions{IncludeUsage: true},
 	}
 	for _, m := range in.conv.Messages {
-		o.Messages = append(o.Messages, openaiMessage{Role: m.Role, Content: openaiContent{Text: m.Text}})
+		c := openaiContent{Text: m.Text}
+		if len(m.Pictures) > 0 {
+			// Pictures as image_url parts holding data URLs, before the text.
+			c.Parts = make([]openaiPart, 0, len(m.Pictures)+1)
+			for _, p := range m.Pictures {
+				c.Parts = append(c.Parts, openaiPart{Type: "image_url", ImageURL: &openaiImageURL{
+					URL: "data:" + p.MediaType + ";base64," + base64.StdEncoding.EncodeToString(p.Data)}})
+			}
+			c.Parts = append(c.Parts, openaiPart{Type: "text", Text: m.Text})
+		}
+		o.Messages = append(o.Messages, openaiMessage{Role: m.Role, Content: c})
 	}
 	if err := encodeJSON(out, &o); err != nil {
 		return Errorf(http.StatusBadRequest, "encoding the request: "+err.Error())

@@ -15,6 +15,9 @@ type Error struct {
 	Type string
 	// Code is OpenAI's machine-readable code (ignored by the Anthropic dialect).
 	Code string
+	// Param names the request member at fault, as OpenAI's errors do
+	// (ignored by the Anthropic dialect).
+	Param string
 	// RetryAfter is sent as the Retry-After header when set.
 	RetryAfter string
 }
@@ -51,7 +54,11 @@ func ErrorBody(d Dialect, e *Error) []byte {
 		v = anthropicErrorEnvelope{Type: "error", Error: anthropicError{Type: e.anthropicType(), Message: e.Msg}}
 	} else {
 		typ, code := e.openaiType()
-		v = openaiErrorEnvelope{Error: openaiError{Message: e.Msg, Type: typ, Code: code}}
+		oe := openaiError{Message: e.Msg, Type: typ, Code: code}
+		if e.Param != "" {
+			oe.Param = &e.Param
+		}
+		v = openaiErrorEnvelope{Error: oe}
 	}
 	b, _ := json.Marshal(v)
 	return b

@@ -21,7 +21,8 @@ type Request struct {
 }
 
 // Conversation is a request the gateway builds itself (the stateful chat):
-// plain-text turns, alternating from the user's, and a cap on the reply.
+// turns of text and pictures, alternating from the user's, and a cap on
+// the reply.
 // It always streams, and what the provider streams back is read as Text
 // (see Writer) rather than relayed.
 type Conversation struct {
@@ -33,6 +34,15 @@ type Conversation struct {
 type Message struct {
 	Role string // user or assistant
 	Text string
+	// Pictures are shown to the model before the text.
+	Pictures []Picture
+}
+
+// Picture is an image a Conversation's message shows the model: PNG,
+// JPEG, GIF or WebP, which both dialects take as base64.
+type Picture struct {
+	MediaType string
+	Data      []byte
 }
 
 // messageFramingBytes bounds what a message adds beyond its text (role,
@@ -155,6 +165,10 @@ func (in *Request) Choices() int64 {
 func (in *Request) Images() int64 {
 	var n int64
 	switch {
+	case in.conv != nil:
+		for _, m := range in.conv.Messages {
+			n += int64(len(m.Pictures))
+		}
 	case in.anth != nil:
 		n += anthropicImages(in.anth.System)
 		for _, m := range in.anth.Messages {

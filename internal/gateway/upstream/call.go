@@ -28,9 +28,20 @@ const maxErrorBody = 64 << 10
 // headers and then stalls is as dead as one that sends nothing. A status
 // other than 2xx is a Failure, classified, with the provider's message.
 func (rt *Route) Send(ctx context.Context, body *Body, stream bool) (Call, *Failure) {
+	return rt.send(ctx, func(ctx context.Context) (*http.Response, error) { return rt.Provider.Send(ctx, body, stream) })
+}
+
+// SendImages posts an images request to rt's provider, which must be an
+// ImageSender, as Send does.
+func (rt *Route) SendImages(ctx context.Context, body *Body) (Call, *Failure) {
+	is := rt.Provider.(ImageSender)
+	return rt.send(ctx, func(ctx context.Context) (*http.Response, error) { return is.SendImages(ctx, body) })
+}
+
+func (rt *Route) send(ctx context.Context, do func(context.Context) (*http.Response, error)) (Call, *Failure) {
 	actx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(rt.FirstByte, func() { cancel(errFirstByteTimeout) })
-	resp, err := rt.Provider.Send(actx, body, stream)
+	resp, err := do(actx)
 	if err != nil {
 		f := classifyTransport(actx, err)
 		timer.Stop()

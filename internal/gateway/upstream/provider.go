@@ -20,6 +20,12 @@ type Provider interface {
 	Send(ctx context.Context, body *Body, stream bool) (*http.Response, error)
 }
 
+// ImageSender is a provider that makes pictures: OpenAI's images API,
+// POST /v1/images/generations (OpenAI, LiteLLM). The Messages API has none.
+type ImageSender interface {
+	SendImages(ctx context.Context, body *Body) (*http.Response, error)
+}
+
 // anthropicVersion is the Messages API version the translators speak.
 const anthropicVersion = "2023-06-01"
 
@@ -95,14 +101,31 @@ func (p *anthropicProvider) Send(ctx context.Context, body *Body, stream bool) (
 	return p.transport.RoundTrip(req)
 }
 
-// openaiProvider speaks chat completions (OpenAI, LiteLLM, vLLM, Ollama…).
-type openaiProvider struct{ endpoint }
+// openaiProvider speaks chat completions (OpenAI, LiteLLM, vLLM, Ollama…)
+// and the images API.
+type openaiProvider struct {
+	endpoint
+	imagesURL string
+}
 
 func (p *openaiProvider) Name() string               { return p.name }
 func (p *openaiProvider) Dialect() translate.Dialect { return translate.OpenAI }
 
 func (p *openaiProvider) Send(ctx context.Context, body *Body, stream bool) (*http.Response, error) {
 	req, err := p.newRequest(ctx, body, stream)
+	if err != nil {
+		return nil, err
+	}
+	if p.key != "" {
+		req.Header.Set("Authorization", "Bearer "+p.key)
+	}
+	return p.transport.RoundTrip(req)
+}
+
+func (p *openaiProvider) SendImages(ctx context.Context, body *Body) (*http.Response, error) {
+	e := p.endpoint
+	e.url = p.imagesURL
+	req, err := e.newRequest(ctx, body, false)
 	if err != nil {
 		return nil, err
 	}
@@ -127,5 +150,6 @@ func NewProvider(p gatewayconfig.Provider, key string, rt http.RoundTripper) Pro
 	if p.Type == gatewayconfig.ProviderAnthropic {
 		return &anthropicProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/messages"), key: key, transport: rt}}
 	}
-	return &openaiProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/chat/completions"), key: key, transport: rt}}
+	return &openaiProvider{endpoint: endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/chat/completions"), key: key, transport: rt},
+		imagesURL: endpointURL(p.BaseURL, "/images/generations")}
 }

@@ -15,4 +15,6 @@ type Route struct {
 	MaxTokens int64 // the model's output limit; 0 when the config sets none
 	FirstByte time.Duration
 	Prices    metering.Prices
+	// ImagePrices price an Image model's pictures (Prices is then zero).
+	ImagePrices metering.ImagePrices
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,9 +20,16 @@ func populate(t *testing.T, s store.Store, clk *clock, owner string) {
 		ss := r(s.CreateSession(ctx, owner, store.NewSession{Model: "sonnet", Title: fmt.Sprintf("%s #%d ✈️", owner, i)})).must(t)
 		for j := range i + 2 {
 			clk.Advance(time.Second)
-			r(s.AppendMessage(ctx, owner, ss.ID, store.NewMessage{Role: store.RoleUser, Content: fmt.Sprintf("q%d \x00 \"quoted\" ünïcode", j), InputTokens: int64(j)})).must(t)
+			var pics []store.NewAttachment
+			if i == 1 && j == 0 {
+				pics = []store.NewAttachment{picture(owner + " sent"), picture("and another")}
+			}
+			r(s.AppendMessage(ctx, owner, ss.ID, store.NewMessage{Role: store.RoleUser, Content: fmt.Sprintf("q%d \x00 \"quoted\" ünïcode", j), InputTokens: int64(j), Attachments: pics})).must(t)
 			clk.Advance(time.Second)
 			m := r(s.BeginAssistantMessage(ctx, owner, ss.ID)).must(t)
+			if i == 2 && j == 1 {
+				r(s.AddAttachment(ctx, owner, ss.ID, m.ID, picture(owner+" made"))).must(t)
+			}
 			status := store.StatusComplete
 			if j == 1 {
 				status = store.StatusIncomplete
@@ -66,6 +74,13 @@ func testExportImport(t *testing.T, h Harness) {
 	if exported[0].Messages[0].Content != "q0 \x00 \"quoted\" ünïcode" || exported[0].Title != "alice@example.com #0 ✈️" {
 		t.Fatalf("exported plaintext: %+v", exported[0])
 	}
+	// Pictures go out with their bytes.
+	if a := exported[1].Messages[0].Attachments; len(a) != 2 || !bytes.Equal(a[0].Data, picture(alice+" sent").Data) || a[1].Name != "and another.png" {
+		t.Fatalf("exported pictures: %+v", a)
+	}
+	if a := exported[2].Messages[3].Attachments; len(a) != 1 || !bytes.Equal(a[0].Data, picture(alice+" made").Data) {
+		t.Fatalf("exported reply pictures: %+v", a)
+	}
 
 	// An error from the callback stops the export and comes back.
 	stop := errors.New("stop")
@@ -101,10 +116,28 @@ func testExportImport(t *testing.T, h Harness) {
 	wantErr(t, dst.Import(ctx, alice, store.ExportedSession{}), store.ErrInvalid, "import without id")
 	bad := store.ExportedSession{Session: store.Session{ID: "x"}, Messages: []store.Message{{ID: "m", Role: "tool"}}}
 	wantErr(t, dst.Import(ctx, alice, bad), store.ErrInvalid, "import with bad role")
+	for name, a := range map[string]store.Attachment{
+		"no bytes":      {ID: "p", MediaType: "image/png"},
+		"no media type": {ID: "p", Data: []byte{1}},
+		"odd type":      {ID: "p", MediaType: "image/png; x=1", Data: []byte{1}},
+	} {
+		bad := store.ExportedSession{Session: store.Session{ID: "pic"}, Messages: []store.Message{{ID: "m", Role: store.RoleUser, Attachments: []store.Attachment{a}}}}
+		wantErr(t, dst.Import(ctx, alice, bad), store.ErrInvalid, "import a picture with "+name)
+	}
+	twice := store.ExportedSession{Session: store.Session{ID: "pic"}, Messages: []store.Message{{ID: "m", Role: store.RoleUser,
+		Attachments: []store.Attachment{{ID: "p", MediaType: "image/png", Data: []byte{1}}, {ID: "p", MediaType: "image/png", Data: []byte{2}}}}}}
+	wantErr(t, dst.Import(ctx, alice, twice), store.ErrInvalid, "import a picture id twice")
+	// A picture imported without its metadata gets an id and its size.
+	bare := store.ExportedSession{Session: store.Session{ID: "pic"}, Messages: []store.Message{{ID: "pm", Role: store.RoleUser,
+		Attachments: []store.Attachment{{MediaType: "image/gif", Data: []byte("GIF89a"), Bytes: 1 << 40}}}}}
+	noErr(t, dst.Import(ctx, alice, bare))
+	if got := r(dst.ListMessages(ctx, alice, "pic")).must(t)[0].Attachments; len(got) != 1 || got[0].ID == "" || got[0].Bytes != 6 || got[0].Data != nil {
+		t.Fatalf("bare picture: %+v", got)
+	}
 
 	// What an import holds counts towards what the person stores.
 	want := int64(len("more") + store.SealOverhead) // appended above
-	for _, es := range exported {
+	for _, es := range append(exported, bare) {
 		want += store.SealedSize(es)
 	}
 	if got := r(dst.StoredBytes(ctx, alice)).must(t); got != want {
@@ -133,8 +166,8 @@ func testExportImport(t *testing.T, h Harness) {
 		t.Fatalf("its message is dated %v / %v", ms[0].CreatedAt, ms[0].UpdatedAt)
 	}
 	later.Advance(91 * 24 * time.Hour)
-	if n := r(dst.DeleteSessionsOlderThan(ctx, later.Now().Add(-90*24*time.Hour))).must(t); n != 5 {
-		t.Fatalf("retention 91 days on deleted %d sessions, want all 5", n)
+	if n := r(dst.DeleteSessionsOlderThan(ctx, later.Now().Add(-90*24*time.Hour))).must(t); n != 6 {
+		t.Fatalf("retention 91 days on deleted %d sessions, want all 6 (the bare picture's too)", n)
 	}
 
 	// A hand-written import with a streaming message and no times.

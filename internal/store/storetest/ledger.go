@@ -17,6 +17,11 @@ func spend(id, user, model string, at time.Time, cost int64) store.SpendEntry {
 	}
 }
 
+// pictures is an image model's row: no tokens, n pictures.
+func pictures(id, user, model string, at time.Time, n, cost int64) store.SpendEntry {
+	return store.SpendEntry{RequestID: id, User: user, Model: model, Provider: "litellm", Images: n, CostPicodollars: cost, Status: "200", Time: at}
+}
+
 func testLedgerByDay(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := open(t, h)
@@ -26,14 +31,16 @@ func testLedgerByDay(t *testing.T, h Harness) {
 	// Midnight EST on the 9th is 05:00 UTC; midnight EDT on the 10th is 04:00 UTC.
 	at := func(s string) time.Time { return r(time.Parse(time.RFC3339Nano, s)).must(t) }
 	entries := []store.SpendEntry{
-		spend("r1", alice, "sonnet", at("2025-03-09T04:59:59.999999Z"), 1),                 // Mar 8 23:59:59 EST
-		spend("r2", alice, "sonnet", at("2025-03-09T05:00:00Z"), 2),                        // Mar 9 00:00 EST
-		spend("r3", alice, "haiku", at("2025-03-09T12:00:00Z"), 4_000_000_000_000_001),     // Mar 9
-		spend("r4", alice, "sonnet", at("2025-03-10T03:59:59Z"), 5_000_000_000_000_003),    // Mar 9 23:59:59 EDT
-		spend("r5", alice, "sonnet", at("2025-03-10T04:00:00Z"), 16),                       // Mar 10 00:00 EDT
-		spend("r6", bob, "sonnet", at("2025-03-09T12:00:00Z"), 32),                         // not alice's
-		spend("r7", alice, "sonnet", at("2025-03-11T04:00:00Z"), 64),                       // outside [from, to)
-		spend("r8", alice, "sonnet", at("2025-03-08T04:59:59Z"), 128),                      // before from
+		spend("r1", alice, "sonnet", at("2025-03-09T04:59:59.999999Z"), 1),                  // Mar 8 23:59:59 EST
+		spend("r2", alice, "sonnet", at("2025-03-09T05:00:00Z"), 2),                         // Mar 9 00:00 EST
+		spend("r3", alice, "haiku", at("2025-03-09T12:00:00Z"), 4_000_000_000_000_001),      // Mar 9
+		spend("r4", alice, "sonnet", at("2025-03-10T03:59:59Z"), 5_000_000_000_000_003),     // Mar 9 23:59:59 EDT
+		spend("r5", alice, "sonnet", at("2025-03-10T04:00:00Z"), 16),                        // Mar 10 00:00 EDT
+		spend("r6", bob, "sonnet", at("2025-03-09T12:00:00Z"), 32),                          // not alice's
+		spend("r7", alice, "sonnet", at("2025-03-11T04:00:00Z"), 64),                        // outside [from, to)
+		spend("r8", alice, "sonnet", at("2025-03-08T04:59:59Z"), 128),                       // before from
+		pictures("r9", alice, "nova-canvas", at("2025-03-09T13:00:00Z"), 2, 80_000_000_000), // Mar 9: two pictures
+		pictures("r10", alice, "nova-canvas", at("2025-03-09T14:00:00Z"), 3, 120_000_000_000),
 		spend("r2", alice, "sonnet", at("2025-03-09T06:00:00Z"), 1_000_000_000_000_000_00), // duplicate id: ignored
 	}
 	for _, e := range entries {
@@ -48,6 +55,7 @@ func testLedgerByDay(t *testing.T, h Harness) {
 	want := []store.DayUsage{
 		{Day: "2025-03-08", Model: "sonnet", Requests: 1, Tokens: tok(1), CostPicodollars: 1},
 		{Day: "2025-03-09", Model: "haiku", Requests: 1, Tokens: tok(1), CostPicodollars: 4_000_000_000_000_001},
+		{Day: "2025-03-09", Model: "nova-canvas", Requests: 2, Images: 5, CostPicodollars: 200_000_000_000},
 		// 2 + 5_000_000_000_000_003 is not representable as a float64: a
 		// float anywhere on the way would show here.
 		{Day: "2025-03-09", Model: "sonnet", Requests: 2, Tokens: tok(2), CostPicodollars: 5_000_000_000_000_005},
@@ -62,7 +70,7 @@ func testLedgerByDay(t *testing.T, h Harness) {
 	for _, d := range utc {
 		days[d.Day] += d.Requests
 	}
-	if !reflect.DeepEqual(days, map[string]int64{"2025-03-09": 3, "2025-03-10": 2}) {
+	if !reflect.DeepEqual(days, map[string]int64{"2025-03-09": 5, "2025-03-10": 2}) {
 		t.Fatalf("utc days %v", days)
 	}
 	if empty := r(s.UsageByDay(ctx, "nobody@example.com", from, to, ny)).must(t); len(empty) != 0 {
@@ -81,6 +89,7 @@ func testLedgerTotals(t *testing.T, h Harness) {
 		spend("a3", alice, "sonnet", base.Add(48*time.Hour), 7),
 		spend("b1", bob, "sonnet", base.Add(time.Hour), 1_000_000),
 		spend("c1", "carol@example.com", "sonnet", base.Add(-time.Hour), 5), // before the window
+		pictures("b2", bob, "nova-canvas", base.Add(2*time.Hour), 4, 160_000_000_000),
 	} {
 		if i == 3 {
 			e.Status = "upstream_error"
@@ -99,7 +108,7 @@ func testLedgerTotals(t *testing.T, h Harness) {
 	got := r(s.UsageByUser(ctx, base, base.Add(24*time.Hour))).must(t)
 	want := []store.UserUsage{
 		{User: alice, Requests: 2, Tokens: store.Tokens{Input: 200, Output: 20, CacheRead: 10, CacheWrite: 2}, CostPicodollars: big + 2},
-		{User: bob, Requests: 1, Tokens: store.Tokens{Input: 100, Output: 10, CacheRead: 5, CacheWrite: 1}, CostPicodollars: 1_000_000},
+		{User: bob, Requests: 2, Tokens: store.Tokens{Input: 100, Output: 10, CacheRead: 5, CacheWrite: 1}, Images: 4, CostPicodollars: 160_001_000_000},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("usage by user:\n got %+v\nwant %+v", got, want)
@@ -109,6 +118,7 @@ func testLedgerTotals(t *testing.T, h Harness) {
 	}
 	wantErr(t, s.RecordSpend(ctx, store.SpendEntry{User: alice}), store.ErrInvalid, "spend without request id")
 	wantErr(t, s.RecordSpend(ctx, store.SpendEntry{RequestID: "x"}), store.ErrInvalid, "spend without user")
+	wantErr(t, s.RecordSpend(ctx, store.SpendEntry{RequestID: "x", User: alice, Images: -1}), store.ErrInvalid, "negative pictures")
 }
 
 func testAudit(t *testing.T, h Harness) {
@@ -167,6 +177,9 @@ func testLedgerBatch(t *testing.T, h Harness) {
 		w("g1", 3, base, ""), w("g1", 5, base.Add(time.Second), ""), w("g1", 9, base.Add(2*time.Second), "lease-1"),
 		w("g2", 11, base.Add(time.Minute), "lease-1"),
 	}))
+	// A request for pictures, settled like any other.
+	pic := store.SpendWrite{Entry: pictures("p1", alice, "nova-canvas", base.Add(90*time.Second), 3, 17), Lease: "lease-1"}
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{pic}))
 	// A third request provisional in one batch, final in the next.
 	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{w("g3", 1, base.Add(2*time.Minute), "")}))
 	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{w("g3", 13, base.Add(3*time.Minute), "lease-1")}))
@@ -176,20 +189,21 @@ func testLedgerBatch(t *testing.T, h Harness) {
 	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{other}))
 
 	days := r(s.UsageByDay(ctx, alice, base.Add(-24*time.Hour), base.Add(24*time.Hour), time.UTC)).must(t)
-	if len(days) != 1 || days[0].Requests != 3 || days[0].CostPicodollars != 9+11+13 {
-		t.Fatalf("usage %+v, want 3 requests costing 33", days)
+	if len(days) != 2 || days[0].Model != "nova-canvas" || days[0].Requests != 1 || days[0].Images != 3 || days[0].CostPicodollars != 17 ||
+		days[1].Requests != 3 || days[1].Images != 0 || days[1].CostPicodollars != 9+11+13 {
+		t.Fatalf("usage %+v, want 3 pictures costing 17 and 3 requests costing 33", days)
 	}
 	if n := r(s.SpendSince(ctx, bob, since)).must(t); n != 0 {
 		t.Fatalf("bob took over a row: %d", n)
 	}
 	u := r(s.QuotaUsage(ctx, alice, since, base)).must(t)
-	if u.SpentPicodollars != 33 || u.ReservedPicodollars != 100-33 {
-		t.Fatalf("quota %+v: want the 33 settled moved out of the lease", u)
+	if u.SpentPicodollars != 50 || u.ReservedPicodollars != 100-50 {
+		t.Fatalf("quota %+v: want the 50 settled moved out of the lease", u)
 	}
 	// A returned lease's late cost is not settled again.
 	noErr(t, s.ReturnLease(ctx, store.Lease{ID: "lease-1", User: alice}))
 	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{w("g4", 7, base.Add(4*time.Minute), "lease-1")}))
-	if u := r(s.QuotaUsage(ctx, alice, since, base)).must(t); u.SpentPicodollars != 33 || u.ReservedPicodollars != 0 {
+	if u := r(s.QuotaUsage(ctx, alice, since, base)).must(t); u.SpentPicodollars != 50 || u.ReservedPicodollars != 0 {
 		t.Fatalf("after return %+v", u)
 	}
 	wantErr(t, s.CommitSpend(ctx, []store.SpendWrite{{Entry: store.SpendEntry{User: alice}}}), store.ErrInvalid, "a row without request id")

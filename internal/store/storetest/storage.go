@@ -66,8 +66,9 @@ func testWrongMasterKey(t *testing.T, h Harness) {
 	wantErr(t, s.Export(ctx, alice, func(store.ExportedSession) error { return nil }), store.ErrUndecryptable, "export with the wrong master key")
 }
 
-// testCanary writes a unique marker as a title, a prompt, a streamed
-// partial and a reply, then searches every byte of the database for it.
+// testCanary writes a unique marker as a title, a prompt, a picture and its
+// name, a streamed partial and a reply, then searches every byte of the
+// database for it.
 func testCanary(t *testing.T, h Harness) {
 	ctx := context.Background()
 	var nonce [8]byte
@@ -78,11 +79,14 @@ func testCanary(t *testing.T, h Harness) {
 	db := h.NewDB(t)
 	s := r(db.Open(t, MasterKey)).must(t)
 	ss := r(s.CreateSession(ctx, owner, store.NewSession{Model: "sonnet", Title: "title " + canary})).must(t)
-	r(s.AppendMessage(ctx, owner, ss.ID, store.NewMessage{Role: store.RoleUser, Content: "prompt " + canary})).must(t)
+	sent := r(s.AppendMessage(ctx, owner, ss.ID, store.NewMessage{Role: store.RoleUser, Content: "prompt " + canary,
+		Attachments: []store.NewAttachment{{MediaType: "image/png", Name: "name " + canary, Data: []byte("picture " + canary)}}})).must(t)
 	m := r(s.BeginAssistantMessage(ctx, owner, ss.ID)).must(t)
+	r(s.AddAttachment(ctx, owner, ss.ID, m.ID, store.NewAttachment{MediaType: "image/png", Name: "made " + canary, Data: []byte("made " + canary)})).must(t)
 	noErr(t, s.UpdateAssistantMessage(ctx, owner, ss.ID, m.ID, "partial "+canary))
 	noErr(t, s.FinishAssistantMessage(ctx, owner, ss.ID, m.ID, store.Finish{Content: "reply " + canary, Status: store.StatusComplete}))
 	noErr(t, s.RenameSession(ctx, owner, ss.ID, "renamed "+canary))
+	r(s.ReplaceUserMessage(ctx, owner, ss.ID, sent.ID, "edited "+canary)).must(t)
 	old := r(s.CreateSession(ctx, owner, store.NewSession{Model: "sonnet", Title: "deleted " + canary})).must(t)
 	noErr(t, s.DeleteSession(ctx, owner, old.ID))
 	noErr(t, s.RecordSpend(ctx, spend("canary-req", owner, "sonnet", time.Now(), 1)))

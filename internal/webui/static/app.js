@@ -6,7 +6,7 @@
 // capabilities, GET /api/me/keys) answer 404 and their controls stay hidden.
 import { request, optional, errorFrom, streamEvents, ApiError } from "./js/api.js";
 import { render, Streamed } from "./js/markdown.js";
-import { $, el, dollars, count, whenAt, fold, announce, confirmDialog, copyText, flash } from "./js/ui.js";
+import { $, el, dollars, count, whenAt, fold, announce, confirmDialog, copyText, flash, privacySentence } from "./js/ui.js";
 import { renderUsage, quotaSummary, quotaFraction } from "./js/usage.js";
 import { renderData } from "./js/data.js";
 
@@ -37,7 +37,12 @@ async function start() {
   wire();
   const results = await Promise.allSettled([
     optional("/oauth2/userinfo").then((u) => { if (u) state.email = u.email || u.user || ""; }),
-    optional("/api/me").then((me) => { if (me) state.features = me.features || {}; }),
+    optional("/api/me").then((me) => {
+      if (!me) return;
+      state.features = me.features || {};
+      if (me.email) state.email = me.email;
+      if (me.privacy) drawPrivacy(me.privacy);
+    }),
     loadModels(),
     loadSessions(),
     loadUsage(),
@@ -48,6 +53,10 @@ async function start() {
   $("who").textContent = state.email;
   await route();
   document.body.classList.add("ready");
+}
+
+function drawPrivacy(p) {
+  $("privacy").replaceChildren(`${privacySentence(p)} `, el("a", { href: "/static/privacy.html", text: "Who can read them" }));
 }
 
 // ---------- routing ----------

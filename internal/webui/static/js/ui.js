@@ -123,3 +123,15 @@ export function flash(button, text) {
   clearTimeout(button._flash);
   button._flash = setTimeout(() => { button.textContent = was; }, 1500);
 }
+
+// privacySentence says in one sentence who can read the person's
+// conversations under this gateway's privacy toggles (GET /api/me).
+export function privacySentence(p) {
+  const admins = [p.adminChatAccess && "read", p.adminExport && "export"].filter(Boolean);
+  if (admins.length) {
+    const shared = p.communitySharing ? "; a conversation you share can be read by everyone signed in here" : "";
+    return `This gateway's admins can ${admins.join(" and ")} your conversations, and each time they do it is listed under Your data${shared}.`;
+  }
+  const except = p.communitySharing ? ", except those you share with everyone signed in here" : "";
+  return `Nobody else can read your conversations through this gateway${except}: its admins see what you spend, never what you write.`;
+}

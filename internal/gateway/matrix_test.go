@@ -82,6 +82,7 @@ var matrixRoutes = []matrixRoute{
 	{pattern: "GET /v1/models", ok: 200, setup: fixed("/v1/models", "")},
 	{pattern: "GET /v1/models/{id}", ok: 200, setup: fixed("/v1/models/sonnet", "")},
 	{pattern: "POST /v1/messages", ok: 200, setup: fixed("/v1/messages", matrixMessagesBody)},
+	{pattern: "POST /v1/messages/count_tokens", ok: 200, setup: fixed("/v1/messages/count_tokens", `{"model":"sonnet","messages":[{"role":"user","content":"hi"}]}`)},
 	{pattern: "POST /v1/chat/completions", ok: 200, setup: fixed("/v1/chat/completions", matrixChatBody)},
 	{pattern: "POST /v1/images/generations", ok: 200, setup: fixed("/v1/images/generations", `{"model":"canvas","prompt":"a cat","size":"1024x1024"}`)},
 	{pattern: "POST /api/sessions", ok: 201, setup: fixed("/api/sessions", `{"title":"t"}`)},

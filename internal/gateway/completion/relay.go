@@ -97,7 +97,14 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 	// A caller who leaves while the provider is silent (a stall) is seen
 	// at once, not at the provider's next event.
 	stop := context.AfterFunc(x.ctx, x.callerLeft)
-	defer stop()
+	defer func() {
+		// stop is false once the AfterFunc has started: wait for its Left
+		// (a Once's Do returns when the running call has) so that Left,
+		// when it comes, comes before End.
+		if !stop() {
+			x.callerLeft()
+		}
+	}()
 	var (
 		ev        translate.Event
 		committed bool

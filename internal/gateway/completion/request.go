@@ -114,8 +114,8 @@ type Observer interface {
 // core reads on to the provider's usage block to bill the request, which
 // can take until the request timeout (a stalled provider), and End comes
 // only then; Left comes at once, from another goroutine, concurrently
-// with the other calls, at most once and possibly just before End: the
-// observer orders them itself.
+// with the other calls, at most once and always before End: the observer
+// orders it with Text and Usage itself.
 type Leaver interface {
 	Left()
 }

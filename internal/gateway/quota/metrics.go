@@ -1,6 +1,9 @@
 package quota
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatgateway/chatgateway-operator/internal/metricnames"
@@ -30,19 +33,28 @@ func newQuotaMetrics(reg prometheus.Registerer, k *Keeper) *quotaMetrics {
 // usedDesc is the ratio gauge the operator's alert rules and dashboard
 // query by this exact name.
 var usedDesc = prometheus.NewDesc(metricnames.QuotaUsedRatio,
-	"Today's settled spend over the daily limit, per user and limit (soft, hard), as this replica knows it: the store's at its last lease grant plus what it settled since; 0 from the start of a new quota day.",
+	"Today's settled spend over the daily limit, per user and limit (soft, hard): the quota store's at scrape time, so every replica reports the spend of all; this replica's own view when the store does not answer.",
 	[]string{metricnames.LabelEndUser, metricnames.LabelLimit}, nil)
 
-// usedCollector computes the ratios at scrape time, so a person's gauge
-// falls to zero when their quota day ends rather than keeping yesterday's
-// value until their next request. With metricsEndUser None every user
-// would share one series, so nothing is reported.
+// usedReadTimeout bounds the store reads of one scrape; the accounts left
+// when it runs out report this replica's view.
+const usedReadTimeout = 2 * time.Second
+
+// usedCollector computes the ratios at scrape time from the store's settled
+// spend. A replica's own view (the store's at its last lease grant plus
+// what it settled since) misses what the other replicas settled after that
+// grant, so with several replicas no gauge equalled the ledger's spend. The
+// read is one indexed query per person with a quota, per scrape: off the
+// request path. With metricsEndUser None every user would share one
+// series, so nothing is reported.
 type usedCollector struct{ k *Keeper }
 
 func (c usedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- usedDesc }
 
 func (c usedCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.k.now()
+	ctx, cancel := context.WithTimeout(context.Background(), usedReadTimeout)
+	defer cancel()
 	c.k.accounts.Range(func(_, v any) bool {
 		a := v.(*account)
 		a.mu.Lock()
@@ -51,8 +63,14 @@ func (c usedCollector) Collect(ch chan<- prometheus.Metric) {
 		if p == nil || endUser == "" {
 			return true
 		}
-		if _, _, day := p.Window(now); day != spentDay {
+		start, _, day := p.Window(now)
+		if day != spentDay {
 			spent = 0 // a new day, nothing settled in it yet
+		}
+		if ctx.Err() == nil {
+			if u, err := c.k.store.QuotaUsage(ctx, a.user, start, now); err == nil {
+				spent = u.SpentPicodollars
+			}
 		}
 		// Floats only here, at the Prometheus boundary.
 		if lim.Soft > 0 {

@@ -55,10 +55,6 @@ const (
 	leaseTick    = 200 * time.Millisecond
 	// grantAttempts bounds how often one admission asks the store.
 	grantAttempts = 3
-	// An idle person active within recentUse has their settled spend
-	// re-read every refreshEvery (for the used-ratio gauge).
-	recentUse    = 10 * time.Minute
-	refreshEvery = 2 * time.Second
 )
 
 // account is one user's standing on this replica.
@@ -86,8 +82,6 @@ type account struct {
 	// the store's at the last grant, plus the costs committed here since.
 	spent    int64
 	spentDay string
-	// refreshedAt is when spent was last re-read while idle.
-	refreshedAt time.Time
 }
 
 type lease struct {
@@ -561,17 +555,13 @@ func (k *Keeper) maintainAccount(ctx context.Context, a *account, closing bool) 
 			k.log.LogAttrs(ctx, slog.LevelWarn, "Failed to return a quota lease", slog.String("error", err.Error()))
 		}
 	}
-	// A person recently active but idle here: learn now and then what
-	// other replicas settled, so the used-ratio gauge shows the store's
-	// figure rather than this replica's last.
-	a.mu.Lock()
-	refresh := !closing && len(a.leases) == 0 && now.Sub(a.lastUse) < recentUse && now.Sub(a.refreshedAt) >= refreshEvery
-	a.mu.Unlock()
-	if refresh {
+	if len(back) > 0 && !closing {
+		// The person went idle here: learn what other replicas settled
+		// meanwhile, so the used-ratio gauge ends at the store's figure.
 		if u, err := k.store.QuotaUsage(ctx, a.user, start, now); err == nil {
 			a.mu.Lock()
 			if len(a.leases) == 0 { // nothing settling here that the read could miss
-				a.spent, a.spentDay, a.refreshedAt = u.SpentPicodollars, day, now
+				a.spent, a.spentDay = u.SpentPicodollars, day
 			}
 			a.mu.Unlock()
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +37,8 @@ func withQuota(soft, hard string) envOption {
 // replica is one more gateway on e's config, with its own quota store
 // handle (and ledger when st is set), as a second process would have.
 type replica struct {
-	gw  *gateway.Gateway
-	url string
+	gw              *gateway.Gateway
+	url, metricsURL string
 }
 
 func addReplica(t testing.TB, e *env, st store.Store, qs store.Quotas) replica {
@@ -46,8 +47,8 @@ func addReplica(t testing.TB, e *env, st store.Store, qs store.Quotas) replica {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	url, _ := serve(t, gw)
-	return replica{gw: gw, url: url}
+	url, metricsURL := serve(t, gw)
+	return replica{gw: gw, url: url, metricsURL: metricsURL}
 }
 
 func openStore(t testing.TB, cfg gatewayconfig.Store) store.Store {
@@ -490,6 +491,54 @@ func TestQuotaUsedRatioGauge(t *testing.T) {
 	if st.SoftLimitPicodollars != 1_000_000_000 || st.HardLimitPicodollars != 2_000_000_000 ||
 		st.RemainingPicodollars != st.HardLimitPicodollars-st.SpentPicodollars {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// TestQuotaUsedRatioGaugeAcrossReplicas: with two replicas on one store,
+// each replica's gauge is the person's spend as the ledger has it,
+// whichever replica served their requests; not what one replica knew at
+// its last lease grant plus what it settled itself.
+func TestQuotaUsedRatioGaugeAcrossReplicas(t *testing.T) {
+	e := newEnv(t, withQuota("0.001", "0.002"))
+	dsn := pgtest.NewDatabase(t)
+	ledger := openStore(t, pgStore(t, e, dsn))
+	reps := []replica{addReplica(t, e, openStore(t, pgStore(t, e, dsn)), nil), addReplica(t, e, openStore(t, pgStore(t, e, dsn)), nil)}
+	for i := range 6 {
+		if resp, b := send(t, reps[i%2].url, "/v1/chat/completions", alice, chatBody("gpt", "one two three four", 10, i%3 == 0)); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+	}
+	ctx := context.Background()
+	for _, r := range reps {
+		if err := r.gw.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	days, err := ledger.UsageByDay(ctx, alice, epoch.Add(-24*time.Hour), time.Now().Add(24*time.Hour), time.UTC)
+	var requests, cost int64
+	for _, d := range days {
+		requests, cost = requests+d.Requests, cost+d.CostPicodollars
+	}
+	if err != nil || requests != 6 {
+		t.Fatalf("ledger %+v, %v", days, err)
+	}
+	want := fmt.Sprintf(`chatgateway_quota_used_ratio{end_user="alice@example.com",limit="soft"} %v`, float64(cost)/1e9)
+	for i, r := range reps {
+		resp, err := http.Get(r.metricsURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var got []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "chatgateway_quota_used_ratio{") {
+				got = append(got, l)
+			}
+		}
+		if !slices.Contains(got, want) {
+			t.Errorf("replica %d: %q, want %s", i, got, want)
+		}
 	}
 }
 

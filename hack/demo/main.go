@@ -24,14 +24,15 @@ import (
 func main() {
 	exitWhenReady := flag.Bool("exit-when-ready", false, "Stop once the samples are Ready (for a smoke test).")
 	timeout := flag.Duration("ready-timeout", 2*time.Minute, "How long to wait for the samples to become Ready.")
+	workDir := flag.String("work-dir", filepath.Join("bin", "demo"), "Where the demo keeps its kubeconfig, logs, mounts and the chat store (kept across runs).")
 	flag.Parse()
-	if err := run(*exitWhenReady, *timeout); err != nil {
+	if err := run(*exitWhenReady, *timeout, *workDir); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(exitWhenReady bool, timeout time.Duration) error {
+func run(exitWhenReady bool, timeout time.Duration, workDir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -43,7 +44,9 @@ func run(exitWhenReady bool, timeout time.Duration) error {
 	if assets == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set: run `make demo`, which builds the control plane binaries")
 	}
-	workDir := filepath.Join(root, "bin", "demo")
+	if !filepath.IsAbs(workDir) {
+		workDir = filepath.Join(root, workDir)
+	}
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return err
 	}

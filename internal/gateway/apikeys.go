@@ -168,24 +168,13 @@ func (c *keyCache) Reload(ctx context.Context) {
 
 // Revoked drops a key at once from this replica (the others drop it at
 // their next refresh).
-func (c *keyCache) Revoked(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.table.Load()
-	if t == nil {
-		return
-	}
-	next := &keyTable{byHash: make(map[[sha256.Size]byte]*keyEntry, len(t.byHash)), loadedAt: t.loadedAt}
-	for h, e := range t.byHash {
-		if e.id != id {
-			next.byHash[h] = e
-		}
-	}
-	c.table.Store(next)
-}
+func (c *keyCache) Revoked(id string) { c.drop(func(e *keyEntry) bool { return e.id == id }) }
 
 // Erased drops every key of owner (their data was erased).
-func (c *keyCache) Erased(owner string) {
+func (c *keyCache) Erased(owner string) { c.drop(func(e *keyEntry) bool { return e.owner == owner }) }
+
+// drop swaps in a copy of the table without the keys gone says are gone.
+func (c *keyCache) drop(gone func(*keyEntry) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.table.Load()
@@ -194,7 +183,7 @@ func (c *keyCache) Erased(owner string) {
 	}
 	next := &keyTable{byHash: make(map[[sha256.Size]byte]*keyEntry, len(t.byHash)), loadedAt: t.loadedAt}
 	for h, e := range t.byHash {
-		if e.owner != owner {
+		if !gone(e) {
 			next.byHash[h] = e
 		}
 	}

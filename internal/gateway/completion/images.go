@@ -399,9 +399,7 @@ func (x *imageExchange) finish(ctx context.Context) {
 	if o.Provider != "" {
 		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: who.Email,
 			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Images: o.Images, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
-		if err := x.core.ledger.Record(context.WithoutCancel(ctx), e); err != nil {
-			x.core.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", x.req.ID), slog.String("error", err.Error()))
-		}
+		x.core.record(ctx, e)
 	}
 	level := slog.LevelInfo
 	if o.Status >= 500 {

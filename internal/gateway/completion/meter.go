@@ -35,10 +35,16 @@ func (x *exchange) bill(rt *upstream.Route, reported metering.Usage) {
 	u := x.streamed(rt, reported)
 	e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: x.req.Caller.Email,
 		Model: rt.Alias, Requested: x.out.Requested, Provider: rt.Provider.Name(), Usage: u, Cost: rt.Prices.Cost(u), Provisional: true}
-	if err := x.core.ledger.Record(context.WithoutCancel(x.ctx), e); err != nil {
-		x.core.log.LogAttrs(x.ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", x.req.ID), slog.String("error", err.Error()))
-	}
+	x.core.record(x.ctx, e)
 	x.billed, x.sinceBill, x.lastBill = true, 0, time.Now()
+}
+
+// record queues a ledger row with a context that survives the caller
+// hanging up; a failure is logged by the request's id, never its content.
+func (c *Core) record(ctx context.Context, e metering.Entry) {
+	if err := c.ledger.Record(context.WithoutCancel(ctx), e); err != nil {
+		c.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", e.RequestID), slog.String("error", err.Error()))
+	}
 }
 
 // streamed is what an answer has cost so far, or what a cut one is billed:
@@ -86,9 +92,7 @@ func (x *exchange) finish(ctx context.Context) {
 	if o.Provider != "" && (o.Status == http.StatusOK || !o.Usage.IsZero() || x.billed) {
 		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: who.Email,
 			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Usage: o.Usage, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
-		if err := x.core.ledger.Record(context.WithoutCancel(ctx), e); err != nil {
-			x.core.log.LogAttrs(ctx, slog.LevelError, "Failed to record spend", slog.String("request_id", x.req.ID), slog.String("error", err.Error()))
-		}
+		x.core.record(ctx, e)
 	}
 	level := slog.LevelInfo
 	if o.Status >= 500 {

@@ -142,19 +142,7 @@ type sseEv struct {
 // turn sends a streamed message and returns its events and HTTP status.
 func (e *storeEnv) turn(path, who, content string) (int, http.Header, []sseEv) {
 	e.t.Helper()
-	b, _ := json.Marshal(map[string]string{"content": content})
-	req, _ := http.NewRequest("POST", e.url+path, strings.NewReader(string(b)))
-	req.Header = authHeader(who)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, []sseEv{{Name: "body", Data: string(body)}}
-	}
-	return resp.StatusCode, resp.Header, readSSE(e.t, resp.Body)
+	return e.turnWith(path, who, map[string]string{"content": content})
 }
 
 func readSSE(t testing.TB, r io.Reader) []sseEv {

@@ -126,12 +126,7 @@ func (s *sqlStore) AddAttachment(ctx context.Context, owner, sessionID, messageI
 	var out Attachment
 	now := micros(s.now())
 	err := s.db.tx(ctx, true, func(q querier) error {
-		var salt []byte
-		err := q.queryRow(ctx, `SELECT k.salt FROM sessions s JOIN user_keys k ON k.owner = s.owner
-			WHERE s.id = $1 AND s.owner = $2`, sessionID, owner).Scan(&salt)
-		if isNoRows(err) {
-			return notFound("message", messageID)
-		}
+		salt, err := sessionSalt(ctx, q, owner, sessionID, messageID)
 		if err != nil {
 			return err
 		}

@@ -224,6 +224,18 @@ func (s *sqlStore) FinishAssistantMessage(ctx context.Context, owner, sessionID,
 	return nil
 }
 
+// sessionSalt is the key salt of the owner of sessionID, checking that
+// owner owns it; a session that is not theirs is messageID not found.
+func sessionSalt(ctx context.Context, q querier, owner, sessionID, messageID string) ([]byte, error) {
+	var salt []byte
+	err := q.queryRow(ctx, `SELECT k.salt FROM sessions s JOIN user_keys k ON k.owner = s.owner
+		WHERE s.id = $1 AND s.owner = $2`, sessionID, owner).Scan(&salt)
+	if isNoRows(err) {
+		return nil, notFound("message", messageID)
+	}
+	return salt, err
+}
+
 // updateMessage checks the owner, seals text for the message and runs
 // update; when update touches no row it tells a missing message
 // (ErrNotFound) from one in the wrong state (ErrConflict).
@@ -231,12 +243,7 @@ func (s *sqlStore) updateMessage(ctx context.Context, owner, sessionID, messageI
 	update func(q querier, sealed []byte, now int64) (int64, error)) error {
 	now := micros(s.now())
 	return s.db.tx(ctx, true, func(q querier) error {
-		var salt []byte
-		err := q.queryRow(ctx, `SELECT k.salt FROM sessions s JOIN user_keys k ON k.owner = s.owner
-			WHERE s.id = $1 AND s.owner = $2`, sessionID, owner).Scan(&salt)
-		if isNoRows(err) {
-			return notFound("message", messageID)
-		}
+		salt, err := sessionSalt(ctx, q, owner, sessionID, messageID)
 		if err != nil {
 			return err
 		}

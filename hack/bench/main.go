@@ -105,7 +105,7 @@ func parse(args []string) (options, error) {
 	fs.BoolVar(&o.anthropic, "anthropic", false, "Anthropic front and provider instead of OpenAI's")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the gateway's --log-level (info, as the operator runs it, logs a line per request)")
 	fs.StringVar(&o.pin, "pin", "0:1", "CPUs as LOAD:PROXY for taskset, or none")
-	fs.StringVar(&o.profile, "profile", "", "folder for CPU profiles of each gateway over its top ladder step of the last repetition (go tool pprof)")
+	fs.StringVar(&o.profile, "profile", "", "folder for CPU profiles of each gateway over its top ladder step and its streams, of the last repetition (go tool pprof)")
 	quick := fs.Bool("quick", false, "a smoke run: one repetition, small counts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -157,7 +157,8 @@ func (s suite) bestRPS(bound time.Duration) (float64, bool) {
 }
 
 // runSuite runs the suite against t; profile, when set, is where to save
-// a CPU profile taken from debugAddr over the top ladder step.
+// a CPU profile taken from debugAddr over the top ladder step, and one
+// (named -sse) over the first seconds of the streams.
 func runSuite(ctx context.Context, o options, t target, pid int, debugAddr, profile string) (suite, error) {
 	var s suite
 	lat, err := latencies(t, o.warmup, o.n)
@@ -165,16 +166,21 @@ func runSuite(ctx context.Context, o options, t target, pid int, debugAddr, prof
 		return s, fmt.Errorf("one at a time: %w", err)
 	}
 	s.P50, s.P99 = quantile(lat, 0.50), quantile(lat, 0.99)
+	var profiled <-chan struct{}
 	for i, c := range o.ladder {
 		if profile != "" && debugAddr != "" && i == len(o.ladder)-1 {
-			done := saveProfile(debugAddr, profile, o.stepWarmup, o.stepDur)
-			defer func() { <-done }()
+			profiled = saveProfile(debugAddr, profile, o.stepWarmup, o.stepDur)
 		}
 		st, err := ladder(ctx, t, c, o.stepWarmup, o.stepDur, pid)
 		if err != nil {
 			return s, fmt.Errorf("ladder c=%d: %w", c, err)
 		}
 		s.Steps = append(s.Steps, st)
+	}
+	if profiled != nil {
+		<-profiled // one CPU profile at a time
+		done := saveProfile(debugAddr, strings.TrimSuffix(profile, ".pprof")+"-sse.pprof", 0, 4*time.Second)
+		defer func() { <-done }()
 	}
 	ttfe, events, cpu, err := streams(t, 5, o.streams, pid)
 	if err != nil {

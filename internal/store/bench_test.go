@@ -143,3 +143,38 @@ func benchTurns(b *testing.B, s store.Store, turn func(context.Context, store.St
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns/turn")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns/turn")
 }
+
+// BenchmarkCommitSpend commits the ledger writer's batches: one row settled
+// against a lease per batch (a gateway serving one request at a time) and
+// 32 (a gateway under load).
+func BenchmarkCommitSpend(b *testing.B) {
+	for _, n := range []int{1, 32} {
+		b.Run(fmt.Sprintf("sqlite/batch=%d", n), func(b *testing.B) { benchCommitSpend(b, benchSQLite(b), n) })
+		b.Run(fmt.Sprintf("postgres/batch=%d", n), func(b *testing.B) { benchCommitSpend(b, benchPostgres(b), n) })
+	}
+}
+
+func benchCommitSpend(b *testing.B, s store.Store, n int) {
+	ctx := context.Background()
+	const owner = "bench@example.com"
+	now := time.Now()
+	l := store.Lease{ID: "lease-bench", User: owner, Holder: "bench", At: now, ExpiresAt: now.Add(time.Hour), Create: true}
+	if g, err := s.GrantLease(ctx, l, 1<<50, 1<<50, now.Add(-time.Hour), now, 1<<60); err != nil || !g.OK {
+		b.Fatalf("lease: %v %+v", err, g)
+	}
+	writes := make([]store.SpendWrite, n)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for j := range writes {
+			e := benchSpend(owner, i)
+			e.CostPicodollars = 1000
+			writes[j] = store.SpendWrite{Entry: e, Lease: l.ID}
+			i++
+		}
+		if err := s.CommitSpend(ctx, writes); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+}

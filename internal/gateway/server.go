@@ -65,12 +65,6 @@ type Gateway struct {
 	handler    http.Handler // mux behind the surface checks (surface.go)
 }
 
-// The ledger writer's batching with a store: see New.
-const (
-	storeFullBatch = 32
-	storeLinger    = 100 * time.Millisecond
-)
-
 // New loads the config and the files it names. It fails, naming the field
 // or file at fault, when they are not usable: a gateway that cannot
 // authenticate or reach a provider must not start.
@@ -105,15 +99,7 @@ func New(opts Options) (*Gateway, error) {
 	} else if opts.Quotas == nil {
 		sink = metering.StoreSink{Store: g.store}
 	}
-	wo := metering.WriterOptions{OnCommit: g.quota.Committed, Log: g.log}
-	if g.store != nil {
-		// A transaction's fixed cost (on SQLite on the gateway's own CPU,
-		// about 100 µs) is shared by the requests that end within
-		// storeLinger, up to storeFullBatch of them; what a SIGKILL loses
-		// grows by as much (docs/quotas.md).
-		wo.FullBatch, wo.Linger = storeFullBatch, storeLinger
-	}
-	g.ledger = metering.NewWriter(sink, wo)
+	g.ledger = metering.NewWriter(sink, metering.WriterOptions{OnCommit: g.quota.Committed, Log: g.log})
 	g.core = completion.New(completion.Options{Ledger: g.ledger, Quota: g.quota, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	if _, err := g.Reload(); err != nil {
 		return nil, err

@@ -254,7 +254,7 @@ func TestMonitoringOnPrometheus(t *testing.T) {
 		}
 	}
 	// Every request a provider answered is a row, once the replicas'
-	// ledger writers have committed their last batches (within 100 ms).
+	// ledger writers have committed their last batches (milliseconds).
 	answered := int64(0)
 	for _, s := range traffic {
 		if s.provider != "" {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,67 +104,4 @@ func TestMemoryLedger(t *testing.T) {
 	if got := l.Spend("a"); got != 7 || len(l.Entries()) != 3 {
 		t.Errorf("spend %d, %d entries; want the provisional rows replaced by the final one", got, len(l.Entries()))
 	}
-}
-
-// TestWriterLingers: under light load a batch waits for the requests that
-// end within Linger, up to FullBatch of them, rather than committing one
-// row per transaction; a Flush does not wait out the Linger.
-func TestWriterLingers(t *testing.T) {
-	ctx := context.Background()
-	sink := &recordingSink{}
-	w := metering.NewWriter(sink, metering.WriterOptions{FullBatch: 4, Linger: time.Hour})
-	t.Cleanup(func() { _ = w.Close(ctx) })
-	for i := range 3 {
-		if err := w.Record(ctx, metering.Entry{RequestID: fmt.Sprint("r", i), User: "a"}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond) // requests ending apart
-	}
-	if got := sink.sizes(); len(got) != 0 {
-		t.Fatalf("batches %v before FullBatch or Linger", got)
-	}
-	if err := w.Record(ctx, metering.Entry{RequestID: "r3", User: "a"}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(sink.sizes()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := sink.sizes(); len(got) != 1 || got[0] != 4 {
-		t.Fatalf("batches %v; want the four rows in one once FullBatch queued", got)
-	}
-	if err := w.Record(ctx, metering.Entry{RequestID: "r4", User: "a"}); err != nil {
-		t.Fatal(err)
-	}
-	flushed := make(chan error, 1)
-	go func() { flushed <- w.Flush(ctx) }()
-	select {
-	case err := <-flushed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Flush waited for the Linger")
-	}
-	if got := sink.sizes(); len(got) != 2 || got[1] != 1 {
-		t.Fatalf("batches %v; want the last row committed by Flush", got)
-	}
-}
-
-type recordingSink struct {
-	mu      sync.Mutex
-	batches []int
-}
-
-func (s *recordingSink) Commit(_ context.Context, b []metering.Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.batches = append(s.batches, len(b))
-	return nil
-}
-
-func (s *recordingSink) sizes() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.batches)
 }

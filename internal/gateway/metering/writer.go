@@ -14,28 +14,24 @@ import (
 // queue and returns; one goroutine commits the queue a batch per
 // transaction: it starts a batch with the first entry waiting, takes
 // whatever else is queued up to MaxBatch, waits at most Linger for more
-// while the batch is short of FullBatch, and commits it. Under load a
-// batch is whatever queued while the last one committed, so the store
-// sees a transaction per batch rather than per request, and no request
-// waits on one. Under light load a transaction's fixed cost (on SQLite,
-// run on the gateway's own CPU) would otherwise be paid per request: a
-// long Linger with a small FullBatch shares it among the requests of the
-// last Linger without letting a batch grow large under load.
+// while the batch is short, and commits it. Under load a batch is
+// whatever queued while the last one committed, so the store sees a
+// transaction per batch rather than per request, and no request waits on
+// one.
 //
 // A batch commits the final rows' quota settlements in its transaction
 // (see store.SpendWrite), so the ledger and the quota agree. Flush (and
 // Close, on SIGTERM) commits everything queued. What a SIGKILL loses is
 // what was queued or being committed: the requests that ended in the
-// last Linger (at most FullBatch of them) plus one commit, or more while
-// the store lags (at most QueueSize); their money is still held by the quota lease, which is
+// last Linger plus one commit, or more while the store lags (at most
+// QueueSize); their money is still held by the quota lease, which is
 // charged in full when it expires, so the quota never counts less.
 type Writer struct {
-	sink      Sink
-	onCommit  func([]Entry, error)
-	log       *slog.Logger
-	maxBatch  int
-	fullBatch int
-	linger    time.Duration
+	sink     Sink
+	onCommit func([]Entry, error)
+	log      *slog.Logger
+	maxBatch int
+	linger   time.Duration
 
 	queue   chan Entry
 	flushes chan chan struct{}
@@ -61,11 +57,7 @@ type WriterOptions struct {
 	QueueSize int
 	// MaxBatch bounds a batch (default 512 entries).
 	MaxBatch int
-	// FullBatch is the size from which a batch commits without waiting
-	// for more (default MaxBatch).
-	FullBatch int
-	// Linger is how long a batch short of FullBatch waits for more
-	// (default 2ms).
+	// Linger is how long a short batch waits for more (default 2ms).
 	Linger time.Duration
 }
 
@@ -87,7 +79,7 @@ var ErrQueueFull = errors.New("the spend ledger's queue is full")
 func NewWriter(sink Sink, o WriterOptions) *Writer {
 	w := &Writer{
 		sink: sink, onCommit: o.OnCommit, log: o.Log,
-		maxBatch: o.MaxBatch, fullBatch: o.FullBatch, linger: o.Linger,
+		maxBatch: o.MaxBatch, linger: o.Linger,
 		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if w.log == nil {
@@ -95,9 +87,6 @@ func NewWriter(sink Sink, o WriterOptions) *Writer {
 	}
 	if w.maxBatch <= 0 {
 		w.maxBatch = 512
-	}
-	if w.fullBatch <= 0 || w.fullBatch > w.maxBatch {
-		w.fullBatch = w.maxBatch
 	}
 	if w.linger <= 0 {
 		w.linger = 2 * time.Millisecond
@@ -180,20 +169,14 @@ func (w *Writer) run() {
 			w.drain(batch[:0])
 			return
 		}
-		var ack chan struct{}
-		batch, ack = w.fill(batch)
+		batch = w.fill(batch)
 		w.commit(batch)
-		if ack != nil {
-			w.drain(batch[:0])
-			close(ack)
-		}
 	}
 }
 
-// fill adds what is queued to batch, up to maxBatch, waiting up to
-// linger for more while it is short of fullBatch. A Flush or Close while
-// it waits ends the wait: the batch commits before the Writer answers it.
-func (w *Writer) fill(batch []Entry) ([]Entry, chan struct{}) {
+// fill adds what is queued to batch, waiting up to linger while it is
+// short of maxBatch.
+func (w *Writer) fill(batch []Entry) []Entry {
 	var timer *time.Timer
 	for len(batch) < w.maxBatch {
 		select {
@@ -201,9 +184,6 @@ func (w *Writer) fill(batch []Entry) ([]Entry, chan struct{}) {
 			batch = append(batch, e)
 			continue
 		default:
-		}
-		if len(batch) >= w.fullBatch {
-			return batch, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(w.linger)
@@ -213,14 +193,10 @@ func (w *Writer) fill(batch []Entry) ([]Entry, chan struct{}) {
 		case e := <-w.queue:
 			batch = append(batch, e)
 		case <-timer.C:
-			return batch, nil
-		case ack := <-w.flushes:
-			return batch, ack
-		case <-w.stop:
-			return batch, nil
+			return batch
 		}
 	}
-	return batch, nil
+	return batch
 }
 
 // drain commits everything queued now.

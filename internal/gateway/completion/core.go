@@ -159,14 +159,24 @@ func (c *Core) Complete(ctx context.Context, req Request, obs Observer) {
 	}
 	x.target = translate.Target{User: req.Caller.Upstream, CapOutput: x.res != nil}
 	r := c.failover.Run(actx, ctx, upstream.Plan{RequestID: req.ID, Alias: choice.Alias, Routes: plan, Policy: snap.Failover}, x)
-	x.out.Attempts = r.Attempts
-	switch {
-	case r.Route != nil: // the attempt recorded what it served
-	case r.Gone:
-		x.out.Status = StatusClientClosed
-	default:
+	if x.out.ran(r) {
 		x.fail(r.Err)
 	}
+}
+
+// ran takes the failover loop's result into o: an attempt that answered
+// recorded what it served; a caller who left is a 499. failed says no
+// route answered a caller still there, whose error is r.Err.
+func (o *Outcome) ran(r upstream.Result) (failed bool) {
+	o.Attempts = r.Attempts
+	switch {
+	case r.Route != nil:
+	case r.Gone:
+		o.Status = StatusClientClosed
+	default:
+		return true
+	}
+	return false
 }
 
 // read is the request: an HTTP front's body, bounded and parsed into buf,

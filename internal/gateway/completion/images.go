@@ -161,12 +161,7 @@ func (c *Core) images(ctx context.Context, req Request, ask *translate.ImageRequ
 		}
 	}
 	r := c.failover.Run(actx, ctx, upstream.Plan{RequestID: req.ID, Alias: alias, Routes: plan, Policy: snap.Failover}, x)
-	x.out.Attempts = r.Attempts
-	switch {
-	case r.Route != nil: // the attempt recorded what it served
-	case r.Gone:
-		x.out.Status = StatusClientClosed
-	default:
+	if x.out.ran(r) {
 		x.fail(r.Err)
 	}
 	return x

@@ -509,6 +509,8 @@ func (k *Keeper) run() {
 // maintain does one round of upkeep; closing returns every lease that
 // can be.
 func (k *Keeper) maintain(ctx context.Context, closing bool) {
+	k.upkeep.Lock()
+	defer k.upkeep.Unlock()
 	k.accounts.Range(func(_, v any) bool {
 		k.maintainAccount(ctx, v.(*account), closing)
 		return true

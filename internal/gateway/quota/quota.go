@@ -96,6 +96,10 @@ type Keeper struct {
 
 	accounts sync.Map // email → *account
 	leases   sync.Map // lease id → *lease, for the ledger writer's reports
+	// upkeep makes rounds of lease upkeep one at a time, so a Flush that
+	// finds a lease already dropped by the background round returns only
+	// once that round has given it back to the store.
+	upkeep   sync.Mutex
 	wake     chan struct{}
 	stop     chan struct{}
 	done     chan struct{}

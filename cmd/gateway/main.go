@@ -40,6 +40,7 @@ func run() error {
 		debug      = flag.String("debug-listen", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, never on the service's port")
 	)
 	flag.Parse()
+	tuneGC()
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -145,10 +145,11 @@ func benchTurns(b *testing.B, s store.Store, turn func(context.Context, store.St
 }
 
 // BenchmarkCommitSpend commits the ledger writer's batches: one row settled
-// against a lease per batch (a gateway serving one request at a time) and
-// 32 (a gateway under load).
+// against a lease per batch (a lone request), 32 (a gateway under load, or
+// a linger's worth of requests one at a time) and 256 (a linger's worth
+// at thousands of requests a second).
 func BenchmarkCommitSpend(b *testing.B) {
-	for _, n := range []int{1, 32} {
+	for _, n := range []int{1, 32, 256} {
 		b.Run(fmt.Sprintf("sqlite/batch=%d", n), func(b *testing.B) { benchCommitSpend(b, benchSQLite(b), n) })
 		b.Run(fmt.Sprintf("postgres/batch=%d", n), func(b *testing.B) { benchCommitSpend(b, benchPostgres(b), n) })
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/chatgateway/chatgateway-operator/internal/store"
@@ -17,6 +16,19 @@ import (
 // reply sees it. The commit is of the rows queued before the read, not a
 // wait for the linger.
 
+// flushWait bounds how long a read waits for the commit: a store failing
+// its commits (the writer retries for about 30 s) is read as it is rather
+// than hanging the page or the scrape.
+const flushWait = 2 * time.Second
+
+// commitQueued commits what the ledger writer has queued, or gives up
+// after flushWait.
+func commitQueued(ctx context.Context, flush func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(ctx, flushWait)
+	defer cancel()
+	_ = flush(ctx) // on time-out the read shows what is committed
+}
+
 // committedQuotas is a store.Quotas whose read of settled spend commits
 // the queued ledger first.
 type committedQuotas struct {
@@ -25,9 +37,7 @@ type committedQuotas struct {
 }
 
 func (s committedQuotas) QuotaUsage(ctx context.Context, user string, since, now time.Time) (store.QuotaUsage, error) {
-	if err := s.flush(ctx); err != nil {
-		return store.QuotaUsage{}, fmt.Errorf("quota usage: commit the queued ledger: %w", err)
-	}
+	commitQueued(ctx, s.flush)
 	return s.Quotas.QuotaUsage(ctx, user, since, now)
 }
 
@@ -39,23 +49,17 @@ type committedStore struct {
 }
 
 func (s committedStore) UsageByDay(ctx context.Context, user string, from, to time.Time, loc *time.Location) ([]store.DayUsage, error) {
-	if err := s.flush(ctx); err != nil {
-		return nil, fmt.Errorf("usage by day: commit the queued ledger: %w", err)
-	}
+	commitQueued(ctx, s.flush)
 	return s.Store.UsageByDay(ctx, user, from, to, loc)
 }
 
 func (s committedStore) UsageByUser(ctx context.Context, from, to time.Time) ([]store.UserUsage, error) {
-	if err := s.flush(ctx); err != nil {
-		return nil, fmt.Errorf("usage by user: commit the queued ledger: %w", err)
-	}
+	commitQueued(ctx, s.flush)
 	return s.Store.UsageByUser(ctx, from, to)
 }
 
 func (s committedStore) SpendSince(ctx context.Context, user string, since time.Time) (int64, error) {
-	if err := s.flush(ctx); err != nil {
-		return 0, fmt.Errorf("spend since: commit the queued ledger: %w", err)
-	}
+	commitQueued(ctx, s.flush)
 	return s.Store.SpendSince(ctx, user, since)
 }
 

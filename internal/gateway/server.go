@@ -38,6 +38,10 @@ type Options struct {
 	// Quotas holds the quota leases and settled spend; the default is
 	// Store's, else in memory (right for one replica only).
 	Quotas store.Quotas
+	// LedgerLinger is how long the ledger writer waits to gather a batch
+	// (default metering.DefaultLinger); tests lengthen it to show that
+	// every read of spend commits the queue first.
+	LedgerLinger time.Duration
 }
 
 // Gateway is the HTTP server's handler and its config holder.
@@ -90,7 +94,6 @@ func New(opts Options) (*Gateway, error) {
 	if charges == nil {
 		charges = store.NewMemoryQuotas()
 	}
-	g.quota = quota.New(quota.Options{Store: charges, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	// Every request's spend goes through one group-committed writer: its
 	// ledger row and its quota settlement in one transaction per batch.
 	var sink metering.Sink = metering.StoreSink{Store: charges}
@@ -99,7 +102,12 @@ func New(opts Options) (*Gateway, error) {
 	} else if opts.Quotas == nil {
 		sink = metering.StoreSink{Store: g.store}
 	}
-	g.ledger = metering.NewWriter(sink, metering.WriterOptions{OnCommit: g.quota.Committed, Log: g.log})
+	// The writer reports commits to the keeper, made just below; it makes
+	// none before a request has been admitted by it.
+	g.ledger = metering.NewWriter(sink, metering.WriterOptions{
+		OnCommit: func(b []metering.Entry, err error) { g.quota.Committed(b, err) }, Log: g.log, Linger: opts.LedgerLinger})
+	// Reads of spend commit the queued ledger first (spendreads.go).
+	g.quota = quota.New(quota.Options{Store: committedQuotas{charges, g.ledger.Flush}, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	g.core = completion.New(completion.Options{Ledger: g.ledger, Quota: g.quota, Registerer: g.metrics.reg, Log: g.log, Now: g.now})
 	if _, err := g.Reload(); err != nil {
 		return nil, err
@@ -121,7 +129,7 @@ func (g *Gateway) routes() {
 	if g.store != nil {
 		g.keys = newKeyCache(g.store, g.now, g.log)
 		g.chat = chatapi.New(chatapi.Options{
-			Store: g.store, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
+			Store: committedStore{g.store, g.ledger.Flush}, Completer: g.core, Quotas: g.quota, Authed: g.apiAuthed,
 			Current: func() *gatewayconfig.Config { return g.snap.Load().cfg }, Log: g.log, Now: g.now,
 			Keys: g.keys,
 		})

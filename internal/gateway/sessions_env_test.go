@@ -88,7 +88,9 @@ func newStoreEnvWrapped(t testing.TB, kind string, sim providersim.Options, log 
 	if wrap != nil {
 		gst = wrap(st)
 	}
-	gw, err := gateway.New(gateway.Options{ConfigPath: e.configPath(), Now: e.clock.Now, Logger: log, Store: gst})
+	// An hour's linger: only a Flush commits the ledger, so a read of
+	// spend that does not commit the queue first shows nothing.
+	gw, err := gateway.New(gateway.Options{ConfigPath: e.configPath(), Now: e.clock.Now, Logger: log, Store: gst, LedgerLinger: time.Hour})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

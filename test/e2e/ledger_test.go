@@ -189,8 +189,9 @@ func TestSIGKILLLosesBoundedAndNeverUndercounts(t *testing.T) {
 			}
 			// What can be lost is what was queued or committing: at most
 			// the writer's queue and one batch (8,192 + 512 rows), and in
-			// practice the requests that ended in the last few
-			// milliseconds, more while the store lags. How many depends on
+			// practice the requests that ended in the writer's last
+			// linger (50 ms) and the batch committing, more while the
+			// store lags. How many depends on
 			// the machine: logged, not enforced.
 			if lost > 8192+512 {
 				t.Errorf("%d rows lost, more than the writer can hold", lost)

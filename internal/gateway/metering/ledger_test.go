@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,5 +104,58 @@ func TestMemoryLedger(t *testing.T) {
 	}
 	if got := l.Spend("a"); got != 7 || len(l.Entries()) != 3 {
 		t.Errorf("spend %d, %d entries; want the provisional rows replaced by the final one", got, len(l.Entries()))
+	}
+}
+
+// TestWriterFlushCutsTheLinger: a Flush commits what was queued before it
+// at once, not after the linger (an hour here), and returns while other
+// requests keep queueing rows behind it; what they queue is committed by
+// the next Flush.
+func TestWriterFlushCutsTheLinger(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ledger metering.MemoryLedger
+	w := metering.NewWriter(metering.MemorySink{Ledger: &ledger}, metering.WriterOptions{Linger: time.Hour, MaxBatch: 16})
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	record := func(id string) {
+		if err := w.Record(ctx, metering.Entry{RequestID: id, User: "a", Cost: 1}); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range 40 { // a lingering batch and more queued behind it
+		record(fmt.Sprint("before-", i))
+	}
+	// Others keep recording while the flushes run.
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				record(fmt.Sprint("during-", i))
+			}
+		}
+	}()
+	for range 3 {
+		if err := w.Flush(ctx); err != nil {
+			t.Fatalf("flush under a steady stream of rows: %v", err)
+		}
+	}
+	close(stop)
+	<-busy
+	for i := range 40 {
+		if !slices.ContainsFunc(ledger.Entries(), func(e metering.Entry) bool { return e.RequestID == fmt.Sprint("before-", i) }) {
+			t.Fatalf("before-%d not committed by the flush", i)
+		}
+	}
+	record("last")
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ledger.Entries(), func(e metering.Entry) bool { return e.RequestID == "last" }) {
+		t.Fatal("a row recorded before the second flush is not committed by it")
 	}
 }

@@ -17,13 +17,16 @@ import (
 // while the batch is short, and commits it. Under load a batch is
 // whatever queued while the last one committed, so the store sees a
 // transaction per batch rather than per request, and no request waits on
-// one.
+// one; at low rates the linger gathers tens of requests per transaction,
+// where each would otherwise pay a whole commit.
 //
 // A batch commits the final rows' quota settlements in its transaction
-// (see store.SpendWrite), so the ledger and the quota agree. Flush (and
-// Close, on SIGTERM) commits everything queued. What a SIGKILL loses is
-// what was queued or being committed: the requests that ended in the
-// last Linger plus one commit, or more while the store lags (at most
+// (see store.SpendWrite), so the ledger and the quota agree. Flush commits
+// everything queued before it without waiting out the linger: readers of
+// spend call it first, so a usage page read after a reply shows it. Close
+// (on SIGTERM) commits everything queued. What a SIGKILL loses is what
+// was queued or being committed: the requests that ended in the last
+// Linger plus one commit, or more while the store lags (at most
 // QueueSize); their money is still held by the quota lease, which is
 // charged in full when it expires, so the quota never counts less.
 type Writer struct {
@@ -57,9 +60,17 @@ type WriterOptions struct {
 	QueueSize int
 	// MaxBatch bounds a batch (default 512 entries).
 	MaxBatch int
-	// Linger is how long a short batch waits for more (default 2ms).
+	// Linger is how long a short batch waits for more (default 50ms).
 	Linger time.Duration
 }
+
+// DefaultLinger is how long a short batch waits for more rows. A commit
+// costs the store far more than a row (SQLite writes its pages to the WAL,
+// PostgreSQL makes a round trip and flushes its WAL), so at a few hundred
+// requests a second a batch of a request or two cost more than the
+// requests' own work; 50 ms gathers tens. Readers do not wait for it
+// (Flush), and a SIGKILL loses at most this much more of the ledger.
+const DefaultLinger = 50 * time.Millisecond
 
 // A batch that fails to commit is retried with backoff, up to
 // commitAttempts times (about 30 s in all), then given up and logged:
@@ -89,7 +100,7 @@ func NewWriter(sink Sink, o WriterOptions) *Writer {
 		w.maxBatch = 512
 	}
 	if w.linger <= 0 {
-		w.linger = 2 * time.Millisecond
+		w.linger = DefaultLinger
 	}
 	size := o.QueueSize
 	if size <= 0 {
@@ -123,7 +134,9 @@ func (w *Writer) Record(ctx context.Context, e Entry) error {
 }
 
 // Flush returns once every entry queued before it was called has been
-// committed (or given up on), or ctx ends.
+// committed (or given up on), or ctx ends. It cuts a lingering batch
+// short, and commits only what was queued when it came, so a steady
+// stream of new entries does not hold it up.
 func (w *Writer) Flush(ctx context.Context) error {
 	ack := make(chan struct{})
 	select {
@@ -158,25 +171,27 @@ func (w *Writer) run() {
 	defer close(w.done)
 	batch := make([]Entry, 0, w.maxBatch)
 	for {
+		var acks []chan struct{}
 		select {
 		case e := <-w.queue:
-			batch = append(batch[:0], e)
+			batch, acks = w.fill(append(batch[:0], e))
+			w.commit(batch)
 		case ack := <-w.flushes:
-			w.drain(batch[:0])
-			close(ack)
-			continue
+			acks = []chan struct{}{ack}
 		case <-w.stop:
-			w.drain(batch[:0])
+			w.drain(batch[:0], -1)
 			return
 		}
-		batch = w.fill(batch)
-		w.commit(batch)
+		if acks != nil {
+			w.flush(batch[:0], acks)
+		}
 	}
 }
 
 // fill adds what is queued to batch, waiting up to linger while it is
-// short of maxBatch.
-func (w *Writer) fill(batch []Entry) []Entry {
+// short of maxBatch. A Flush (or Close) ends the wait: the batch is
+// committed at once, and the flushes are returned to be answered.
+func (w *Writer) fill(batch []Entry) ([]Entry, []chan struct{}) {
 	var timer *time.Timer
 	for len(batch) < w.maxBatch {
 		select {
@@ -192,22 +207,48 @@ func (w *Writer) fill(batch []Entry) []Entry {
 		select {
 		case e := <-w.queue:
 			batch = append(batch, e)
+		case ack := <-w.flushes:
+			return batch, []chan struct{}{ack}
+		case <-w.stop:
+			return batch, nil
 		case <-timer.C:
-			return batch
+			return batch, nil
 		}
 	}
-	return batch
+	return batch, nil
 }
 
-// drain commits everything queued now.
-func (w *Writer) drain(batch []Entry) {
-	for {
+// flush answers acks once what was queued when they came is committed.
+// It commits only that many entries: the queue is first in, first out,
+// so those include every entry recorded before the Flush calls, and
+// requests arriving meanwhile cannot keep a reader waiting. Flushes
+// waiting now are answered by the same commit.
+func (w *Writer) flush(batch []Entry, acks []chan struct{}) {
+	for more := true; more; {
+		select {
+		case ack := <-w.flushes:
+			acks = append(acks, ack)
+		default:
+			more = false
+		}
+	}
+	w.drain(batch, len(w.queue))
+	for _, ack := range acks {
+		close(ack)
+	}
+}
+
+// drain commits n entries from the queue (n < 0: until it is empty), a
+// batch of at most maxBatch at a time.
+func (w *Writer) drain(batch []Entry, n int) {
+	for n != 0 {
 		batch = batch[:0]
 	take:
-		for len(batch) < w.maxBatch {
+		for len(batch) < w.maxBatch && n != 0 {
 			select {
 			case e := <-w.queue:
 				batch = append(batch, e)
+				n--
 			default:
 				break take
 			}

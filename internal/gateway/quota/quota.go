@@ -212,8 +212,9 @@ func (k *Keeper) Status(ctx context.Context, p *Policy, email string) (Status, e
 	}
 	// The store counts this replica's leases whole: what they hold unused
 	// is the person's to spend, not held by a request. (A cost settled
-	// here shows as held until the ledger writer commits it, a few
-	// milliseconds; the unused part does not change when it does.)
+	// here shows as held until the ledger writer commits it; the gateway's
+	// store commits the writer's queue before this read, and the unused
+	// part does not change when it does.)
 	if v, ok := k.accounts.Load(email); ok {
 		a := v.(*account)
 		a.mu.Lock()

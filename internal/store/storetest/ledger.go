@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -207,4 +208,54 @@ func testLedgerBatch(t *testing.T, h Harness) {
 		t.Fatalf("after return %+v", u)
 	}
 	wantErr(t, s.CommitSpend(ctx, []store.SpendWrite{{Entry: store.SpendEntry{User: alice}}}), store.ErrInvalid, "a row without request id")
+}
+
+// testLedgerBigBatch: a batch the size a lingering writer gathers (46
+// writes, 45 rows: more than one statement's worth on SQLite) keeps the
+// rules of a small one. A provisional row is replaced by its final one
+// written 35 rows later; a row written before is revised and keeps its
+// first time; bob's row with the id of one of alice's is left alone; every
+// final cost is settled against the lease, in the same transaction.
+func testLedgerBigBatch(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := open(t, h)
+	base := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	since := base.Add(-time.Hour)
+	if g := r(s.GrantLease(ctx, store.Lease{ID: "lease-2", User: alice, At: base, ExpiresAt: base.Add(time.Hour), Create: true}, 10_000, 10_000, since, base, 1<<40)).must(t); !g.OK {
+		t.Fatalf("grant %+v", g)
+	}
+	early := spend("b3", alice, "sonnet", base.Add(-time.Minute), 1)
+	noErr(t, s.CommitSpend(ctx, []store.SpendWrite{{Entry: early}, {Entry: spend("b40", bob, "sonnet", base, 1000)}}))
+
+	var writes []store.SpendWrite
+	for i := range 45 {
+		e := spend(fmt.Sprint("b", i), alice, "sonnet", base.Add(time.Duration(i)*time.Second), int64(i+1))
+		w := store.SpendWrite{Entry: e, Lease: "lease-2"}
+		if i == 10 {
+			w.Lease = "" // provisional: billed as it streams, settled by its final row
+		}
+		writes = append(writes, w)
+	}
+	writes = append(writes, store.SpendWrite{Entry: spend("b10", alice, "sonnet", base.Add(time.Hour), 500), Lease: "lease-2"})
+	noErr(t, s.CommitSpend(ctx, writes))
+
+	// Alice's rows: b0…b44 but bob's b40, b10 at its final cost.
+	wantCost := int64(45*46/2 - 11 + 500 - 41)
+	days := r(s.UsageByDay(ctx, alice, base.Add(-24*time.Hour), base.Add(24*time.Hour), time.UTC)).must(t)
+	if len(days) != 1 || days[0].Requests != 44 || days[0].CostPicodollars != wantCost {
+		t.Fatalf("usage %+v, want 44 requests costing %d", days, wantCost)
+	}
+	// b3 kept its first time: it is the one row before base.
+	if n := r(s.SpendSince(ctx, alice, base)).must(t); n != wantCost-4 {
+		t.Fatalf("alice's spend since the batch began: %d, want %d (b3 keeps its first time)", n, wantCost-4)
+	}
+	if n := r(s.SpendSince(ctx, bob, since)).must(t); n != 1000 {
+		t.Fatalf("bob's row: %d, want 1000 untouched", n)
+	}
+	// Every final row's cost is settled, b40's too: the quota counts what
+	// alice's request cost, whoever's id it collided with.
+	settled := int64(45*46/2 - 11 + 500)
+	if u := r(s.QuotaUsage(ctx, alice, since, base)).must(t); u.SpentPicodollars != settled || u.ReservedPicodollars != 10_000-settled {
+		t.Fatalf("quota %+v, want %d settled out of the lease", u, settled)
+	}
 }

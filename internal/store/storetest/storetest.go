@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"LedgerByDayInTimeZone", testLedgerByDay},
 		{"LedgerTotals", testLedgerTotals},
 		{"LedgerBatch", testLedgerBatch},
+		{"LedgerBigBatch", testLedgerBigBatch},
 		{"Audit", testAudit},
 		{"Shares", testShares},
 		{"APIKeys", testAPIKeys},

@@ -23,18 +23,50 @@ func (anthropicAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Err
 }
 
 func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
-	var m struct {
-		Type  string         `json:"type"`
-		Usage anthropicUsage `json:"usage"`
-	}
-	if err := unmarshalLenient(body, &m); err != nil {
+	// The reply passes through; only its type and usage are decoded, as
+	// unmarshalling into {Type string; Usage anthropicUsage} would.
+	s, err := scanObject(body)
+	if err != nil {
 		return metering.Usage{}, err
 	}
-	if m.Type != "message" {
+	defer s.release()
+	var (
+		typ   string
+		usage anthropicUsage
+	)
+	for {
+		name, ok, err := s.next()
+		if err != nil {
+			return metering.Usage{}, err
+		}
+		if !ok {
+			break
+		}
+		var dst any
+		switch {
+		case isName(name, "type"):
+			dst = &typ
+		case isName(name, "usage"):
+			dst = &usage
+		default:
+			if err := s.skip(); err != nil {
+				return metering.Usage{}, err
+			}
+			continue
+		}
+		v, err := s.value()
+		if err != nil {
+			return metering.Usage{}, err
+		}
+		if err := unmarshalLenient(v, dst); err != nil {
+			return metering.Usage{}, err
+		}
+	}
+	if typ != "message" {
 		return metering.Usage{}, errors.New(`the response is not a "message"`)
 	}
 	out.Write(body)
-	return m.Usage.usage(), nil
+	return usage.usage(), nil
 }
 
 func (anthropicAnthropic) Stream(*Request) Stream { return &anthropicPassStream{} }

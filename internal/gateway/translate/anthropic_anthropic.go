@@ -29,7 +29,6 @@ func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usa
 	if err != nil {
 		return metering.Usage{}, err
 	}
-	defer s.release()
 	var (
 		typ   string
 		usage anthropicUsage
@@ -42,24 +41,29 @@ func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usa
 		if !ok {
 			break
 		}
-		var dst any
 		switch {
 		case isName(name, "type"):
-			dst = &typ
+			v, err := s.value()
+			if err != nil {
+				return metering.Usage{}, err
+			}
+			if string(v) == `"message"` {
+				typ = "message" // the usual spelling, without decoding
+			} else if err := unmarshalLenient(v, &typ); err != nil {
+				return metering.Usage{}, err
+			}
 		case isName(name, "usage"):
-			dst = &usage
+			v, err := s.value()
+			if err != nil {
+				return metering.Usage{}, err
+			}
+			if err := readAnthropicUsage(v, &usage); err != nil {
+				return metering.Usage{}, err
+			}
 		default:
 			if err := s.skip(); err != nil {
 				return metering.Usage{}, err
 			}
-			continue
-		}
-		v, err := s.value()
-		if err != nil {
-			return metering.Usage{}, err
-		}
-		if err := unmarshalLenient(v, dst); err != nil {
-			return metering.Usage{}, err
 		}
 	}
 	if typ != "message" {

@@ -38,7 +38,6 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 	if err != nil {
 		return metering.Usage{}, err
 	}
-	defer s.release()
 	var (
 		choices bool
 		usage   *openaiUsage
@@ -61,7 +60,7 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 			if err != nil {
 				return metering.Usage{}, err
 			}
-			if err := unmarshalLenient(v, &usage); err != nil {
+			if err := readOpenAIUsage(v, &usage); err != nil {
 				return metering.Usage{}, err
 			}
 		default:

@@ -70,6 +70,35 @@ var replySeeds = []string{
 	`{"choices":[{"a":tru}]}`,
 	`{"type":"message","type":"error"}`,
 	`[]`, `null`, `"message"`, ``, ` `, `{`, `{"choices"`, `{"choices":`,
+	// Usage blocks: nested details, duplicates that merge or clear, counts
+	// that are not integers, at the edges of int64.
+	`{"choices":[],"usage":{"prompt_tokens":10,"prompt_tokens_details":{"cached_tokens":4,"cache_creation_tokens":2},"cache_creation_input_tokens":3}}`,
+	`{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":4},"PROMPT_TOKENS_DETAILS":{"Cache_Creation_Tokens":2},"prompt_tokens":9}}`,
+	`{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":null,"prompt_tokens":9}}`,
+	`{"choices":[],"usage":{"prompt_tokens":9},"usage":null,"usage":{"completion_tokens":1}}`,
+	`{"choices":[],"usage":{"prompt_tokens_details":[],"prompt_tokens":9}}`,
+	`{"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":"4"}}}`,
+	`{"choices":[],"usage":{"prompt_tokens":1e2}}`,
+	`{"choices":[],"usage":{"prompt_tokens":-0,"completion_tokens":-5}}`,
+	`{"choices":[],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":-9223372036854775808}}`,
+	`{"choices":[],"usage":{"prompt_tokens":9223372036854775808}}`,
+	`{"choices":[],"usage":{"prompt_tokens":-9223372036854775809}}`,
+	`{"choices":[],"usage":{"prompt_tokens":99999999999999999999999}}`,
+	`{"choices":[],"usage":{"prompt_tokens":true}}`,
+	`{"choices":[],"usage":{"other":{"nested":[1,2,{"x":null}]},"prompt_tokens":2}}`,
+	`{"type":"message","usage":{"input_tokens":3},"usage":{"output_tokens":4},"usage":null}`,
+	`{"type":"message","usage":{"input_tokens":1.5}}`,
+	`{"type":"message","usage":[]}`,
+	`{"type":"messag\u0065","usage":{"INPUT_TOKENS":7,"cache_read_input_tokens":null}}`,
+	`{"type":"message ","usage":{}}`,
+	// Escaped quotes and backslashes inside strings, brackets in strings.
+	`{"x":"a\"b\\","choices":[{"m":"}]\\\"{["}],"usage":{"prompt_tokens":3}}`,
+	`{"x":"\\","usage":{"prompt_tokens":"\"},\"prompt_tokens\":1"},"choices":[]}`,
+	`{ "choices" : [ { } , null ] , "usage" : { "prompt_tokens" : 4 } }`,
+	// Names that fold to a field's from another length: the Kelvin sign, the long s.
+	"{\"choices\":[],\"usage\":{\"prompt_to\u212aens\":5,\"completion_tokens\":1}}",
+	"{\"choices\":[],\"u\u017fage\":{\"prompt_tokens\":5}}",
+	"{\"choices\":[],\"u\xc5\xbfage\":{\"prompt_tokens\":5}}",
 }
 
 func TestScannedRepliesReadAsUnmarshalled(t *testing.T) {

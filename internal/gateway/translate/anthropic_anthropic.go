@@ -34,36 +34,23 @@ func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usa
 		usage anthropicUsage
 	)
 	for {
-		name, ok, err := s.next()
-		if err != nil {
-			return metering.Usage{}, err
-		}
+		name, ok := s.next()
 		if !ok {
 			break
 		}
 		switch {
 		case isName(name, "type"):
-			v, err := s.value()
-			if err != nil {
-				return metering.Usage{}, err
-			}
-			if string(v) == `"message"` {
+			if v := s.value(); string(v) == `"message"` {
 				typ = "message" // the usual spelling, without decoding
 			} else if err := unmarshalLenient(v, &typ); err != nil {
 				return metering.Usage{}, err
 			}
 		case isName(name, "usage"):
-			v, err := s.value()
-			if err != nil {
-				return metering.Usage{}, err
-			}
-			if err := readAnthropicUsage(v, &usage); err != nil {
+			if err := readAnthropicUsage(s.value(), &usage); err != nil {
 				return metering.Usage{}, err
 			}
 		default:
-			if err := s.skip(); err != nil {
-				return metering.Usage{}, err
-			}
+			s.skip()
 		}
 	}
 	if typ != "message" {

@@ -43,10 +43,7 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 		usage   *openaiUsage
 	)
 	for {
-		name, ok, err := s.next()
-		if err != nil {
-			return metering.Usage{}, err
-		}
+		name, ok := s.next()
 		if !ok {
 			break
 		}
@@ -56,17 +53,11 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 				return metering.Usage{}, err
 			}
 		case isName(name, "usage"):
-			v, err := s.value()
-			if err != nil {
-				return metering.Usage{}, err
-			}
-			if err := readOpenAIUsage(v, &usage); err != nil {
+			if err := readOpenAIUsage(s.value(), &usage); err != nil {
 				return metering.Usage{}, err
 			}
 		default:
-			if err := s.skip(); err != nil {
-				return metering.Usage{}, err
-			}
+			s.skip()
 		}
 	}
 	if !choices {

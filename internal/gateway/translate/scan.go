@@ -13,7 +13,7 @@ import (
 // A same-dialect reply passes through as the provider sent it; the gateway
 // needs only a few of its members (the usage). The reply is validated
 // whole with the lenient decoder's rules (duplicate names, invalid UTF-8
-// allowed), so one unmarshalLenient would refuse is refused; then
+// allowed), so a reply unmarshalLenient would refuse is refused; then
 // objScanner walks the members of the valid object by their delimiters,
 // and only the few needed are read. Names match as unmarshalLenient
 // matches them (case-insensitively), and a repeated member is read again
@@ -46,41 +46,38 @@ func scanValid(v []byte) (objScanner, error) {
 
 // next reads the next member's name, unquoted; ok is false after the last
 // member.
-func (s *objScanner) next() (name []byte, ok bool, err error) {
+func (s *objScanner) next() (name []byte, ok bool) {
 	i := skipSpace(s.b, s.i)
 	if i < len(s.b) && s.b[i] == ',' {
 		i = skipSpace(s.b, i+1)
 	}
 	if i >= len(s.b) || s.b[i] != '"' {
 		s.i = i
-		return nil, false, nil // the closing brace: the input is valid
+		return nil, false // the closing brace: the input is valid
 	}
 	end := skipString(s.b, i)
 	raw := s.b[i:end]
 	i = skipSpace(s.b, end)
 	s.i = skipSpace(s.b, i+1) // past the colon, at the value
 	if bytes.IndexByte(raw, '\\') < 0 {
-		return raw[1 : len(raw)-1], true, nil
+		return raw[1 : len(raw)-1], true
 	}
 	// The name is valid; AppendUnquote's only complaint left is invalid
 	// UTF-8, which the lenient rules take (replaced).
 	s.name, _ = jsontext.AppendUnquote(s.name[:0], raw)
-	return s.name, true, nil
+	return s.name, true
 }
 
 // value reads the current member's value.
-func (s *objScanner) value() (jsontext.Value, error) {
+func (s *objScanner) value() jsontext.Value {
 	end := skipValue(s.b, s.i)
 	v := s.b[s.i:end]
 	s.i = end
-	return v, nil
+	return v
 }
 
 // skip reads past the current member's value.
-func (s *objScanner) skip() error {
-	s.i = skipValue(s.b, s.i)
-	return nil
-}
+func (s *objScanner) skip() { s.i = skipValue(s.b, s.i) }
 
 // The skips below read valid JSON only (what validLenient passed): they
 // find where a value ends by its delimiters, and stop at the end of the
@@ -170,7 +167,7 @@ func isName(name []byte, field string) bool {
 // []struct{} would: an array of objects (or nulls) is there, null is not,
 // anything else is an error.
 func (s *objScanner) objectArray() (present bool, err error) {
-	v, _ := s.value()
+	v := s.value()
 	switch v.Kind() {
 	case 'n':
 		return false, nil
@@ -202,25 +199,18 @@ func readCounts(v jsontext.Value, count func(name []byte) *int64, nested func(na
 		return err
 	}
 	for {
-		name, ok, err := s.next()
-		if err != nil || !ok {
-			return err
+		name, ok := s.next()
+		if !ok {
+			return nil
 		}
 		p := count(name)
-		if p == nil && nested == nil {
-			if err := s.skip(); err != nil {
-				return err
-			}
-			continue
-		}
-		v, err := s.value()
-		if err != nil {
-			return err
-		}
-		if p != nil {
-			err = readCount(v, p)
-		} else {
-			err = nested(name, v)
+		switch {
+		case p != nil:
+			err = readCount(s.value(), p)
+		case nested != nil:
+			err = nested(name, s.value())
+		default:
+			s.skip()
 		}
 		if err != nil {
 			return err

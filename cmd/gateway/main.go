@@ -48,7 +48,7 @@ func run() error {
 	}
 	out := newLogBuffer(os.Stderr, flushEvery)
 	defer out.Close()
-	log := slog.New(logHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level}), out})
+	log := slog.New(logHandler{newJSONLines(out, &slog.HandlerOptions{Level: level}), out})
 
 	st, err := gateway.OpenStore(context.Background(), *configPath, time.Now())
 	switch {

@@ -18,7 +18,10 @@ import (
 // maxResponseSize bounds a non-streaming provider response.
 const maxResponseSize = 64 << 20
 
-var writerPool = sync.Pool{New: func() any { return translate.NewWriter() }}
+var (
+	writerPool = sync.Pool{New: func() any { return translate.NewWriter() }}
+	readerPool = sync.Pool{New: func() any { return translate.NewReader(nil) }}
+)
 
 // Try implements upstream.Attempts: it sends the request to one provider.
 // Nothing reaches the caller until the provider's answer is known to be
@@ -85,7 +88,12 @@ func (x *exchange) Try(ctx context.Context, rt *upstream.Route) upstream.Attempt
 // request's deadline, and dropped, so the request is billed what the
 // provider reported; the caller's connection is not written to again.
 func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.Stream) upstream.Attempt {
-	rd := translate.NewReader(call.Resp.Body)
+	rd := readerPool.Get().(*translate.Reader)
+	rd.Reset(call.Resp.Body)
+	defer func() {
+		rd.Reset(nil) // drop the response body
+		readerPool.Put(rd)
+	}()
 	out := writerPool.Get().(*translate.Writer)
 	out.Reset()
 	defer writerPool.Put(out)

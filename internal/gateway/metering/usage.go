@@ -1,6 +1,6 @@
 package metering
 
-import "fmt"
+import "strconv"
 
 // Usage counts the tokens of one request by how they are priced. Input
 // excludes cached tokens: CacheRead and CacheWrite are billed at their own
@@ -23,11 +23,21 @@ type Picodollars int64
 // USD converts at the Prometheus boundary, the one place floats are allowed.
 func (p Picodollars) USD() float64 { return float64(p) / 1e12 }
 
-// String formats the exact amount in dollars, e.g. "0.000123450000".
+// String formats the exact amount in dollars, e.g. "0.000123450000". It is
+// on the request log line, so it appends digits rather than call fmt.
 func (p Picodollars) String() string {
-	sign := ""
+	var b [32]byte
+	out := b[:0]
+	u := uint64(p) // the magnitude, which for math.MinInt64 only a uint64 holds
 	if p < 0 {
-		sign, p = "-", -p
+		out, u = append(out, '-'), -u
 	}
-	return fmt.Sprintf("%s%d.%012d", sign, int64(p)/1e12, int64(p)%1e12)
+	out = strconv.AppendUint(out, u/1e12, 10)
+	out = append(out, '.')
+	var f [12]byte
+	frac := strconv.AppendUint(f[:0], u%1e12, 10)
+	for range 12 - len(frac) {
+		out = append(out, '0')
+	}
+	return string(append(out, frac...))
 }

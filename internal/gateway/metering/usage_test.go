@@ -1,6 +1,7 @@
 package metering
 
 import (
+	"math"
 	"testing"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
@@ -29,5 +30,18 @@ func TestCostIsExact(t *testing.T) {
 	}
 	if (-Picodollars(1)).String() != "-0.000000000001" {
 		t.Error("negative formatting")
+	}
+}
+
+// String is the exact amount, as "%d.%012d" of its dollars and picodollars
+// would write it, at the extremes too.
+func TestPicodollarsString(t *testing.T) {
+	for p, want := range map[Picodollars]string{
+		0: "0.000000000000", 1: "0.000000000001", 999_999_999_999: "0.999999999999", 1e12: "1.000000000000",
+		-1e12 - 5: "-1.000000000005", math.MaxInt64: "9223372.036854775807", math.MinInt64: "-9223372.036854775808",
+	} {
+		if got := p.String(); got != want {
+			t.Errorf("%d: %s, want %s", int64(p), got, want)
+		}
 	}
 }

@@ -23,18 +23,41 @@ func (anthropicAnthropic) Request(in *Request, t Target, out *bytes.Buffer) *Err
 }
 
 func (anthropicAnthropic) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
-	var m struct {
-		Type  string         `json:"type"`
-		Usage anthropicUsage `json:"usage"`
-	}
-	if err := unmarshalLenient(body, &m); err != nil {
+	// The reply passes through; only its type and usage are decoded, as
+	// unmarshalling into {Type string; Usage anthropicUsage} would.
+	s, err := scanObject(body)
+	if err != nil {
 		return metering.Usage{}, err
 	}
-	if m.Type != "message" {
+	var (
+		typ   string
+		usage anthropicUsage
+	)
+	for {
+		name, ok := s.next()
+		if !ok {
+			break
+		}
+		switch {
+		case isName(name, "type"):
+			if v := s.value(); string(v) == `"message"` {
+				typ = "message" // the usual spelling, without decoding
+			} else if err := unmarshalLenient(v, &typ); err != nil {
+				return metering.Usage{}, err
+			}
+		case isName(name, "usage"):
+			if err := readAnthropicUsage(s.value(), &usage); err != nil {
+				return metering.Usage{}, err
+			}
+		default:
+			s.skip()
+		}
+	}
+	if typ != "message" {
 		return metering.Usage{}, errors.New(`the response is not a "message"`)
 	}
 	out.Write(body)
-	return m.Usage.usage(), nil
+	return usage.usage(), nil
 }
 
 func (anthropicAnthropic) Stream(*Request) Stream { return &anthropicPassStream{} }

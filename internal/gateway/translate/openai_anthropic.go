@@ -282,10 +282,7 @@ func openaiUsageOf(u metering.Usage) *openaiUsage {
 		CompletionTokens: u.Output,
 	}
 	ou.TotalTokens = ou.PromptTokens + ou.CompletionTokens
-	ou.PromptTokensDetails = &struct {
-		CachedTokens        int64 `json:"cached_tokens"`
-		CacheCreationTokens int64 `json:"cache_creation_tokens,omitempty"`
-	}{CachedTokens: u.CacheRead}
+	ou.PromptTokensDetails = &openaiPromptTokensDetails{CachedTokens: u.CacheRead}
 	return ou
 }
 

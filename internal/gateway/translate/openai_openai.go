@@ -31,22 +31,43 @@ func (openaiOpenAI) Request(in *Request, t Target, out *bytes.Buffer) *Error {
 }
 
 func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, error) {
-	// []struct{} checks that choices is there without copying it.
-	var c struct {
-		Choices []struct{}   `json:"choices"`
-		Usage   *openaiUsage `json:"usage"`
-	}
-	if err := unmarshalLenient(body, &c); err != nil {
+	// The reply passes through; only usage is decoded, and choices checked
+	// to be there (an array of objects), as unmarshalling into
+	// {Choices []struct{}; Usage *openaiUsage} would.
+	s, err := scanObject(body)
+	if err != nil {
 		return metering.Usage{}, err
 	}
-	if c.Choices == nil {
+	var (
+		choices bool
+		usage   *openaiUsage
+	)
+	for {
+		name, ok := s.next()
+		if !ok {
+			break
+		}
+		switch {
+		case isName(name, "choices"):
+			if choices, err = s.objectArray(); err != nil {
+				return metering.Usage{}, err
+			}
+		case isName(name, "usage"):
+			if err := readOpenAIUsage(s.value(), &usage); err != nil {
+				return metering.Usage{}, err
+			}
+		default:
+			s.skip()
+		}
+	}
+	if !choices {
 		return metering.Usage{}, errors.New("the response has no choices")
 	}
 	out.Write(body)
-	if c.Usage == nil {
+	if usage == nil {
 		return metering.Usage{}, nil
 	}
-	return c.Usage.usage(), nil
+	return usage.usage(), nil
 }
 
 func (openaiOpenAI) Stream(in *Request) Stream {

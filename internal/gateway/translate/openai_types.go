@@ -217,16 +217,18 @@ type openaiDelta struct {
 }
 
 type openaiUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	TotalTokens         int64 `json:"total_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-		// LiteLLM in front of Anthropic models reports cache writes here
-		// or at the top level; both are part of prompt_tokens.
-		CacheCreationTokens int64 `json:"cache_creation_tokens,omitempty"`
-	} `json:"prompt_tokens_details,omitempty"`
-	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens,omitempty"`
+	PromptTokens             int64                      `json:"prompt_tokens"`
+	CompletionTokens         int64                      `json:"completion_tokens"`
+	TotalTokens              int64                      `json:"total_tokens"`
+	PromptTokensDetails      *openaiPromptTokensDetails `json:"prompt_tokens_details,omitempty"`
+	CacheCreationInputTokens int64                      `json:"cache_creation_input_tokens,omitempty"`
+}
+
+type openaiPromptTokensDetails struct {
+	CachedTokens int64 `json:"cached_tokens"`
+	// LiteLLM in front of Anthropic models reports cache writes here
+	// or at the top level; both are part of prompt_tokens.
+	CacheCreationTokens int64 `json:"cache_creation_tokens,omitempty"`
 }
 
 // usage splits prompt_tokens, which includes cached tokens, into the parts

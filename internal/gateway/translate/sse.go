@@ -36,6 +36,23 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 16<<10)}
 }
 
+// maxKeptEvent bounds the buffers Reset keeps: one huge event does not
+// stay pinned in a reused Reader.
+const maxKeptEvent = 1 << 20
+
+// Reset makes s read from r, keeping its buffers (a stream's 16 KiB read
+// buffer and its event buffers) for the next stream.
+func (s *Reader) Reset(r io.Reader) {
+	s.r.Reset(r)
+	if cap(s.line) > maxKeptEvent {
+		s.line = nil
+	}
+	if cap(s.data) > maxKeptEvent {
+		s.data = nil
+	}
+	s.line, s.name, s.data = s.line[:0], s.name[:0], s.data[:0]
+}
+
 // Next reads the next event with data. It returns io.EOF at a clean end;
 // a final event without its blank line is still delivered.
 func (s *Reader) Next(ev *Event) error {

@@ -62,6 +62,25 @@ func TestSSEReader(t *testing.T) {
 	}
 }
 
+// A reused Reader starts the next stream clean, whatever the last one left:
+// an event cut off mid-line, a name without data, a line longer than the
+// read buffer.
+func TestSSEReaderReset(t *testing.T) {
+	long := strings.Repeat("y", 40<<10)
+	rd := NewReader(strings.NewReader("event: left\ndata: " + long + "\ndata: cut"))
+	var ev Event
+	if err := rd.Next(&ev); err != nil || string(ev.Name) != "left" || len(ev.Data) != len(long)+len("\ncut") {
+		t.Fatalf("first stream: %v %q", err, ev.Name)
+	}
+	rd.Reset(strings.NewReader("event: ping\n\ndata: b\n\n"))
+	if err := rd.Next(&ev); err != nil || string(ev.Name) != "" || string(ev.Data) != "b" {
+		t.Fatalf("after Reset: %v %q %q", err, ev.Name, ev.Data)
+	}
+	if err := rd.Next(&ev); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the second stream: %v", err)
+	}
+}
+
 func TestSSEWriterSplitsLines(t *testing.T) {
 	w := NewWriter()
 	w.Raw("x", []byte("a\nb"))

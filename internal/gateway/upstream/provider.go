@@ -37,6 +37,21 @@ type endpoint struct {
 	url       string
 	key       string
 	transport http.RoundTripper
+	// headers are every request's, by whether it streams: built once, in
+	// canonical form, and cloned per request (cheaper than a Set each).
+	headers [2]http.Header
+}
+
+func newEndpoint(name, url, key string, rt http.RoundTripper, extra http.Header) endpoint {
+	e := endpoint{name: name, url: url, key: key, transport: rt}
+	for i, accept := range [2]string{"application/json", "text/event-stream"} {
+		h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}, "Accept": {accept}}
+		for k, v := range extra {
+			h[http.CanonicalHeaderKey(k)] = v
+		}
+		e.headers[i] = h
+	}
+	return e
 }
 
 // copiedBody is the largest body sent from a copy rather than from the
@@ -72,13 +87,10 @@ func (e *endpoint) newRequest(ctx context.Context, body *Body, stream bool) (*ht
 		// connection turns out dead before anything was written.
 		req.GetBody = body.reader
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", userAgent)
 	if stream {
-		h.Set("Accept", "text/event-stream")
+		req.Header = e.headers[1].Clone()
 	} else {
-		h.Set("Accept", "application/json")
+		req.Header = e.headers[0].Clone()
 	}
 	return req, nil
 }
@@ -93,10 +105,6 @@ func (p *anthropicProvider) Send(ctx context.Context, body *Body, stream bool) (
 	req, err := p.newRequest(ctx, body, stream)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("anthropic-version", anthropicVersion)
-	if p.key != "" {
-		req.Header.Set("x-api-key", p.key)
 	}
 	return p.transport.RoundTrip(req)
 }
@@ -116,9 +124,6 @@ func (p *openaiProvider) Send(ctx context.Context, body *Body, stream bool) (*ht
 	if err != nil {
 		return nil, err
 	}
-	if p.key != "" {
-		req.Header.Set("Authorization", "Bearer "+p.key)
-	}
 	return p.transport.RoundTrip(req)
 }
 
@@ -128,9 +133,6 @@ func (p *openaiProvider) SendImages(ctx context.Context, body *Body) (*http.Resp
 	req, err := e.newRequest(ctx, body, false)
 	if err != nil {
 		return nil, err
-	}
-	if p.key != "" {
-		req.Header.Set("Authorization", "Bearer "+p.key)
 	}
 	return p.transport.RoundTrip(req)
 }
@@ -148,8 +150,16 @@ func endpointURL(base, path string) string {
 // NewProvider is the configured upstream p, authenticating with key over rt.
 func NewProvider(p gatewayconfig.Provider, key string, rt http.RoundTripper) Provider {
 	if p.Type == gatewayconfig.ProviderAnthropic {
-		return &anthropicProvider{endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/messages"), key: key, transport: rt}}
+		h := http.Header{"anthropic-version": {anthropicVersion}}
+		if key != "" {
+			h["x-api-key"] = []string{key}
+		}
+		return &anthropicProvider{newEndpoint(p.Name, endpointURL(p.BaseURL, "/messages"), key, rt, h)}
 	}
-	return &openaiProvider{endpoint: endpoint{name: p.Name, url: endpointURL(p.BaseURL, "/chat/completions"), key: key, transport: rt},
+	var h http.Header
+	if key != "" {
+		h = http.Header{"Authorization": {"Bearer " + key}}
+	}
+	return &openaiProvider{endpoint: newEndpoint(p.Name, endpointURL(p.BaseURL, "/chat/completions"), key, rt, h),
 		imagesURL: endpointURL(p.BaseURL, "/images/generations")}
 }

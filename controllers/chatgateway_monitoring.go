@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -57,9 +60,21 @@ func (r *ChatGatewayReconciler) reconcileMonitoring(ctx context.Context, st *gat
 	}
 	switch {
 	case len(missing) > 0:
+		pending, err := r.installedNotServed(ctx, missing)
+		if err != nil {
+			return err
+		}
+		if pending {
+			// The API server publishes a new CRD in discovery a moment after
+			// marking it Established, and no further event comes: look again.
+			st.requeueAfter = minPositive(st.requeueAfter, crdServedPoll)
+			st.conds.False(typ, v1alpha1.ReasonCRDNotServed, fmt.Sprintf(
+				"Prometheus Operator's %s installed but not served yet; looking again in %s", crdsAre(missing), crdServedPoll))
+			break
+		}
 		st.conds.False(typ, v1alpha1.ReasonCRDNotInstalled, fmt.Sprintf(
-			"Prometheus Operator's CRD %s is not installed: install Prometheus Operator, or disable the ServiceMonitor and alerts in spec.monitoring",
-			strings.Join(missing, ", ")))
+			"Prometheus Operator's %s not installed: install Prometheus Operator, or disable the ServiceMonitor and alerts in spec.monitoring",
+			crdsAre(missing)))
 	case !mon.ServiceMonitor.Enabled && !mon.Alerts.Enabled:
 		st.conds.True(typ, v1alpha1.ReasonDisabled, "ServiceMonitor and alerts are disabled")
 	default:
@@ -91,6 +106,35 @@ func (r *ChatGatewayReconciler) served(gk schema.GroupKind) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("discovering %s: %w", gk, err)
+}
+
+// crdsAre names the CRDs with their verb: "CRD a is", "CRDs a, b are".
+func crdsAre(names []string) string {
+	if len(names) == 1 {
+		return "CRD " + names[0] + " is"
+	}
+	return "CRDs " + strings.Join(names, ", ") + " are"
+}
+
+// crdServedPoll is how soon a gateway looks again for a monitoring CRD that
+// exists but is not yet served.
+const crdServedPoll = 2 * time.Second
+
+// installedNotServed reports whether any of the named CRDs exists (in the
+// manager's metadata cache of CRDs) although discovery does not serve it yet.
+func (r *ChatGatewayReconciler) installedNotServed(ctx context.Context, names []string) (bool, error) {
+	for _, name := range names {
+		crd := &metav1.PartialObjectMetadata{}
+		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+		err := r.Get(ctx, client.ObjectKey{Name: name}, crd)
+		switch {
+		case err == nil:
+			return true, nil
+		case !apierrors.IsNotFound(err):
+			return false, failed(v1alpha1.ReasonReadFailed, fmt.Sprintf("reading CustomResourceDefinition %q", name), err)
+		}
+	}
+	return false, nil
 }
 
 func (r *ChatGatewayReconciler) deleteIfServed(ctx context.Context, gk schema.GroupKind, obj client.Object) error {

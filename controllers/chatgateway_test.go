@@ -384,14 +384,26 @@ var _ = Describe("ChatGateway monitoring", Ordered, func() {
 			))
 	})
 
-	It("makes the ServiceMonitor and PrometheusRule once the CRDs are installed, without a restart", func() {
+	It("makes the ServiceMonitor and PrometheusRule once the CRDs are installed and served, without a restart", func() {
+		// Discovery lags behind the CRDs' Established condition, as it can on
+		// a busy API server: the CRD events find the group not served yet.
+		monitoringDiscoveryLags.Store(true)
+		DeferCleanup(func() { monitoringDiscoveryLags.Store(false) })
 		_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
 			Paths: []string{filepath.Join("..", "test", "crds", "monitoring")}, ErrorIfPathMissing: true,
 		})
 		Expect(err).NotTo(HaveOccurred())
+		Eventually(condition(f.gw, func() []metav1.Condition { return f.gw.Status.Conditions }, v1alpha1.ConditionMonitoringReady)).
+			Should(And(
+				HaveField("Status", metav1.ConditionFalse),
+				HaveField("Reason", v1alpha1.ReasonCRDNotServed),
+				HaveField("Message", And(ContainSubstring("servicemonitors.monitoring.coreos.com"), ContainSubstring("installed but not served yet"))),
+			))
+		// Discovery catches up; no event says so, the gateway looks again.
+		monitoringDiscoveryLags.Store(false)
 		Eventually(func() error {
 			return k8sClient.Get(ctx, f.key(render.ServiceMonitorName(f.gw)), &monitoringv1.ServiceMonitor{})
-		}, 60*time.Second).Should(Succeed())
+		}).Should(Succeed())
 		rule := &monitoringv1.PrometheusRule{}
 		Eventually(func() error { return k8sClient.Get(ctx, f.key(render.PrometheusRuleName(f.gw)), rule) }).Should(Succeed())
 		Expect(metav1.GetControllerOf(rule).Name).To(Equal("family"))

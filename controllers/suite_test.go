@@ -2,18 +2,24 @@ package controllers
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -31,7 +37,21 @@ var (
 	testClock = clocktesting.NewFakeClock(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	ctx       context.Context
 	cancel    context.CancelFunc
+	// monitoringDiscoveryLags, while true, makes the manager's RESTMapper
+	// say Prometheus Operator's group is not served, as the API server does
+	// for a moment after a CRD is marked Established.
+	monitoringDiscoveryLags atomic.Bool
 )
+
+// laggingMapper is the manager's RESTMapper with monitoringDiscoveryLags.
+type laggingMapper struct{ meta.RESTMapper }
+
+func (m laggingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	if gk.Group == monitoringv1.SchemeGroupVersion.Group && monitoringDiscoveryLags.Load() {
+		return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
+	}
+	return m.RESTMapper.RESTMapping(gk, versions...)
+}
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -59,6 +79,10 @@ var _ = BeforeSuite(func() {
 		Scheme:  scheme,
 		Cache:   CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		MapperProvider: func(c *rest.Config, hc *http.Client) (meta.RESTMapper, error) {
+			m, err := apiutil.NewDynamicRESTMapper(c, hc)
+			return laggingMapper{m}, err
+		},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(SetupWithManager(mgr, Options{GatewayImage: testImage, Clock: testClock})).To(Succeed())

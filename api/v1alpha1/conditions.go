@@ -62,6 +62,9 @@ const (
 	ReasonKeyNotFound     = "KeyNotFound"
 	ReasonNoSecret        = "NoSecretRequired"
 	ReasonCRDNotInstalled = "CRDNotInstalled"
+	// ReasonCRDNotServed: the CRD exists but discovery does not serve it yet
+	// (it was just installed); the operator looks again every few seconds.
+	ReasonCRDNotServed = "CRDNotServed"
 
 	// ReasonMalformedKey: the master-key Secret exists but does not hold a
 	// 32-byte key. The operator never replaces it.

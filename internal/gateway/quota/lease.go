@@ -327,6 +327,9 @@ func (a *account) grantLease(ctx context.Context, l *lease, lo, hi int64, start,
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.spent, a.spentDay = g.Usage.SpentPicodollars, day
+		// Other replicas' spend can carry the figure past a threshold
+		// without any of this replica's commits crossing it.
+		k.notifyReachedLocked(a, day)
 		if l == nil {
 			if !g.OK {
 				return g, nil, nil // nothing was created
@@ -454,28 +457,12 @@ func (k *Keeper) Committed(batch []metering.Entry, err error) {
 		cost := int64(e.Cost)
 		l.pending -= cost
 		l.held -= cost
-		var crossed []string
 		if a.spentDay == l.day {
-			before := a.spent
 			a.spent += cost
-			lim := a.limits
-			if lim.Soft > 0 && before < int64(lim.Soft) && a.spent >= int64(lim.Soft) {
-				crossed = append(crossed, thresholdSoft)
-			}
-			if lim.Hard > 0 && a.spent >= int64(lim.Hard) {
-				crossed = append(crossed, thresholdHard)
-			}
+			k.notifyReachedLocked(a, l.day)
 		}
 		idle := l.tight && l.reserved == 0 && l.pending == 0
-		spent, lim, day := a.spent, a.limits, l.day
 		a.mu.Unlock()
-		for _, th := range crossed {
-			limit := lim.Soft
-			if th == thresholdHard {
-				limit = lim.Hard
-			}
-			go k.notifyOnce(a, day, th, metering.Picodollars(spent), limit)
-		}
 		if idle {
 			k.poke() // a tight lease goes back as soon as it is idle
 		}
@@ -564,6 +551,7 @@ func (k *Keeper) maintainAccount(ctx context.Context, a *account, closing bool) 
 			a.mu.Lock()
 			if len(a.leases) == 0 { // nothing settling here that the read could miss
 				a.spent, a.spentDay = u.SpentPicodollars, day
+				k.notifyReachedLocked(a, day)
 			}
 			a.mu.Unlock()
 		}
@@ -603,11 +591,37 @@ func (k *Keeper) Close(ctx context.Context) {
 	k.maintain(ctx, true)
 }
 
+// notifyReachedLocked sends the notification of each threshold a.spent
+// has reached on day and this replica has not yet sent or seen sent. It
+// asks whether the figure is at or past a threshold, not whether this
+// commit crossed it: a.spent also moves to the store's figure, which
+// takes in other replicas' spend, so a crossing can happen between two
+// of this replica's looks. Called with a.mu held.
+func (k *Keeper) notifyReachedLocked(a *account, day string) {
+	lim := a.limits
+	for _, t := range [...]struct {
+		name  string
+		limit metering.Picodollars
+	}{{thresholdSoft, lim.Soft}, {thresholdHard, lim.Hard}} {
+		if t.limit <= 0 || a.spent < int64(t.limit) {
+			continue
+		}
+		if _, done := k.notified.Load(notifiedKey(a.user, day, t.name)); done {
+			continue
+		}
+		go k.notifyOnce(a, day, t.name, metering.Picodollars(a.spent), t.limit)
+	}
+}
+
+func notifiedKey(user, day, threshold string) string {
+	return user + "\x00" + day + "\x00" + threshold
+}
+
 // notifyOnce sends the threshold's notification unless it went out in
 // this window already, from this replica (remembered, to spare the store
 // a write per request past the threshold) or another (the store's dedup).
 func (k *Keeper) notifyOnce(a *account, day, threshold string, spent, limit metering.Picodollars) {
-	key := a.user + "\x00" + day + "\x00" + threshold
+	key := notifiedKey(a.user, day, threshold)
 	if _, done := k.notified.Load(key); done {
 		return
 	}

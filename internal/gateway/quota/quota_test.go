@@ -3,7 +3,12 @@ package quota
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,4 +273,80 @@ type failingQuotas struct{ store.Quotas }
 
 func (failingQuotas) GrantLease(context.Context, store.Lease, int64, int64, time.Time, time.Time, int64) (store.Grant, error) {
 	return store.Grant{}, errors.New("connection refused")
+}
+
+// TestSoftLimitReachedThroughAnotherReplica: two replicas admit before
+// either has settled, so each commits its half of the spend against a
+// figure that misses the other's, and neither commit sees the soft limit
+// crossed. The limit was reached all the same: the replica that next reads
+// the store's figure sends the notification, once.
+func TestSoftLimitReachedThroughAnotherReplica(t *testing.T) {
+	var mu sync.Mutex
+	var texts []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		texts = append(texts, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(slack.Close)
+	hook := filepath.Join(t.TempDir(), "slack")
+	if err := os.WriteFile(hook, []byte(slack.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var clockMu sync.Mutex
+	now := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	ctx := context.Background()
+	// Soft $0.00001 (10,000,000 picodollars), hard far above.
+	p := NewPolicy(&gatewayconfig.Config{Quotas: gatewayconfig.Quotas{
+		DailySoftUSD: "0.00001", DailyHardUSD: "1", SlackWebhookFile: hook}})
+	quotas := store.NewMemoryQuotas()
+	a, b := newReplica(t, quotas, clock), newReplica(t, quotas, clock)
+	ask := Ask{User: "u@example.com", Worst: []metering.Picodollars{6_000_000}}
+	ra, err := a.k.Admit(ctx, p, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.k.Admit(ctx, p, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.settle(t, ra, "u@example.com", 6_000_000, clock())
+	a.quiesce(t)
+	b.settle(t, rb, "u@example.com", 6_000_000, clock()) // 12,000,000 in the store
+	b.quiesce(t)
+	// Both go idle and return their leases; their next requests take new
+	// ones, granted against the store's figure.
+	clockMu.Lock()
+	now = now.Add(idleReturn)
+	clockMu.Unlock()
+	a.quiesce(t)
+	b.quiesce(t)
+	for _, rp := range []replica{a, b, a, b} {
+		r, err := rp.k.Admit(ctx, p, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp.settle(t, r, "u@example.com", 1_000_000, clock())
+		rp.quiesce(t)
+	}
+	st, err := a.k.Status(ctx, p, "u@example.com")
+	if err != nil || st.SpentPicodollars != 16_000_000 {
+		t.Fatalf("status %+v %v, want 16,000,000 spent", st, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(texts)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a second notification would be on its way by now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(texts) != 1 || !strings.Contains(texts[0], "soft") {
+		t.Fatalf("Slack heard %d messages %q; want one about the soft limit", len(texts), texts)
+	}
 }

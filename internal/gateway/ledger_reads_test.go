@@ -149,12 +149,7 @@ func TestSpendReadsCountAnAnswerAsItsLastBytesArrive(t *testing.T) {
 // close after its next request.
 func answerTillTheEnd(t *testing.T, base, path, who, body string, stream bool) io.ReadCloser {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
-	req.Header = authHeader(who)
-	if path == "/v1/messages" {
-		req.Header.Set("Anthropic-Version", "2023-06-01")
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := post(base, path, who, body)
 	if err != nil {
 		t.Fatal(err)
 	}

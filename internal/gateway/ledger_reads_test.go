@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -29,12 +31,6 @@ func TestSpendReadsCommitTheQueuedLedger(t *testing.T) {
 				t.Fatalf("stream %t: %d %s", stream, resp.StatusCode, b)
 			}
 		}
-		// A client can have its whole answer a moment before the gateway
-		// meters it; wait for that (not for the ledger's commit).
-		waitFor(t, "requests to be metered", func() bool {
-			return slices.Equal(e.scrape("chatgateway_requests_in_flight "), []string{"chatgateway_requests_in_flight 0"})
-		})
-
 		var mine struct {
 			Days []struct {
 				Requests int64
@@ -83,4 +79,107 @@ func picodollars(t *testing.T, usd string) int64 {
 		t.Fatalf("%q is not an amount", usd)
 	}
 	return n
+}
+
+// TestSpendReadsCountAnAnswerAsItsLastBytesArrive: a client that reads
+// its usage the moment its answer is complete — a stream's terminal event
+// ([DONE], message_stop, the chat page's done), the last byte of a plain
+// reply — finds the request counted and its cost settled in the quota
+// (the quota's spent is the ledger's total), on both fronts,
+// across dialects and on the chat page. Each is repeated: on a gateway
+// that meters the request only after the answer went out, the read
+// often, not always, comes first.
+func TestSpendReadsCountAnAnswerAsItsLastBytesArrive(t *testing.T) {
+	const rounds = 50
+	forEachStore(t, func(t *testing.T, kind string) {
+		// A plain reply longer than the server's write buffer reaches the
+		// client while the handler is still running.
+		e := newStoreEnv(t, kind, providersim.Options{ReplyWords: 2000, Chunks: 8}, quietLogger(), withQuota("1000", "2000"))
+		var requests int64
+		for _, c := range []struct {
+			path, model string
+			stream      bool
+		}{
+			{"/v1/chat/completions", "gpt", true},
+			{"/v1/messages", "sonnet", true},
+			{"/v1/chat/completions", "sonnet", true},
+			{"/v1/messages", "gpt", true},
+			{"/v1/chat/completions", "gpt", false},
+			{"/v1/messages", "sonnet", false},
+			{"/api/chat", "gpt", true},
+			{"/api/chat", "sonnet", true},
+		} {
+			missed := 0
+			for i := range rounds {
+				body := chatBody(c.model, fmt.Sprintf("round %d", i), 4000, c.stream)
+				if c.path == "/api/chat" {
+					body = fmt.Sprintf(`{"model":%q,"content":"round %d"}`, c.model, i)
+				}
+				rest := answerTillTheEnd(t, e.url, c.path, bob, body, c.stream)
+				requests++
+				var mine struct {
+					Days     []struct{ Requests int64 }
+					TotalUSD string
+					Quota    struct{ SpentUSD string }
+				}
+				e.apiJSON("GET", "/api/me/usage", bob, nil, http.StatusOK, &mine)
+				_, _ = io.Copy(io.Discard, rest)
+				rest.Close()
+				var n int64
+				for _, d := range mine.Days {
+					n += d.Requests
+				}
+				if n != requests || mine.Quota.SpentUSD != mine.TotalUSD {
+					if missed++; missed == 1 {
+						t.Errorf("%s %s stream %t, round %d: read as the answer ended, bob's usage counts %d requests (want %d), his quota %s spent (want %s)",
+							c.path, c.model, c.stream, i, n, requests, mine.Quota.SpentUSD, mine.TotalUSD)
+					}
+				}
+			}
+			if missed > 0 {
+				t.Errorf("%s %s stream %t: %d of %d reads missed the request just answered", c.path, c.model, c.stream, missed, rounds)
+			}
+		}
+	})
+}
+
+// answerTillTheEnd sends body and reads the answer up to its end as a
+// client sees it: a stream's terminal event, or a plain reply's
+// Content-Length bytes. It returns the body for the caller to drain and
+// close after its next request.
+func answerTillTheEnd(t *testing.T, base, path, who, body string, stream bool) io.ReadCloser {
+	t.Helper()
+	resp, err := post(base, path, who, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	if !stream {
+		if resp.ContentLength <= 4096 {
+			t.Fatalf("%s: a plain reply of length %d, want one longer than the server's buffer", path, resp.ContentLength)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, resp.ContentLength)); err != nil {
+			t.Fatal(err)
+		}
+		return resp.Body
+	}
+	terminal := map[string]string{"/v1/chat/completions": "data: [DONE]", "/v1/messages": "event: message_stop", "/api/chat": "event: done"}[path]
+	r := bufio.NewReader(resp.Body)
+	for seen := false; ; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: the stream ended before %q: %v", path, terminal, err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == terminal {
+			seen = true
+		}
+		if seen && line == "" {
+			return resp.Body
+		}
+	}
 }

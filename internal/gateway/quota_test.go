@@ -65,12 +65,7 @@ func openStore(t testing.TB, cfg gatewayconfig.Store) store.Store {
 // reads the whole response (every event of a stream).
 func send(t testing.TB, base, path, who, body string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
-	req.Header = authHeader(who)
-	if path == "/v1/messages" {
-		req.Header.Set("Anthropic-Version", "2023-06-01")
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := post(base, path, who, body)
 	if err != nil {
 		t.Error(err)
 		return &http.Response{StatusCode: 0, Header: http.Header{}}, ""
@@ -78,6 +73,16 @@ func send(t testing.TB, base, path, who, body string) (*http.Response, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
+}
+
+// post sends body to one of the fronts of the gateway at base as who.
+func post(base, path, who, body string) (*http.Response, error) {
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header = authHeader(who)
+	if path == "/v1/messages" {
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+	}
+	return http.DefaultClient.Do(req)
 }
 
 func chatBody(model, text string, maxTokens int, stream bool) string {

@@ -8,7 +8,9 @@ import (
 )
 
 // The ledger writer lingers to gather rows into big batches, so a row can
-// wait in its queue for tens of milliseconds after the reply went out.
+// wait in its queue for tens of milliseconds after the reply went out (it
+// is queued before the reply's last bytes are written: see completion's
+// meter).
 // Every read of spend — the usage pages, the quota's settled spend (the
 // usage page's quota, the used-ratio gauge at scrape time, the keeper's
 // own reads) — goes through these wrappers, which first commit what the

@@ -88,6 +88,9 @@ type exchange struct {
 	// of a cut answer's cost.
 	events int
 	cut    bool
+	// metered: the final ledger row is queued and the quota settled; the
+	// outcome no longer changes.
+	metered bool
 }
 
 // Complete serves req and reports to obs (nil for none). It returns once

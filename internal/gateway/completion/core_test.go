@@ -381,3 +381,81 @@ func requests(t *testing.T, r *rig, endUser, provider, status string) float64 {
 		metricnames.LabelProvider: provider, metricnames.LabelStatus: status,
 	})
 }
+
+// TestAnswerMeteredBeforeItsLastBytes: the write that carries the last
+// bytes of an HTTP caller's answer — a stream's terminal event, a plain
+// reply's body — finds the request's final ledger row queued, on both
+// fronts from both providers; every write before it finds none.
+func TestAnswerMeteredBeforeItsLastBytes(t *testing.T) {
+	for _, tc := range []struct {
+		front    translate.Dialect
+		provider string
+		stream   bool
+		last     string // in the write that ends the answer
+	}{
+		{translate.OpenAI, "openai", true, "data: [DONE]"},
+		{translate.Anthropic, "anthropic", true, "event: message_stop"},
+		{translate.OpenAI, "anthropic", true, "data: [DONE]"},
+		{translate.Anthropic, "openai", true, "event: message_stop"},
+		{translate.OpenAI, "openai", false, `"usage"`},
+		{translate.Anthropic, "anthropic", false, `"usage"`},
+	} {
+		t.Run(fmt.Sprintf("%s from %s stream %t", tc.front, tc.provider, tc.stream), func(t *testing.T) {
+			r := newRig(t, providersim.Options{ReplyWords: 20, Chunks: 5})
+			if tc.provider == "openai" {
+				r.anth.Enqueue(providersim.Fault{Disconnect: true}) // "both" fails over to openai
+			}
+			w := &meteredWriter{ResponseRecorder: httptest.NewRecorder(), t: t, r: r, id: "req"}
+			body := fmt.Sprintf(`{"model":"both","stream":%t,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`, tc.stream)
+			r.core.Complete(context.Background(), completion.Request{
+				ID: "req", Start: time.Now(), Snapshot: r.snap, Caller: completion.Caller{Email: alice, EndUser: alice, Upstream: alice},
+				Front: tc.front, Body: readCloser(body), Client: w,
+			}, nil)
+			if w.Code != 200 || len(w.writes) == 0 {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			if err := r.writer.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if e := r.ledger.Entries(); len(e) != 1 || e[0].Provider != tc.provider || e[0].Status != 200 {
+				t.Fatalf("ledger %+v; want one row, from %s", e, tc.provider)
+			}
+			lastWrite := len(w.writes) - 1
+			if !strings.Contains(w.writes[lastWrite].bytes, tc.last) {
+				t.Fatalf("the last write %q does not end the answer", w.writes[lastWrite].bytes)
+			}
+			for i, wr := range w.writes {
+				if wr.metered != (i == lastWrite) {
+					t.Errorf("write %d of %d (%.40q…): final row queued %t", i+1, len(w.writes), wr.bytes, wr.metered)
+				}
+			}
+		})
+	}
+}
+
+// meteredWriter notes, at every write, whether the request's final ledger
+// row is queued by then.
+type meteredWriter struct {
+	*httptest.ResponseRecorder
+	t      *testing.T
+	r      *rig
+	id     string
+	writes []meteredWrite
+}
+
+type meteredWrite struct {
+	bytes   string
+	metered bool
+}
+
+func (w *meteredWriter) Write(b []byte) (int, error) {
+	if err := w.r.writer.Flush(context.Background()); err != nil {
+		w.t.Error(err)
+	}
+	var final bool
+	for _, e := range w.r.ledger.Entries() {
+		final = final || e.RequestID == w.id && !e.Provisional
+	}
+	w.writes = append(w.writes, meteredWrite{string(b), final})
+	return w.ResponseRecorder.Write(b)
+}

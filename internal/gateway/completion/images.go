@@ -100,6 +100,8 @@ type imageExchange struct {
 	served        *upstream.Route
 	// pics are kept for Generate (an HTTP caller gets the provider's body).
 	pics []Picture
+	// metered: the final ledger row is queued and the quota settled.
+	metered bool
 }
 
 func (c *Core) images(ctx context.Context, req Request, ask *translate.ImageRequest) *imageExchange {
@@ -286,13 +288,15 @@ func (x *imageExchange) Try(ctx context.Context, rt *upstream.Route) upstream.At
 			x.out.Status = StatusClientClosed // billed all the same
 			return upstream.Attempt{OK: true}
 		}
+		// Metered before the body, which reaches the caller during Write:
+		// a read of spend made as soon as they have it counts it. A
+		// caller who hangs up during the write was billed as answered.
+		x.meter(x.ctx)
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Length", strconv.Itoa(up.Len()))
 		w.WriteHeader(http.StatusOK)
-		if _, err := w.Write(up.Bytes()); err != nil {
-			x.out.Status = StatusClientClosed
-		}
+		_, _ = w.Write(up.Bytes())
 		return upstream.Attempt{OK: true}
 	}
 	pics, err := x.keep(ctx, resp)
@@ -370,6 +374,26 @@ func (x *imageExchange) answered(rt *upstream.Route, status int, made int64) {
 	x.out.Model, x.out.Provider, x.out.Status, x.out.Images = rt.Alias, rt.Provider.Name(), status, made
 }
 
+// meter prices the outcome and commits it, once: the quota settlement and
+// the ledger row in one entry. The outcome is fixed from then.
+func (x *imageExchange) meter(ctx context.Context) {
+	if x.metered {
+		return
+	}
+	x.metered = true
+	o := &x.out
+	if x.served != nil {
+		each, _ := x.served.ImagePrices.Price(x.size, x.quality)
+		o.Cost = metering.Picodollars(o.Images) * each
+	}
+	x.res.Settle(o.Cost)
+	if o.Provider != "" {
+		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: x.req.Caller.Email,
+			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Images: o.Images, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
+		x.core.record(ctx, e)
+	}
+}
+
 func (x *imageExchange) fail(e *translate.Error) {
 	x.err = e
 	x.out.Status = e.Status
@@ -379,23 +403,14 @@ func (x *imageExchange) fail(e *translate.Error) {
 	}
 }
 
-// finish meters the request: metrics, the quota settlement and the ledger
-// row in one entry, and one log line.
+// finish meters the request, if writing the answer has not already, and
+// writes its metrics and one log line.
 func (x *imageExchange) finish(ctx context.Context) {
 	o := &x.out
 	o.Duration = time.Since(x.req.Start)
-	if x.served != nil {
-		each, _ := x.served.ImagePrices.Price(x.size, x.quality)
-		o.Cost = metering.Picodollars(o.Images) * each
-	}
+	x.meter(ctx)
 	who := x.req.Caller
 	x.core.metrics.observeKind(who.EndUser, o, true)
-	x.res.Settle(o.Cost)
-	if o.Provider != "" {
-		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: who.Email,
-			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Images: o.Images, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
-		x.core.record(ctx, e)
-	}
 	level := slog.LevelInfo
 	if o.Status >= 500 {
 		level = slog.LevelWarn

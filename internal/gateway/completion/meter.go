@@ -22,7 +22,7 @@ const (
 
 // checkpoint revises the provisional row when enough text has streamed.
 func (x *exchange) checkpoint(rt *upstream.Route, reported metering.Usage) {
-	if !x.billed || x.sinceBill == 0 {
+	if !x.billed || x.sinceBill == 0 || x.metered {
 		return
 	}
 	if x.sinceBill >= billEvents || time.Since(x.lastBill) >= billInterval {
@@ -70,30 +70,14 @@ func satAdd(a, b int64) int64 {
 	return a + b
 }
 
-// finish meters the request — metrics, the ledger, the quota settlement,
-// one log line — and then tells the Observer it ended. The writes use a
-// context that survives the caller hanging up.
+// finish meters the request, if the answer's end has not already, and
+// writes its metrics and one log line; then it tells the Observer it
+// ended. The writes use a context that survives the caller hanging up.
 func (x *exchange) finish(ctx context.Context) {
 	o := &x.out
 	o.Duration = time.Since(x.req.Start)
-	if x.served != nil {
-		if x.cut || x.billed && o.Status != http.StatusOK {
-			// A cut answer bills at least what reached the caller, and
-			// never nothing once the provider took the request.
-			o.Usage = x.streamed(x.served, o.Usage)
-		}
-		o.Cost = x.served.Prices.Cost(o.Usage)
-	}
-	who := x.req.Caller
-	x.core.metrics.observe(who.EndUser, o)
-	// The quota's settlement and the ledger's final row are one entry,
-	// committed in one transaction: they cannot disagree.
-	x.res.Settle(o.Cost)
-	if o.Provider != "" && (o.Status == http.StatusOK || !o.Usage.IsZero() || x.billed) {
-		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: who.Email,
-			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Usage: o.Usage, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
-		x.core.record(ctx, e)
-	}
+	x.meter(ctx)
+	x.core.metrics.observe(x.req.Caller.EndUser, o)
 	level := slog.LevelInfo
 	if o.Status >= 500 {
 		level = slog.LevelWarn
@@ -102,6 +86,36 @@ func (x *exchange) finish(ctx context.Context) {
 		x.logServed(ctx, level)
 	}
 	x.obs.End(*o, x.err)
+}
+
+// meter prices the outcome, settles the quota's charge and queues the
+// ledger's final row, once. An HTTP caller's answer is metered as its last
+// bytes are written (its terminal event, a whole reply's body), so a read
+// of spend made as soon as the caller has the answer counts it; anything
+// else at finish. From then the outcome is fixed: the metrics and the log
+// line say what the ledger does.
+func (x *exchange) meter(ctx context.Context) {
+	if x.metered {
+		return
+	}
+	x.metered = true
+	o := &x.out
+	if x.served != nil {
+		if x.cut || x.billed && o.Status != http.StatusOK {
+			// A cut answer bills at least what reached the caller, and
+			// never nothing once the provider took the request.
+			o.Usage = x.streamed(x.served, o.Usage)
+		}
+		o.Cost = x.served.Prices.Cost(o.Usage)
+	}
+	// The quota's settlement and the ledger's final row are one entry,
+	// committed in one transaction: they cannot disagree.
+	x.res.Settle(o.Cost)
+	if o.Provider != "" && (o.Status == http.StatusOK || !o.Usage.IsZero() || x.billed) {
+		e := metering.Entry{Time: x.req.Start, RequestID: x.req.ID, ClientRequestID: x.req.ClientID, User: x.req.Caller.Email,
+			Model: o.Model, Requested: o.Requested, Provider: o.Provider, Usage: o.Usage, Cost: o.Cost, Status: o.Status, Lease: x.res.Lease()}
+		x.core.record(ctx, e)
+	}
 }
 
 // logServed writes the request's one log line: never the email, the

@@ -62,16 +62,23 @@ func (x *exchange) Try(ctx context.Context, rt *upstream.Route) upstream.Attempt
 	if err := x.begin(rt, usage); err != nil {
 		return x.observerFailed(rt, usage, err)
 	}
+	// The reply is metered before its body is written: a body larger than
+	// the server's buffer reaches the caller during Write. A caller who
+	// left already is billed all the same.
+	status := http.StatusOK
+	if x.ctx.Err() != nil {
+		status = StatusClientClosed
+	}
+	x.answered(rt, status, usage)
+	x.meter(x.ctx)
 	w := x.req.Client
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(out.Len()))
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(out.Bytes()); err != nil {
-		x.answered(rt, StatusClientClosed, usage)
 		return upstream.Attempt{}
 	}
-	x.answered(rt, http.StatusOK, usage)
 	return upstream.Attempt{OK: true}
 }
 
@@ -167,8 +174,9 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 				a.Broken = nil
 			}
 			x.answered(rt, e.Status, st.Usage())
-			x.cut = true
-			x.err = e
+			if !x.metered {
+				x.cut, x.err = true, e
+			}
 			if w != nil {
 				translate.WriteStreamError(out, x.req.Front, e)
 				_ = flush(w, rc, out)
@@ -196,6 +204,14 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 			case gone:
 				missed = true
 			case w != nil:
+				if st.Finished() {
+					// out ends with the caller's terminal event: the
+					// request is metered before it goes, so a read of
+					// spend made as soon as the caller has it counts it.
+					// The provider's usage came before its own end.
+					x.answered(rt, http.StatusOK, st.Usage())
+					x.meter(x.ctx)
+				}
 				if err := flush(w, rc, out); err != nil {
 					gone, missed = true, true
 					x.callerLeft()
@@ -270,8 +286,14 @@ func (x *exchange) observerFailed(rt *upstream.Route, u metering.Usage, err erro
 	return upstream.Attempt{}
 }
 
-// answered records the route that answered and how it ended.
+// answered records the route that answered and how it ended, unless the
+// request was metered already: a failure after the caller had the whole
+// answer (the provider's garbage after its terminal event, or the caller
+// hanging up as it was written) does not change what it was billed.
 func (x *exchange) answered(rt *upstream.Route, status int, u metering.Usage) {
+	if x.metered {
+		return
+	}
 	x.served = rt
 	x.out.Model, x.out.Provider, x.out.Status, x.out.Usage = rt.Alias, rt.Provider.Name(), status, u
 }

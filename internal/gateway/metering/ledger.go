@@ -43,8 +43,9 @@ func statusString(e Entry) string {
 	return strconv.Itoa(e.Status)
 }
 
-// Ledger records spend. The gateway calls Record after the response has been
-// written, with a context that outlives the client connection.
+// Ledger records spend. The gateway calls Record with a request's final
+// entry just before the answer's last bytes are written (or once it ended
+// otherwise), with a context that outlives the client connection.
 type Ledger interface {
 	Record(ctx context.Context, e Entry) error
 }

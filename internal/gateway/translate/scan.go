@@ -189,33 +189,62 @@ func (s *objScanner) objectArray() (present bool, err error) {
 
 // A reply's usage block is a few counts; reading it member by member costs
 // a fraction of unmarshalling it by reflection. readCounts reads the
-// object v as unmarshalLenient reads it into a struct of int64 fields:
-// count(name) is the field a member fills, or nil; null leaves a field as
-// it was; anything but an integer that fits is an error. nested, when
-// set, is given every other member.
-func readCounts(v jsontext.Value, count func(name []byte) *int64, nested func(name []byte, v jsontext.Value) error) error {
+// object v into x as unmarshalLenient reads it into a struct of int64
+// fields: counts are the members it fills (matched in order), null leaves
+// x as it was, anything but an integer that fits is an error. nested,
+// when set, is given every other member.
+func readCounts[T any](v jsontext.Value, x *T, counts []count[T], nested func(x *T, name []byte, v jsontext.Value) error) error {
+	if v.Kind() == 'n' {
+		return nil
+	}
 	s, err := scanValid(v)
 	if err != nil {
 		return err
 	}
+members:
 	for {
 		name, ok := s.next()
 		if !ok {
 			return nil
 		}
-		p := count(name)
-		switch {
-		case p != nil:
-			err = readCount(s.value(), p)
-		case nested != nil:
-			err = nested(name, s.value())
-		default:
-			s.skip()
+		for _, c := range counts {
+			if isName(name, c.name) {
+				if err := readCount(s.value(), c.field(x)); err != nil {
+					return err
+				}
+				continue members
+			}
 		}
-		if err != nil {
+		if nested == nil {
+			s.skip()
+		} else if err := nested(x, name, s.value()); err != nil {
 			return err
 		}
 	}
+}
+
+// count is a member read as a count: its name and the field it fills.
+type count[T any] struct {
+	name  string
+	field func(*T) *int64
+}
+
+// readCountsInto reads v into *p, as unmarshalLenient reads it into a
+// pointer to a struct: null sets it nil; an object fills it, merging
+// into what an earlier duplicate left.
+func readCountsInto[T any](v jsontext.Value, p **T, counts []count[T], nested func(x *T, name []byte, v jsontext.Value) error) error {
+	switch v.Kind() {
+	case 'n':
+		*p = nil
+		return nil
+	case '{':
+	default:
+		return errNotObject
+	}
+	if *p == nil {
+		*p = new(T)
+	}
+	return readCounts(v, *p, counts, nested)
 }
 
 var errNotCount = errors.New("a token count is not an integer")
@@ -257,82 +286,40 @@ func readCount(v jsontext.Value, p *int64) error {
 }
 
 // readOpenAIUsage reads a usage member into *u as unmarshalLenient reads it
-// into a *openaiUsage: null clears it, an object fills it (merging into
-// what an earlier duplicate left).
+// into a *openaiUsage.
 func readOpenAIUsage(v jsontext.Value, u **openaiUsage) error {
-	switch v.Kind() {
-	case 'n':
-		*u = nil
+	return readCountsInto(v, u, openaiUsageCounts, readPromptTokensDetails)
+}
+
+var openaiUsageCounts = []count[openaiUsage]{
+	{"prompt_tokens", func(u *openaiUsage) *int64 { return &u.PromptTokens }},
+	{"completion_tokens", func(u *openaiUsage) *int64 { return &u.CompletionTokens }},
+	{"total_tokens", func(u *openaiUsage) *int64 { return &u.TotalTokens }},
+	{"cache_creation_input_tokens", func(u *openaiUsage) *int64 { return &u.CacheCreationInputTokens }},
+}
+
+// readPromptTokensDetails reads the one object in an OpenAI usage block.
+func readPromptTokensDetails(u *openaiUsage, name []byte, v jsontext.Value) error {
+	if !isName(name, "prompt_tokens_details") {
 		return nil
-	case '{':
-	default:
-		return errNotObject
 	}
-	if *u == nil {
-		*u = new(openaiUsage)
-	}
-	x := *u
-	return readCounts(v, func(name []byte) *int64 {
-		switch {
-		case isName(name, "prompt_tokens"):
-			return &x.PromptTokens
-		case isName(name, "completion_tokens"):
-			return &x.CompletionTokens
-		case isName(name, "total_tokens"):
-			return &x.TotalTokens
-		case isName(name, "cache_creation_input_tokens"):
-			return &x.CacheCreationInputTokens
-		}
-		return nil
-	}, func(name []byte, v jsontext.Value) error {
-		if !isName(name, "prompt_tokens_details") {
-			return nil
-		}
-		switch v.Kind() {
-		case 'n':
-			x.PromptTokensDetails = nil
-			return nil
-		case '{':
-		default:
-			return errNotObject
-		}
-		if x.PromptTokensDetails == nil {
-			x.PromptTokensDetails = new(openaiPromptTokensDetails)
-		}
-		d := x.PromptTokensDetails
-		return readCounts(v, func(name []byte) *int64 {
-			switch {
-			case isName(name, "cached_tokens"):
-				return &d.CachedTokens
-			case isName(name, "cache_creation_tokens"):
-				return &d.CacheCreationTokens
-			}
-			return nil
-		}, nil)
-	})
+	return readCountsInto(v, &u.PromptTokensDetails, promptTokensDetailsCounts, nil)
+}
+
+var promptTokensDetailsCounts = []count[openaiPromptTokensDetails]{
+	{"cached_tokens", func(d *openaiPromptTokensDetails) *int64 { return &d.CachedTokens }},
+	{"cache_creation_tokens", func(d *openaiPromptTokensDetails) *int64 { return &d.CacheCreationTokens }},
 }
 
 // readAnthropicUsage reads a usage member into *u as unmarshalLenient reads
 // it into an anthropicUsage: null changes nothing.
 func readAnthropicUsage(v jsontext.Value, u *anthropicUsage) error {
-	switch v.Kind() {
-	case 'n':
-		return nil
-	case '{':
-	default:
-		return errNotObject
-	}
-	return readCounts(v, func(name []byte) *int64 {
-		switch {
-		case isName(name, "input_tokens"):
-			return &u.InputTokens
-		case isName(name, "cache_creation_input_tokens"):
-			return &u.CacheCreationInputTokens
-		case isName(name, "cache_read_input_tokens"):
-			return &u.CacheReadInputTokens
-		case isName(name, "output_tokens"):
-			return &u.OutputTokens
-		}
-		return nil
-	}, nil)
+	return readCounts(v, u, anthropicUsageCounts, nil)
+}
+
+var anthropicUsageCounts = []count[anthropicUsage]{
+	{"input_tokens", func(u *anthropicUsage) *int64 { return &u.InputTokens }},
+	{"cache_creation_input_tokens", func(u *anthropicUsage) *int64 { return &u.CacheCreationInputTokens }},
+	{"cache_read_input_tokens", func(u *anthropicUsage) *int64 { return &u.CacheReadInputTokens }},
+	{"output_tokens", func(u *anthropicUsage) *int64 { return &u.OutputTokens }},
 }

@@ -42,6 +42,10 @@ type Stream interface {
 	EOF(out *Writer) error
 	// Usage is what the provider has reported so far.
 	Usage() metering.Usage
+	// Finished reports whether the provider's terminal event came. An
+	// HTTP front's terminal event ([DONE], message_stop) is written in the
+	// call that finishes the stream, Event's or EOF's, and not before.
+	Finished() bool
 }
 
 // Fault is a provider failure found inside an event stream. What it says
@@ -92,6 +96,9 @@ func (s *streamState) EOF(*Writer) error {
 
 // Usage is what the provider has reported so far.
 func (s *streamState) Usage() metering.Usage { return s.u }
+
+// Finished reports whether the provider's terminal event came.
+func (s *streamState) Finished() bool { return s.finished }
 
 // decodeChunk reads an OpenAI-compatible chunk; an error object in it is
 // the provider's failure.

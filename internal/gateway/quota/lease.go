@@ -505,6 +505,11 @@ func (k *Keeper) maintain(ctx context.Context, closing bool) {
 }
 
 func (k *Keeper) maintainAccount(ctx context.Context, a *account, closing bool) {
+	// Returns, renewals and growth move the store's leases and this
+	// replica's together, under the lock a Status read takes, so it never
+	// sees one moved and not the other.
+	a.grant.Lock()
+	defer a.grant.Unlock()
 	now := k.now()
 	a.mu.Lock()
 	if a.policy == nil {
@@ -559,8 +564,6 @@ func (k *Keeper) maintainAccount(ctx context.Context, a *account, closing bool) 
 	if len(renew) == 0 && grow == nil {
 		return
 	}
-	a.grant.Lock()
-	defer a.grant.Unlock()
 	for _, l := range renew {
 		// A lease of another day ends with its day; the current one is
 		// renewed by growing it, below, when it is also low.

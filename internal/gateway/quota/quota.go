@@ -206,6 +206,14 @@ func (k *Keeper) Status(ctx context.Context, p *Policy, email string) (Status, e
 	now := k.now()
 	start, end, day := p.Window(now)
 	lim := p.Limits(email)
+	var a *account
+	if v, ok := k.accounts.Load(email); ok {
+		// Grants, returns and renewals move a lease in the store and here
+		// under a.grant: holding it, the two reads below agree.
+		a = v.(*account)
+		a.grant.Lock()
+		defer a.grant.Unlock()
+	}
 	u, err := k.store.QuotaUsage(ctx, email, start, now)
 	if err != nil {
 		return Status{}, err
@@ -215,8 +223,7 @@ func (k *Keeper) Status(ctx context.Context, p *Policy, email string) (Status, e
 	// here shows as held until the ledger writer commits it; the gateway's
 	// store commits the writer's queue before this read, and the unused
 	// part does not change when it does.)
-	if v, ok := k.accounts.Load(email); ok {
-		a := v.(*account)
+	if a != nil {
 		a.mu.Lock()
 		for _, l := range a.leases {
 			if l.day == day && l.expiresAt.After(now) {

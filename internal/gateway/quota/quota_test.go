@@ -350,3 +350,47 @@ func TestSoftLimitReachedThroughAnotherReplica(t *testing.T) {
 		t.Fatalf("Slack heard %d messages %q; want one about the soft limit", len(texts), texts)
 	}
 }
+
+// TestStatusHoldsNothingWhileLeasesMove: with no request in flight, the
+// quota's status shows nothing held, even read while the upkeep returns an
+// idle lease (dropped here, then returned to a slow store).
+func TestStatusHoldsNothingWhileLeasesMove(t *testing.T) {
+	now := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	ctx := context.Background()
+	p := NewPolicy(&gatewayconfig.Config{Quotas: gatewayconfig.Quotas{DailyHardUSD: "1"}})
+	rp := newReplica(t, slowReturns{store.NewMemoryQuotas()}, clock)
+	ask := Ask{User: "u@example.com", Worst: []metering.Picodollars{1_000_000}}
+	for i := range 20 {
+		r, err := rp.k.Admit(ctx, p, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp.settle(t, r, "u@example.com", 1_000, clock())
+		if err := rp.w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { rp.k.Flush(ctx) }) // returns the idle lease, slowly
+		for range 5 {
+			st, err := rp.k.Status(ctx, p, "u@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ReservedPicodollars != 0 {
+				t.Fatalf("round %d: nothing in flight, yet the status holds %d picodollars", i, st.ReservedPicodollars)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		wg.Wait()
+	}
+}
+
+// slowReturns is a store whose lease returns take a few milliseconds, as
+// a remote database's do.
+type slowReturns struct{ store.Quotas }
+
+func (s slowReturns) ReturnLease(ctx context.Context, l store.Lease) error {
+	time.Sleep(3 * time.Millisecond)
+	return s.Quotas.ReturnLease(ctx, l)
+}

@@ -83,7 +83,8 @@ func (x *exchange) Try(ctx context.Context, rt *upstream.Route) upstream.Attempt
 }
 
 // relay reads the provider's events and translates each: an HTTP front's
-// caller gets the translated events with a flush per provider event; a
+// caller gets the translated events with a flush per read of the
+// provider's stream (the events that arrived together, most often one); a
 // Conversation's Observer gets the text. The first event decides: an error
 // or garbage before it is a failure the plan may fail over from; after it
 // the caller owns the answer, and a failure ends it (an HTTP stream with
@@ -128,6 +129,8 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 		// that closes as soon as the terminal event arrives had it all.
 		missed   bool
 		reported metering.Usage
+		// unflushed: events written to the caller and not yet flushed.
+		unflushed bool
 	)
 	for {
 		err := rd.Next(&ev)
@@ -212,10 +215,23 @@ func (x *exchange) relay(call *upstream.Call, rt *upstream.Route, st translate.S
 					x.answered(rt, http.StatusOK, st.Usage())
 					x.meter(x.ctx)
 				}
-				if err := flush(w, rc, out); err != nil {
+				if _, err := w.Write(out.Bytes()); err != nil {
 					gone, missed = true, true
 					x.callerLeft()
+				} else {
+					unflushed = true
 				}
+			}
+		}
+		// One flush per read of the provider's stream: events that came
+		// together (a slow reader, or a provider that sends several at
+		// once) go out in one write, and none waits for a read; the
+		// terminal event goes at once.
+		if unflushed && !gone && (!rd.Buffered() || st.Finished()) {
+			unflushed = false
+			if err := rc.Flush(); err != nil {
+				gone, missed = true, true
+				x.callerLeft()
 			}
 		}
 		if texts := out.Texts(); len(texts) > 0 {

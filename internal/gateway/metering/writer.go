@@ -36,7 +36,10 @@ type Writer struct {
 	maxBatch int
 	linger   time.Duration
 
-	queue   chan Entry
+	queue chan Entry
+	// full is signalled (never blocking) by a Record that finds maxBatch
+	// entries queued, to end a linger early.
+	full    chan struct{}
 	flushes chan chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -91,7 +94,7 @@ func NewWriter(sink Sink, o WriterOptions) *Writer {
 	w := &Writer{
 		sink: sink, onCommit: o.OnCommit, log: o.Log,
 		maxBatch: o.MaxBatch, linger: o.Linger,
-		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		full: make(chan struct{}, 1), flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -116,6 +119,12 @@ func NewWriter(sink Sink, o WriterOptions) *Writer {
 func (w *Writer) Record(ctx context.Context, e Entry) error {
 	select {
 	case w.queue <- e:
+		if len(w.queue) >= w.maxBatch {
+			select {
+			case w.full <- struct{}{}:
+			default:
+			}
+		}
 		return nil
 	default:
 	}
@@ -191,31 +200,46 @@ func (w *Writer) run() {
 // fill adds what is queued to batch, waiting up to linger while it is
 // short of maxBatch. A Flush (or Close) ends the wait: the batch is
 // committed at once, and the flushes are returned to be answered.
+//
+// While it lingers the writer waits on its timer, not on the queue: a
+// request's Record puts its entry in the queue's buffer without waking
+// the writer (a goroutine switch per request otherwise), and the entries
+// are taken when the linger ends; a Record that finds maxBatch entries
+// waiting says so on full, which cuts the linger short.
 func (w *Writer) fill(batch []Entry) ([]Entry, []chan struct{}) {
 	var timer *time.Timer
-	for len(batch) < w.maxBatch {
-		select {
-		case e := <-w.queue:
-			batch = append(batch, e)
-			continue
-		default:
+	for {
+		batch = w.take(batch)
+		if len(batch) >= w.maxBatch {
+			return batch, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(w.linger)
 			defer timer.Stop()
 		}
 		select {
-		case e := <-w.queue:
-			batch = append(batch, e)
+		case <-w.full:
 		case ack := <-w.flushes:
 			return batch, []chan struct{}{ack}
 		case <-w.stop:
 			return batch, nil
 		case <-timer.C:
-			return batch, nil
+			return w.take(batch), nil
 		}
 	}
-	return batch, nil
+}
+
+// take adds what is queued to batch, up to maxBatch entries.
+func (w *Writer) take(batch []Entry) []Entry {
+	for len(batch) < w.maxBatch {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // flush answers acks once what was queued when they came is committed.

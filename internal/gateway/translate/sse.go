@@ -101,6 +101,35 @@ func (s *Reader) Next(ev *Event) error {
 	}
 }
 
+// Buffered reports whether the next event with data is already buffered
+// whole, so that Next returns it without reading from the stream (and so
+// without waiting). The stream loop flushes the caller's events only when
+// it is not: events that arrived together leave together, in one write.
+func (s *Reader) Buffered() bool {
+	n := s.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.r.Peek(n) // what is buffered: no read
+	hasData := false
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false // the rest is a partial line
+		}
+		line := trimEOL(b[:i+1])
+		b = b[i+1:]
+		switch {
+		case len(line) == 0:
+			if hasData {
+				return true
+			}
+		case bytes.HasPrefix(line, []byte("data")) && (len(line) == 4 || line[4] == ':'):
+			hasData = true
+		}
+	}
+}
+
 // readLine returns one line without its "\n" or "\r\n".
 func (s *Reader) readLine() ([]byte, error) {
 	line, err := s.r.ReadSlice('\n')
@@ -130,9 +159,9 @@ func trimEOL(b []byte) []byte {
 }
 
 // Writer accumulates what one upstream event becomes for the caller: the
-// client's events, which the stream loop writes and flushes together (so
-// each upstream event costs one write and one flush), or, for a
-// Conversation, the text it carried.
+// client's events, which the stream loop writes together (one write per
+// upstream event, and a flush per read of the upstream stream: see
+// Reader.Buffered), or, for a Conversation, the text it carried.
 type Writer struct {
 	buf bytes.Buffer
 	enc *json.Encoder

@@ -143,3 +143,32 @@ func BenchmarkSSEReader(b *testing.B) {
 		}
 	}
 }
+
+// TestReaderBuffered: Buffered says whether Next can return an event
+// without reading from the stream: a whole event with data is buffered.
+func TestReaderBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"data: a\n\ndata: b\n\n", true},
+		{"data: a\n\nevent: x\r\ndata: b\r\n\r\n", true},
+		{"data: a\n\ndata\n\n", true},
+		{"data: a\n\ndata: b\n", false},       // the second has no end yet
+		{"data: a\n\n: ping\n\n", false},      // a comment alone is no event
+		{"data: a\n\nevent: x\n\n", false},    // nor a name without data
+		{"data: a\n\ndatum: b\n\n", false},    // not the data field
+		{"data: a\n\n", false},                // nothing after the first
+		{"data: a\n\n\n\ndata: b\n\n", true},  // blank lines between
+		{"data: a\n\n: ping\ndata: b", false}, // a last event without its end needs the EOF
+	} {
+		rd := NewReader(strings.NewReader(tc.in))
+		var ev Event
+		if err := rd.Next(&ev); err != nil || string(ev.Data) != "a" {
+			t.Fatalf("%q: first event %q, %v", tc.in, ev.Data, err)
+		}
+		if got := rd.Buffered(); got != tc.want {
+			t.Errorf("%q: Buffered() = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

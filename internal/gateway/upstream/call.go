@@ -18,6 +18,9 @@ type Call struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
+	// begun: FirstByte has stopped the timer (a stream reports every
+	// event; the timer is stopped at the first).
+	begun bool
 }
 
 // maxErrorBody bounds the part of a provider's error response read for its message.
@@ -63,7 +66,12 @@ func (rt *Route) send(ctx context.Context, do func(context.Context) (*http.Respo
 
 // FirstByte stops the firstByte timer: the answer has begun. Reading a
 // whole (non-streamed) response is bounded by the request's deadline only.
-func (c *Call) FirstByte() { c.timer.Stop() }
+func (c *Call) FirstByte() {
+	if !c.begun {
+		c.begun = true
+		c.timer.Stop()
+	}
+}
 
 // TimedOut reports whether the request's overall deadline ended the call.
 func (c *Call) TimedOut() bool { return errors.Is(c.ctx.Err(), context.DeadlineExceeded) }

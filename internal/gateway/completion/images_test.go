@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +123,50 @@ func TestGenerate(t *testing.T) {
 	if _, _, err := core.Generate(ctx, req("r2"), ask("canvas", "one more heron", 1, "")); err != nil {
 		t.Fatalf("one picture within the quota: %v", err)
 	}
+}
+
+// TestImagesMeteredBeforeTheBody: an HTTP caller's pictures are metered —
+// the quota settled, the ledger's row queued — before the body that
+// carries them is written, so a read of spend made as soon as the caller
+// has them counts them.
+func TestImagesMeteredBeforeTheBody(t *testing.T) {
+	core, snap, ledger, writer := imageRig(t, "0.1")
+	w := &queuedAtWrite{ResponseRecorder: httptest.NewRecorder(), ledger: ledger, writer: writer, id: "img"}
+	core.ServeImages(context.Background(), completion.Request{
+		ID: "img", Start: time.Now(), Snapshot: snap, Caller: completion.Caller{Email: alice, Hash: "h", Upstream: alice},
+		Body: readCloser(`{"model":"canvas","prompt":"a heron","n":1,"size":"512x512"}`), Client: w,
+	})
+	if w.Code != http.StatusOK || len(w.queued) == 0 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	for i, q := range w.queued {
+		if !q {
+			t.Errorf("write %d of %d: the request's ledger row was not queued yet", i+1, len(w.queued))
+		}
+	}
+	if err := writer.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := ledger.Entries(); len(e) != 1 || e[0].Images != 1 || e[0].Cost != 18_000_000_000 || e[0].Status != http.StatusOK {
+		t.Fatalf("ledger %+v; want one picture at $0.018", e)
+	}
+}
+
+// queuedAtWrite notes, at every write, whether request id's row is queued.
+type queuedAtWrite struct {
+	*httptest.ResponseRecorder
+	ledger *metering.MemoryLedger
+	writer *metering.Writer
+	id     string
+	queued []bool
+}
+
+func (w *queuedAtWrite) Write(b []byte) (int, error) {
+	_ = w.writer.Flush(context.Background())
+	found := false
+	for _, e := range w.ledger.Entries() {
+		found = found || e.RequestID == w.id
+	}
+	w.queued = append(w.queued, found)
+	return w.ResponseRecorder.Write(b)
 }

@@ -60,9 +60,10 @@ func (g *Gateway) guard(next *http.ServeMux) http.Handler {
 			return
 		}
 		if hasBody(r) {
+			_, pattern := next.Handler(r)
 			cfg := g.snap.Load().cfg
 			limit := cfg.RequestBodyTimeout.Duration
-			if g.isImport(r, next) {
+			if pattern == importPattern {
 				limit = cfg.Import.BodyTimeout.Duration
 			}
 			if limit > 0 {
@@ -74,20 +75,6 @@ func (g *Gateway) guard(next *http.ServeMux) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// isImport reports whether next routes r to importPattern. A path without
-// escapes that need keeping is matched as the mux would match it, which
-// spares every other request a second lookup in the mux.
-func (g *Gateway) isImport(r *http.Request, next *http.ServeMux) bool {
-	switch {
-	case r.Method != http.MethodPost || g.chat == nil:
-		return false
-	case r.URL.RawPath == "":
-		return r.URL.Path == "/api/me/import"
-	}
-	_, pattern := next.Handler(r)
-	return pattern == importPattern
 }
 
 func hasBody(r *http.Request) bool {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -85,7 +86,7 @@ func openSQLiteBackend(ctx context.Context, path string) (*sqliteBackend, error)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingUntilFree(ctx, w); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
@@ -101,6 +102,27 @@ func openSQLiteBackend(ctx context.Context, path string) (*sqliteBackend, error)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	return &sqliteBackend{w: w, r: r}, nil
+}
+
+// pingUntilFree opens the writer's first connection. Switching a new file
+// into WAL mode needs the file to itself, and SQLite answers SQLITE_BUSY
+// there without its busy handler while another process (a replica
+// starting at the same moment) does the same: that is retried for as long
+// as busy_timeout would wait.
+func pingUntilFree(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := w.PingContext(ctx)
+		var e *sqlite.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -14,11 +14,13 @@ import (
 	"github.com/chatgateway/chatgateway-operator/internal/gatewayconfig"
 )
 
-// volume imitates how the kubelet updates a mounted ConfigMap or Secret:
-// files live in a timestamped directory, "..data" points at it, and each
-// visible name is a symlink through "..data". An update writes a new
-// directory and renames a new "..data" symlink over the old one, so readers
-// see either the old set or the new one.
+// volume imitates how the kubelet updates a mounted ConfigMap or Secret
+// (its atomic writer, pkg/volume/util/atomic_writer.go): files live in a
+// timestamped directory, "..data" points at it, and each visible name is a
+// symlink through "..data". An update writes a new directory, renames a new
+// "..data" symlink over the old one, and only then creates the visible
+// names that are new, removes those that went away and deletes the old
+// directory.
 type volume struct {
 	t   *testing.T
 	dir string
@@ -33,8 +35,18 @@ func newVolume(t *testing.T, dir string, files map[string]string) *volume {
 
 func (v *volume) path(name string) string { return filepath.Join(v.dir, name) }
 
+// publish updates the volume to files, the whole kubelet update.
 func (v *volume) publish(files map[string]string) {
 	v.t.Helper()
+	v.swap(files)()
+}
+
+// swap does the kubelet update up to the "..data" rename: the names new to
+// files do not exist yet, those that went away still do. finish does the
+// rest.
+func (v *volume) swap(files map[string]string) (finish func()) {
+	v.t.Helper()
+	old, _ := os.Readlink(filepath.Join(v.dir, "..data")) // "" the first time
 	v.gen++
 	ts := fmt.Sprintf("..2026_01_02_03_04_%02d.%d", v.gen, v.gen)
 	for name, content := range files {
@@ -43,11 +55,25 @@ func (v *volume) publish(files map[string]string) {
 	tmp := filepath.Join(v.dir, "..data_tmp")
 	must(v.t, os.Symlink(ts, tmp))
 	must(v.t, os.Rename(tmp, filepath.Join(v.dir, "..data")))
-	for name := range files {
-		link := filepath.Join(v.dir, name)
-		if _, err := os.Lstat(link); os.IsNotExist(err) {
-			must(v.t, os.Symlink(filepath.Join("..data", name), link))
+	return func() {
+		v.t.Helper()
+		for name := range files {
+			link := filepath.Join(v.dir, name)
+			if _, err := os.Lstat(link); os.IsNotExist(err) {
+				must(v.t, os.Symlink(filepath.Join("..data", name), link))
+			}
 		}
+		if old == "" {
+			return
+		}
+		gone, err := os.ReadDir(filepath.Join(v.dir, old))
+		must(v.t, err)
+		for _, f := range gone {
+			if _, kept := files[f.Name()]; !kept {
+				must(v.t, os.Remove(filepath.Join(v.dir, f.Name())))
+			}
+		}
+		must(v.t, os.RemoveAll(filepath.Join(v.dir, old)))
 	}
 }
 

@@ -165,6 +165,59 @@ func TestReloadThroughSymlinkSwap(t *testing.T) {
 	}
 }
 
+// TestReloadMidRotation: a poll that runs while the kubelet is halfway
+// through a token rotation ("..data" already names the new set, but the
+// visible names new to it, "previous" and its expiry, are not created yet)
+// sees the whole new set: the rotated token, and the old one within its
+// grace. A poll halfway through the kill switch (the dropped "previous"
+// still listed) refuses the old token at once.
+func TestReloadMidRotation(t *testing.T) {
+	tokens := newVolume(t, t.TempDir(), map[string]string{"token": currentToken})
+	e := newEnv(t, func(c *gatewayconfig.Config) {
+		c.Auth.TokenFile = tokens.path("token")
+		c.Auth.PreviousTokenFile = tokens.path("previous")
+		c.Auth.PreviousTokenExpiresAtFile = tokens.path("previous-expires-at")
+	})
+	status := func(token string) int {
+		h := authHeader(alice)
+		h.Set("Authorization", "Bearer "+token)
+		resp, _ := e.do("POST", "/v1/messages", h, `{"model":"sonnet","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+		return resp.StatusCode
+	}
+	reload := func(when string) {
+		t.Helper()
+		if changed, err := e.gw.Reload(); !changed || err != nil {
+			t.Fatalf("reload %s: changed %v, %v", when, changed, err)
+		}
+	}
+
+	finish := tokens.swap(map[string]string{
+		"token": "rotated-token", "previous": currentToken,
+		"previous-expires-at": epoch.Add(time.Hour).Format(time.RFC3339),
+	})
+	reload("halfway through the rotation")
+	if s := status(currentToken); s != http.StatusOK {
+		t.Errorf("halfway through the rotation, the previous token within its grace: %d, want 200", s)
+	}
+	if s := status("rotated-token"); s != http.StatusOK {
+		t.Errorf("halfway through the rotation, the rotated token: %d, want 200", s)
+	}
+	finish()
+	_, _ = e.gw.Reload()
+	if s := status(currentToken); s != http.StatusOK {
+		t.Errorf("after the rotation, the previous token within its grace: %d, want 200", s)
+	}
+
+	tokens.swap(map[string]string{"token": "rotated-token"})
+	reload("halfway through the kill switch")
+	if s := status(currentToken); s != http.StatusUnauthorized {
+		t.Errorf("halfway through the kill switch, the dropped token: %d, want 401", s)
+	}
+	if s := status("rotated-token"); s != http.StatusOK {
+		t.Errorf("halfway through the kill switch, the current token: %d, want 200", s)
+	}
+}
+
 // TestReloadKeepsInFlightRequests: a request finishes on the snapshot it
 // started with, even when its model disappears meanwhile.
 func TestReloadKeepsInFlightRequests(t *testing.T) {

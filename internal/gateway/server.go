@@ -244,8 +244,10 @@ func (g *Gateway) refreshTokens() {
 }
 
 // Watch polls the config and its files every interval until ctx ends.
-// Polling content rather than watching inotify events follows Kubernetes'
-// atomic volume updates (a "..data" symlink swap) without special cases.
+// Polling content rather than watching inotify events needs no watch to
+// re-arm after Kubernetes' atomic volume updates (a "..data" symlink swap);
+// a poll reads each volume through one resolution of its "..data"
+// (volumeReader), so it sees an update whole or not at all.
 func (g *Gateway) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

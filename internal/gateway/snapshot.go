@@ -82,13 +82,18 @@ func (t tokens) equal(o tokens) bool {
 
 // readTokenFiles reads the token files a from disk, for a reload whose
 // other inputs do not load (see Gateway.Reload).
-func readTokenFiles(a gatewayconfig.Auth) (tokens, error) {
+func readTokenFiles(a gatewayconfig.Auth) (t tokens, err error) {
+	readVolumes(nil, func(r *volumeReader) { t, err = readTokensFrom(r, a) })
+	return t, err
+}
+
+func readTokensFrom(r *volumeReader, a gatewayconfig.Auth) (tokens, error) {
 	var errs []error
 	t, terrs := loadTokens(a, func(field, path string, required bool) []byte {
 		if path == "" {
 			return nil
 		}
-		b, err := os.ReadFile(path)
+		b, err := r.ReadFile(path)
 		if err != nil {
 			if required || !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("%s: %w", field, err))
@@ -104,7 +109,8 @@ func readTokenFiles(a gatewayconfig.Auth) (tokens, error) {
 }
 
 // inputs are the bytes a snapshot is built from: the config file and every
-// file it names, each read once per poll.
+// file it names, each read once per poll, through one resolution of each
+// volume (see volumeReader).
 type inputs struct {
 	configRaw []byte
 	cfg       *gatewayconfig.Config
@@ -116,10 +122,15 @@ type inputs struct {
 
 // readInputs reads the config and the files it names. prev lets an
 // unchanged config skip parsing.
-func readInputs(path string, prev *inputs) *inputs {
+func readInputs(path string, prev *inputs) (in *inputs) {
+	readVolumes(nil, func(r *volumeReader) { in = readInputsFrom(r, path, prev) })
+	return in
+}
+
+func readInputsFrom(r *volumeReader, path string, prev *inputs) *inputs {
 	in := &inputs{files: map[string][]byte{}, fileErrs: map[string]error{}}
 	h := sha256.New()
-	raw, err := os.ReadFile(path)
+	raw, err := r.ReadFile(path)
 	if err != nil {
 		in.cfgErr = fmt.Errorf("reading gateway config: %w", err)
 		fmt.Fprintf(h, "config error %v\x00", err)
@@ -138,7 +149,7 @@ func readInputs(path string, prev *inputs) *inputs {
 	}
 	if in.cfg != nil {
 		for _, f := range referencedFiles(in.cfg) {
-			b, err := os.ReadFile(f)
+			b, err := r.ReadFile(f)
 			fmt.Fprintf(h, "\x00%s\x00", f)
 			if err != nil {
 				in.fileErrs[f] = err

@@ -164,27 +164,27 @@ func isName(name []byte, field string) bool {
 }
 
 // objectArray reads the current member's value as unmarshalling it into a
-// []struct{} would: an array of objects (or nulls) is there, null is not,
-// anything else is an error.
-func (s *objScanner) objectArray() (present bool, err error) {
+// []struct{} would: an array of objects (or nulls) is there, with n
+// elements; null is not; anything else is an error.
+func (s *objScanner) objectArray() (present bool, n int, err error) {
 	v := s.value()
 	switch v.Kind() {
 	case 'n':
-		return false, nil
+		return false, 0, nil
 	case '[':
 	default:
-		return false, errors.New("not an array")
+		return false, 0, errors.New("not an array")
 	}
-	for i := skipSpace(v, 1); i < len(v) && v[i] != ']'; {
+	for i := skipSpace(v, 1); i < len(v) && v[i] != ']'; n++ {
 		if v[i] != '{' && v[i] != 'n' {
-			return false, errors.New("an array element is not an object")
+			return false, 0, errors.New("an array element is not an object")
 		}
 		i = skipSpace(v, skipValue(v, i))
 		if i < len(v) && v[i] == ',' {
 			i = skipSpace(v, i+1)
 		}
 	}
-	return true, nil
+	return true, n, nil
 }
 
 // A reply's usage block is a few counts; reading it member by member costs

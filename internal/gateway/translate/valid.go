@@ -1,6 +1,9 @@
 package translate
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Every provider event is checked to be valid JSON before it is forwarded,
 // and a pass-through stream needs to know only whether the event's object
@@ -29,36 +32,14 @@ const (
 // be there with a value other than null.
 func validEvent(b []byte) (ok bool, members uint8) {
 	var (
-		i       int
-		depth   int    // containers open
-		objects uint64 // bit d-1 set: the container at depth d is an object (d ≤ 64)
-		deep    []bool // the same beyond 64 levels: deep[d-65]
-		pending uint8  // the member bit the name just read stands for
+		i        int
+		depth    int    // containers open
+		inObject bool   // the innermost is an object
+		objects  uint64 // bit d-1 set: the container at depth d is an object (d ≤ 64)
+		deep     []bool // the same beyond 64 levels: deep[d-65]
+		pending  uint8  // the member bit the name just read stands for
 	)
-	inObject := func() bool {
-		if depth <= 64 {
-			return objects&(1<<(depth-1)) != 0
-		}
-		return deep[depth-65]
-	}
-	push := func(object bool) bool {
-		if depth == maxNestingDepth {
-			return false
-		}
-		depth++
-		if depth <= 64 {
-			if object {
-				objects |= 1 << (depth - 1)
-			} else {
-				objects &^= 1 << (depth - 1)
-			}
-			return true
-		}
-		deep = append(deep[:depth-65], object)
-		return true
-	}
-
-	i = skipSpace(b, 0)
+	i = space(b, 0)
 value: // b[i:] starts a value
 	if i >= len(b) {
 		return false, 0
@@ -70,26 +51,27 @@ value: // b[i:] starts a value
 		pending = 0
 	}
 	switch b[i] {
-	case '{':
-		if !push(true) {
+	case '{', '[':
+		if depth == maxNestingDepth {
 			return false, 0
 		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			depth--
-			i++
-			goto next
+		inObject = b[i] == '{'
+		if depth++; depth <= 64 {
+			if inObject {
+				objects |= 1 << (depth - 1)
+			} else {
+				objects &^= 1 << (depth - 1)
+			}
+		} else {
+			deep = append(deep[:depth-65], inObject)
 		}
-		goto name
-	case '[':
-		if !push(false) {
-			return false, 0
-		}
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			depth--
+		i = space(b, i+1)
+		if i < len(b) && (b[i] == '}' && inObject || b[i] == ']' && !inObject) {
 			i++
-			goto next
+			goto end
+		}
+		if inObject {
+			goto name
 		}
 		goto value
 	case '"':
@@ -118,7 +100,7 @@ value: // b[i:] starts a value
 	}
 
 next: // a value ended at b[i]
-	i = skipSpace(b, i)
+	i = space(b, i)
 	if depth == 0 {
 		return i == len(b), members
 	}
@@ -127,24 +109,31 @@ next: // a value ended at b[i]
 	}
 	switch b[i] {
 	case ',':
-		i = skipSpace(b, i+1)
-		if inObject() {
+		i = space(b, i+1)
+		if inObject {
 			goto name
 		}
 		goto value
 	case '}':
-		if !inObject() {
+		if !inObject {
 			return false, 0
 		}
 	case ']':
-		if inObject() {
+		if inObject {
 			return false, 0
 		}
 	default:
 		return false, 0
 	}
-	depth--
 	i++
+end: // the innermost container closed before b[i]
+	switch depth--; {
+	case depth == 0:
+	case depth <= 64:
+		inObject = objects&(1<<(depth-1)) != 0
+	default:
+		inObject = deep[depth-65]
+	}
 	goto next
 
 name: // b[i:] starts a member's name
@@ -160,12 +149,20 @@ name: // b[i:] starts a member's name
 			pending = topMember(b[start+1 : i-1])
 		}
 	}
-	i = skipSpace(b, i)
+	i = space(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return false, 0
 	}
-	i = skipSpace(b, i+1)
+	i = space(b, i+1)
 	goto value
+}
+
+// space is skipSpace, quicker where there is none (as in most events).
+func space(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' {
+		return i
+	}
+	return skipSpace(b, i)
 }
 
 // topMember is the member bit a top-level name may stand for. Names match
@@ -252,19 +249,20 @@ const (
 )
 
 // validString returns the end of the string starting at b[i] (a quote),
-// or -1. Eight bytes at a time while none is a control, a quote or a
-// backslash; bytes from 0x80 are taken as they are.
+// or -1. Bytes from 0x80 are taken as they are; eight bytes at a time are
+// searched for a control, a quote or a backslash.
 func validString(b []byte, i int) int {
 	i++
 	for {
 		for len(b)-i >= 8 {
 			x := binary.LittleEndian.Uint64(b[i:])
 			q, s := x^('"'*lsb), x^('\\'*lsb)
-			// A byte below 0x20, a zero byte in q or s: each test is
-			// exact for the word as a whole (a borrow starts only at a
-			// byte that is found).
-			if ((x-0x20*lsb)&^x|(q-lsb)&^q|(s-lsb)&^s)&msb != 0 {
-				break
+			// A byte below 0x20, or a zero byte in q or s. Each test is
+			// exact for its lowest byte found (a borrow starts only at a
+			// byte that is found), so that byte is the first special one.
+			if found := ((x-0x20*lsb)&^x | (q-lsb)&^q | (s-lsb)&^s) & msb; found != 0 {
+				i += bits.TrailingZeros64(found) / 8
+				goto special
 			}
 			i += 8
 		}
@@ -274,6 +272,7 @@ func validString(b []byte, i int) int {
 		if i >= len(b) {
 			return -1
 		}
+	special:
 		switch b[i] {
 		case '"':
 			return i + 1

@@ -66,6 +66,84 @@ func hasUsageOrError(b []byte) bool {
 	return m != 0
 }
 
+// unmarshalledAnthropicPassStream is the reading anthropicPassStream's
+// scan replaced: an event's type, when it has no name, unmarshalled into
+// {Type string}, and a message_start or message_delta unmarshalled into
+// the fields the stream reads. (Before the scan the whole anthropicEvent
+// was unmarshalled, so a member of the wrong type that the stream does not
+// read, say an index that is a string, failed the stream; now it passes
+// through as any other event's does.)
+type unmarshalledAnthropicPassStream struct {
+	streamState
+}
+
+func (s *unmarshalledAnthropicPassStream) Event(ev *Event, out *Writer) error {
+	if !validLenient(ev.Data) {
+		return malformedEvent(errors.New("invalid JSON"))
+	}
+	typ := ev.Name
+	if len(typ) == 0 {
+		var t struct {
+			Type string `json:"type"`
+		}
+		_ = unmarshalLenient(ev.Data, &t)
+		typ = []byte(t.Type)
+	}
+	switch string(typ) {
+	case "message_start", "message_delta":
+		var e struct {
+			Message *struct {
+				Usage anthropicUsage `json:"usage"`
+			} `json:"message"`
+			Usage *anthropicDeltaUsage `json:"usage"`
+		}
+		if err := unmarshalLenient(ev.Data, &e); err != nil {
+			return malformedEvent(err)
+		}
+		if e.Message != nil {
+			s.u = e.Message.Usage.usage()
+		} else if e.Usage != nil {
+			e.Usage.applyTo(&s.u)
+		}
+	case "error":
+		var e anthropicEvent
+		_ = unmarshalLenient(ev.Data, &e)
+		return anthropicStreamFault(e.Error)
+	case "message_stop":
+		s.finished = true
+	}
+	out.Forward(typ, ev.Data)
+	return nil
+}
+
+// Each event is read under each of these names ("": none, its type read
+// from its data).
+var anthropicEventNames = []string{"", "message_start", "message_delta", "error", "message_stop", "ping"}
+
+var anthropicEventSeeds = []string{
+	`{"type":"message_start","message":{"id":"m","usage":{"input_tokens":5,"output_tokens":1}}}`,
+	`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7,"cache_read_input_tokens":2}}`,
+	`{"type":"message_delta","usage":{"output_tokens":7},"usage":{"output_tokens":null,"input_tokens":3}}`,
+	`{"type":"message_delta","usage":{"output_tokens":7},"usage":null,"usage":{"input_tokens":3}}`,
+	`{"type":"message_delta","usage":{"output_tokens":"7"}}`, `{"type":"message_delta","usage":{"output_tokens":7.0}}`,
+	`{"type":"message_delta","usage":[]}`, `{"type":"message_delta","usage":5}`, `{"type":"message_delta","usage":null}`,
+	`{"type":"message_delta","USAGE":{"OUTPUT_TOKENS":4,"Cache_Creation_Input_Tokens":1}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1}},"message":{"usage":{"output_tokens":2}}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1}},"message":null,"message":{"usage":{"output_tokens":2}}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1}},"message":null}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1},"usage":null}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1}},"usage":{"output_tokens":9}}`,
+	`{"type":"message_start","message":5}`, `{"type":"message_start","message":[]}`, `{"type":"message_start","message":{"usage":"x"}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":-3}}}`, `{"type":"message_start","message":{"content":"x","index":"y"}}`,
+	`{"type":"message_start","Message":{"Usage":{"Input_Tokens":4}}}`, `{"type":"message_start","m\u0065ssage":{"\u0075sage":{"input_tokens":4}}}`,
+	`{"typ\u0065":"message_st\u0061rt","message":{"usage":{"input_tokens":4}}}`, `{"TYPE":"message_stop"}`, `{"Type":"error","error":{"type":"x","message":"y"}}`,
+	`{"type":5,"type":"message_stop"}`, `{"type":"message_stop","type":5}`, `{"type":"message_stop","type":null}`, `{"type":null}`, `{"type":{}}`,
+	"{\"type\":\"message_stop\xff\"}", "{\"type\":\"\xffmessage_stop\"}", `{"type":"\ud800"}`, `{"type":"message\u005fstop"}`,
+	`{"type":"error","error":{"type":"overloaded_error","message":"busy"}}`, `{"type":"error","error":null}`, `{"type":"error","error":5}`,
+	`{"type":"error","error":{"type":5,"message":"m"}}`, `{"type":"error"}`,
+	`{"type":"ping"}`, `{"type":"content_block_delta","index":"x","delta":{"text":5}}`,
+}
+
 var eventSeeds = []string{
 	`[DONE]`, ` [DONE] `, "[DONE]\n", `[DONE]x`,
 	`{"choices":[],"usage":{"prompt_tokens":1}}`,
@@ -84,7 +162,7 @@ var eventSeeds = []string{
 	`{"choices":[{}],"choices":[],"usage":{"prompt_tokens":1}}`, `{"choices":[],"choices":[{}],"usage":{"prompt_tokens":1}}`,
 	`{"choices":[{}],"choices":null,"usage":{"prompt_tokens":1}}`,
 	`{"usage":5}`, `{"usage":{"prompt_tokens":"1"}}`, `{"usage":{"prompt_tokens":1.5}}`, `{"usage":[]}`, `{"usage":"x","error":null}`,
-	`[]`, `["error"]`, `"usage"`, `5`, `null`, `{}`, `[{"usage":{"prompt_tokens":1}}]`,
+	`[]`, `["error"]`, `"usage"`, `5`, `null`, ` null `, "\tnull\n", `{}`, `[{"usage":{"prompt_tokens":1}}]`,
 	`{"usage":{"prompt_tokens":1},"choices":[{}],"error":null}`,
 	`  {"usage": {"prompt_tokens": 1} }  `,
 	"{\"choices\":[],\"usage\":{\"prompt_tokens\":1},\"x\":\"\xff\"}",
@@ -94,7 +172,7 @@ var eventSeeds = []string{
 }
 
 func eventCorpus(t testing.TB) []string {
-	return append(append(append([]string{}, eventSeeds...), replySeeds...), streamSeeds(t)...)
+	return append(append(append(append([]string{}, eventSeeds...), anthropicEventSeeds...), replySeeds...), streamSeeds(t)...)
 }
 
 func TestScannedEventsReadAsUnmarshalled(t *testing.T) {
@@ -112,7 +190,10 @@ func FuzzScannedEvent(f *testing.F) {
 
 func checkScannedEvent(t *testing.T, data []byte) {
 	for _, include := range []bool{false, true} {
-		compareEvent(t, data, &openaiPassStream{includeUsage: include}, &unmarshalledPassStream{includeUsage: include})
+		compareEvent(t, &Event{Data: data}, &openaiPassStream{includeUsage: include}, &unmarshalledPassStream{includeUsage: include})
+	}
+	for _, name := range anthropicEventNames {
+		compareEvent(t, &Event{Name: []byte(name), Data: data}, &anthropicPassStream{}, &unmarshalledAnthropicPassStream{})
 	}
 }
 
@@ -120,21 +201,22 @@ func checkScannedEvent(t *testing.T, data []byte) {
 // with it: the fault (its kind; what it says, unless the event was
 // malformed, where the decoders' words differ), the events written, the
 // usage and whether the stream finished.
-func compareEvent(t *testing.T, data []byte, got, want Stream) {
+func compareEvent(t *testing.T, ev *Event, got, want Stream) {
 	t.Helper()
 	gout, wout := NewWriter(), NewWriter()
-	gerr := got.Event(&Event{Data: data}, gout)
-	werr := want.Event(&Event{Data: data}, wout)
+	gerr := got.Event(ev, gout)
+	werr := want.Event(ev, wout)
+	data := ev.Data
 	var gf, wf *Fault
 	if (gerr == nil) != (werr == nil) || gerr != nil && (!errors.As(gerr, &gf) || !errors.As(werr, &wf) ||
 		gf.Kind != wf.Kind || gf.Kind != FaultMalformed && *gf != *wf) {
-		t.Fatalf("%q: error %v, want %v", data, gerr, werr)
+		t.Fatalf("%s %q: error %v, want %v", ev.Name, data, gerr, werr)
 	}
 	if !bytes.Equal(gout.Bytes(), wout.Bytes()) {
-		t.Fatalf("%q: wrote %q, want %q", data, gout.Bytes(), wout.Bytes())
+		t.Fatalf("%s %q: wrote %q, want %q", ev.Name, data, gout.Bytes(), wout.Bytes())
 	}
 	if got.Usage() != want.Usage() || got.Finished() != want.Finished() {
-		t.Fatalf("%q: usage %+v finished %v, want %+v %v", data, got.Usage(), got.Finished(), want.Usage(), want.Finished())
+		t.Fatalf("%s %q: usage %+v finished %v, want %+v %v", ev.Name, data, got.Usage(), got.Finished(), want.Usage(), want.Finished())
 	}
 }
 

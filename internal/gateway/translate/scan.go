@@ -13,7 +13,8 @@ import (
 // A same-dialect reply passes through as the provider sent it; the gateway
 // needs only a few of its members (the usage). The reply is validated
 // whole with the lenient decoder's rules (duplicate names, invalid UTF-8
-// allowed), so a reply unmarshalLenient would refuse is refused; then
+// allowed; validEvent is jsontext's check, quicker), so a reply
+// unmarshalLenient would refuse is refused; then
 // objScanner walks the members of the valid object by their delimiters,
 // and only the few needed are read. Names match as unmarshalLenient
 // matches them (case-insensitively), and a repeated member is read again
@@ -29,7 +30,7 @@ var errNotObject = errors.New("not a JSON object")
 // scanObject starts reading body's top-level object, after checking that
 // body is valid JSON.
 func scanObject(body []byte) (objScanner, error) {
-	if !validLenient(body) {
+	if ok, _ := validEvent(body); !ok {
 		return objScanner{}, errors.New("invalid JSON")
 	}
 	return scanValid(body)
@@ -79,7 +80,7 @@ func (s *objScanner) value() jsontext.Value {
 // skip reads past the current member's value.
 func (s *objScanner) skip() { s.i = skipValue(s.b, s.i) }
 
-// The skips below read valid JSON only (what validLenient passed): they
+// The skips below read valid JSON only (what validEvent passed): they
 // find where a value ends by its delimiters, and stop at the end of the
 // input rather than run past it.
 

@@ -170,13 +170,13 @@ func space(b []byte, i int) int {
 // escape or a non-ASCII byte (the Kelvin sign folds to k, the long s to s)
 // is left to the object scanner to match exactly.
 func topMember(raw []byte) uint8 {
-	if len(raw) == 5 {
+	switch {
+	case len(raw) < 5: // too short even escaped or folded
+		return 0
+	case len(raw) == 5: // plain ASCII, or too short
 		var w [5]byte
 		for j, c := range raw {
-			switch {
-			case c == '\\' || c >= 0x80:
-				return memberUsage | memberError
-			case 'A' <= c && c <= 'Z':
+			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
 			}
 			w[j] = c

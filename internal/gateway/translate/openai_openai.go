@@ -112,8 +112,8 @@ func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 	return nil
 }
 
-// chunk is what a pass-through stream reads of a chunk.
-type chunk struct {
+// passChunk is what a pass-through stream reads of a chunk.
+type passChunk struct {
 	choices int
 	usage   *openaiUsage
 	err     jsontext.Value // not null
@@ -121,8 +121,8 @@ type chunk struct {
 
 // readChunk reads the valid chunk b as unmarshalling it into
 // {Choices []struct{}; Usage *openaiUsage; Error json.RawMessage} would.
-func readChunk(b []byte) (chunk, error) {
-	var c chunk
+func readChunk(b []byte) (passChunk, error) {
+	var c passChunk
 	s, err := scanValid(b)
 	if err != nil {
 		return c, err

@@ -120,9 +120,16 @@ type passChunk struct {
 }
 
 // readChunk reads the valid chunk b as unmarshalling it into
-// {Choices []struct{}; Usage *openaiUsage; Error json.RawMessage} would.
+// {Choices []struct{}; Usage *openaiUsage; Error json.RawMessage} would,
+// if b has a usage or an error member that is not null; otherwise (the
+// member test of validEvent is only a hint) b is as any other chunk, and
+// what choices holds does not matter.
 func readChunk(b []byte) (passChunk, error) {
-	var c passChunk
+	var (
+		c          passChunk
+		found      bool
+		choicesErr error
+	)
 	s, err := scanValid(b)
 	if err != nil {
 		return c, err
@@ -134,22 +141,30 @@ func readChunk(b []byte) (passChunk, error) {
 		}
 		switch {
 		case isName(name, "choices"):
-			if _, c.choices, err = s.objectArray(); err != nil {
-				return c, err
+			if _, c.choices, err = s.objectArray(); err != nil && choicesErr == nil {
+				choicesErr = err
 			}
 		case isName(name, "usage"):
-			if err := readOpenAIUsage(s.value(), &c.usage); err != nil {
+			v := s.value()
+			found = found || v.Kind() != 'n'
+			if err := readOpenAIUsage(v, &c.usage); err != nil {
 				return c, err
 			}
 		case isName(name, "error"):
-			if c.err = s.value(); c.err.Kind() == 'n' {
+			c.err = s.value()
+			if c.err.Kind() == 'n' {
 				c.err = nil
+			} else {
+				found = true
 			}
 		default:
 			s.skip()
 		}
 	}
-	return c, nil
+	if !found {
+		return passChunk{}, nil
+	}
+	return c, choicesErr
 }
 
 func openaiStreamFault(raw []byte) *Fault {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
 
@@ -67,7 +69,7 @@ type anthropicPassStream struct {
 }
 
 func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
-	if !validLenient(ev.Data) {
+	if ok, _ := validEvent(ev.Data); !ok {
 		return malformedEvent(errors.New("invalid JSON"))
 	}
 	// Only three event types matter for metering and errors; the rest are
@@ -75,14 +77,14 @@ func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
 	typ := eventType(ev)
 	switch string(typ) {
 	case "message_start", "message_delta":
-		var e anthropicEvent
-		if err := unmarshalLenient(ev.Data, &e); err != nil {
+		var u usageEvent
+		if err := u.read(ev.Data); err != nil {
 			return malformedEvent(err)
 		}
-		if e.Message != nil {
-			s.u = e.Message.Usage.usage()
-		} else if e.Usage != nil {
-			e.Usage.applyTo(&s.u)
+		if u.message {
+			s.u = u.start.usage()
+		} else if u.delta {
+			u.apply(&s.u)
 		}
 	case "error":
 		var e anthropicEvent
@@ -93,6 +95,117 @@ func (s *anthropicPassStream) Event(ev *Event, out *Writer) error {
 	}
 	out.Forward(typ, ev.Data) // named even if the provider left names out
 	return nil
+}
+
+// usageEvent is what a pass-through stream reads of a message_start or a
+// message_delta: the usage of the message (message_start's) or the counts
+// that changed (message_delta's).
+type usageEvent struct {
+	message bool // a message, with its usage in start
+	start   anthropicUsage
+	delta   bool // a usage, with the counts given (not null) in counts
+	given   [4]bool
+	counts  [4]int64 // in anthropicUsageCounts' order
+}
+
+// read reads the valid event b as unmarshalling it into {Message
+// *struct{Usage anthropicUsage}; Usage *anthropicDeltaUsage} would: a
+// repeated member merges into the first unless null came between.
+func (u *usageEvent) read(b []byte) error {
+	if jsontext.Value(b).Kind() == 'n' {
+		return nil // null leaves a struct as it was
+	}
+	s, err := scanValid(b)
+	if err != nil {
+		return err
+	}
+	for {
+		name, ok := s.next()
+		if !ok {
+			return nil
+		}
+		switch {
+		case isName(name, "message"):
+			if err := u.readMessage(s.value()); err != nil {
+				return err
+			}
+		case isName(name, "usage"):
+			if err := u.readDelta(s.value()); err != nil {
+				return err
+			}
+		default:
+			s.skip()
+		}
+	}
+}
+
+func (u *usageEvent) readMessage(v jsontext.Value) error {
+	switch v.Kind() {
+	case 'n':
+		u.message, u.start = false, anthropicUsage{}
+		return nil
+	case '{':
+	default:
+		return errNotObject
+	}
+	u.message = true
+	s, _ := scanValid(v)
+	for {
+		name, ok := s.next()
+		if !ok {
+			return nil
+		}
+		if !isName(name, "usage") {
+			s.skip()
+		} else if err := readAnthropicUsage(s.value(), &u.start); err != nil {
+			return err
+		}
+	}
+}
+
+// readDelta reads counts that are pointers: null takes one back.
+func (u *usageEvent) readDelta(v jsontext.Value) error {
+	switch v.Kind() {
+	case 'n':
+		u.delta, u.given, u.counts = false, [4]bool{}, [4]int64{}
+		return nil
+	case '{':
+	default:
+		return errNotObject
+	}
+	u.delta = true
+	s, _ := scanValid(v)
+members:
+	for {
+		name, ok := s.next()
+		if !ok {
+			return nil
+		}
+		for k, c := range anthropicUsageCounts {
+			if !isName(name, c.name) {
+				continue
+			}
+			if v := s.value(); v.Kind() == 'n' {
+				u.given[k], u.counts[k] = false, 0
+			} else if err := readCount(v, &u.counts[k]); err != nil {
+				return err
+			} else {
+				u.given[k] = true
+			}
+			continue members
+		}
+		s.skip()
+	}
+}
+
+// apply sets the counts given over m's.
+func (u *usageEvent) apply(m *metering.Usage) {
+	// In anthropicUsageCounts' order: input, cache writes, cache reads, output.
+	for k, f := range [...]*int64{&m.Input, &m.CacheWrite, &m.CacheRead, &m.Output} {
+		if u.given[k] {
+			*f = u.counts[k]
+		}
+	}
 }
 
 func anthropicStreamFault(e *anthropicError) *Fault {

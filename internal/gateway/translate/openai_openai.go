@@ -2,8 +2,9 @@ package translate
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
@@ -49,7 +50,7 @@ func (openaiOpenAI) Response(body []byte, out *bytes.Buffer) (metering.Usage, er
 		}
 		switch {
 		case isName(name, "choices"):
-			if choices, err = s.objectArray(); err != nil {
+			if choices, _, err = s.objectArray(); err != nil {
 				return metering.Usage{}, err
 			}
 		case isName(name, "usage"):
@@ -79,11 +80,6 @@ type openaiPassStream struct {
 	streamState
 }
 
-var (
-	errorKey  = []byte(`"error"`)
-	promptKey = []byte(`"prompt_tokens"`)
-)
-
 func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 	if isDone(ev.Data) {
 		s.finished = true
@@ -91,27 +87,23 @@ func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 		out.Raw("", doneData)
 		return nil
 	}
-	if !validLenient(ev.Data) {
+	ok, members := validEvent(ev.Data)
+	if !ok {
 		return malformedEvent(errors.New("invalid JSON"))
 	}
-	// Most chunks carry neither an error nor usage; skip decoding those. The
-	// keys could also appear inside generated text, so a hit is confirmed
-	// by decoding.
-	if bytes.Contains(ev.Data, errorKey) || bytes.Contains(ev.Data, promptKey) {
-		var c struct {
-			Choices []struct{}      `json:"choices"`
-			Usage   *openaiUsage    `json:"usage"`
-			Error   json.RawMessage `json:"error"`
-		}
-		if err := unmarshalLenient(ev.Data, &c); err != nil {
+	// Most chunks carry neither an error nor usage (OpenAI's say
+	// "usage":null until the last): those pass without decoding.
+	if members != 0 {
+		c, err := readChunk(ev.Data)
+		if err != nil {
 			return malformedEvent(err)
 		}
-		if len(c.Error) > 0 && string(c.Error) != "null" {
-			return openaiStreamFault(c.Error)
+		if c.err != nil {
+			return openaiStreamFault(c.err)
 		}
-		if c.Usage != nil {
-			s.u = c.Usage.usage()
-			if len(c.Choices) == 0 && !s.includeUsage {
+		if c.usage != nil {
+			s.u = c.usage.usage()
+			if c.choices == 0 && !s.includeUsage {
 				return nil
 			}
 		}
@@ -120,7 +112,62 @@ func (s *openaiPassStream) Event(ev *Event, out *Writer) error {
 	return nil
 }
 
-func openaiStreamFault(raw json.RawMessage) *Fault {
+// passChunk is what a pass-through stream reads of a chunk.
+type passChunk struct {
+	choices int
+	usage   *openaiUsage
+	err     jsontext.Value // not null
+}
+
+// readChunk reads the valid chunk b as unmarshalling it into
+// {Choices []struct{}; Usage *openaiUsage; Error json.RawMessage} would,
+// if b has a usage or an error member that is not null; otherwise (the
+// member test of validEvent is only a hint) b is as any other chunk, and
+// what choices holds does not matter.
+func readChunk(b []byte) (passChunk, error) {
+	var (
+		c          passChunk
+		found      bool
+		choicesErr error
+	)
+	s, err := scanValid(b)
+	if err != nil {
+		return c, err
+	}
+	for {
+		name, ok := s.next()
+		if !ok {
+			break
+		}
+		switch {
+		case isName(name, "choices"):
+			if _, c.choices, err = s.objectArray(); err != nil && choicesErr == nil {
+				choicesErr = err
+			}
+		case isName(name, "usage"):
+			v := s.value()
+			found = found || v.Kind() != 'n'
+			if err := readOpenAIUsage(v, &c.usage); err != nil {
+				return c, err
+			}
+		case isName(name, "error"):
+			c.err = s.value()
+			if c.err.Kind() == 'n' {
+				c.err = nil
+			} else {
+				found = true
+			}
+		default:
+			s.skip()
+		}
+	}
+	if !found {
+		return passChunk{}, nil
+	}
+	return c, choicesErr
+}
+
+func openaiStreamFault(raw []byte) *Fault {
 	msg, _ := UpstreamErrorMessage(append(append([]byte(`{"error":`), raw...), '}'), 0)
 	return &Fault{Kind: FaultReported, Msg: msg}
 }

@@ -13,7 +13,8 @@ import (
 // A same-dialect reply passes through as the provider sent it; the gateway
 // needs only a few of its members (the usage). The reply is validated
 // whole with the lenient decoder's rules (duplicate names, invalid UTF-8
-// allowed), so a reply unmarshalLenient would refuse is refused; then
+// allowed; validEvent is jsontext's check, quicker), so a reply
+// unmarshalLenient would refuse is refused; then
 // objScanner walks the members of the valid object by their delimiters,
 // and only the few needed are read. Names match as unmarshalLenient
 // matches them (case-insensitively), and a repeated member is read again
@@ -29,7 +30,7 @@ var errNotObject = errors.New("not a JSON object")
 // scanObject starts reading body's top-level object, after checking that
 // body is valid JSON.
 func scanObject(body []byte) (objScanner, error) {
-	if !validLenient(body) {
+	if ok, _ := validEvent(body); !ok {
 		return objScanner{}, errors.New("invalid JSON")
 	}
 	return scanValid(body)
@@ -79,7 +80,7 @@ func (s *objScanner) value() jsontext.Value {
 // skip reads past the current member's value.
 func (s *objScanner) skip() { s.i = skipValue(s.b, s.i) }
 
-// The skips below read valid JSON only (what validLenient passed): they
+// The skips below read valid JSON only (what validEvent passed): they
 // find where a value ends by its delimiters, and stop at the end of the
 // input rather than run past it.
 
@@ -164,27 +165,27 @@ func isName(name []byte, field string) bool {
 }
 
 // objectArray reads the current member's value as unmarshalling it into a
-// []struct{} would: an array of objects (or nulls) is there, null is not,
-// anything else is an error.
-func (s *objScanner) objectArray() (present bool, err error) {
+// []struct{} would: an array of objects (or nulls) is there, with n
+// elements; null is not; anything else is an error.
+func (s *objScanner) objectArray() (present bool, n int, err error) {
 	v := s.value()
 	switch v.Kind() {
 	case 'n':
-		return false, nil
+		return false, 0, nil
 	case '[':
 	default:
-		return false, errors.New("not an array")
+		return false, 0, errors.New("not an array")
 	}
-	for i := skipSpace(v, 1); i < len(v) && v[i] != ']'; {
+	for i := skipSpace(v, 1); i < len(v) && v[i] != ']'; n++ {
 		if v[i] != '{' && v[i] != 'n' {
-			return false, errors.New("an array element is not an object")
+			return false, 0, errors.New("an array element is not an object")
 		}
 		i = skipSpace(v, skipValue(v, i))
 		if i < len(v) && v[i] == ',' {
 			i = skipSpace(v, i+1)
 		}
 	}
-	return true, nil
+	return true, n, nil
 }
 
 // A reply's usage block is a few counts; reading it member by member costs

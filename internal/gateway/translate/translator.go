@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chatgateway/chatgateway-operator/internal/gateway/metering"
 )
@@ -185,17 +187,35 @@ func openaiFinishToAnthropic(finish string) string {
 	return "end_turn"
 }
 
-// eventType is the event's name, or the "type" in its data when a
-// provider omits names.
+// eventType is the event's name, or the "type" in its valid data when a
+// provider omits names: the last member of that name that is a string, as
+// unmarshalling into {Type string} reads it (ignoring its errors).
 func eventType(ev *Event) []byte {
 	if len(ev.Name) > 0 {
 		return ev.Name
 	}
-	var t struct {
-		Type string `json:"type"`
+	s, err := scanValid(ev.Data)
+	if err != nil {
+		return nil
 	}
-	_ = unmarshalLenient(ev.Data, &t)
-	return []byte(t.Type)
+	var typ []byte
+	for {
+		name, ok := s.next()
+		if !ok {
+			return typ
+		}
+		if !isName(name, "type") {
+			s.skip()
+			continue
+		}
+		if v := s.value(); v.Kind() == '"' {
+			if raw := v[1 : len(v)-1]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+				typ = raw
+			} else {
+				typ, _ = jsontext.AppendUnquote(nil, v) // invalid UTF-8 replaced
+			}
+		}
+	}
 }
 
 var doneData = []byte("[DONE]")

@@ -85,7 +85,9 @@ func (s *sqlStore) CommitSpend(ctx context.Context, writes []SpendWrite) error {
 	if pg, ok := s.db.(*pgBackend); ok {
 		err = pg.commitSpend(ctx, rows, settles)
 	} else {
+		yieldCPU() // before the BEGIN
 		err = s.db.tx(ctx, true, func(q querier) error { return commitSpendTx(ctx, q, rows, settles) })
+		yieldCPU() // after the COMMIT, before the caller's own work on the batch
 	}
 	if err != nil {
 		return fmt.Errorf("commit spend: %w", err)
@@ -95,9 +97,11 @@ func (s *sqlStore) CommitSpend(ctx context.Context, writes []SpendWrite) error {
 
 // sqliteChunk is the most rows one INSERT of a SQLite batch carries (14
 // parameters a row, far within SQLite's 32,766). A batch is cut into
-// chunks of 32, 16, 8, 4, 2 and 1 rows, so six statements, each prepared
-// once, serve every batch size.
-const sqliteChunk = 32
+// chunks of 4, 2 and 1 rows, so three statements, each prepared once,
+// serve every batch size. A chunk is small so that the CPU it takes in
+// one go stays short (about 40 µs; see yieldCPU); a statement's own cost
+// is small beside its rows', so small chunks cost little more per row.
+const sqliteChunk = 4
 
 // sqliteSpendInserts[i] inserts 1<<i rows. Its parameters are nameless
 // (?): the driver looks up every $N parameter's name as it binds it, which
@@ -111,23 +115,41 @@ var sqliteSpendInserts = func() []string {
 	return out
 }()
 
+// yieldCPU lets whatever waits for the CPU run before the batch goes on.
+//
+// A SQLite batch runs on the gateway's own CPU (SQLite is in-process, its
+// statements pure Go), and with the gateway on one CPU a request whose
+// bytes arrive while the batch runs waits until the batch lets go: the
+// batch yields before each statement of its transaction, so that a
+// request waits for one statement (a chunk of rows, a settlement, the
+// BEGIN or the COMMIT), not for the whole batch.
+//
+// The yield is a sleep long enough to be still pending when the scheduler
+// next looks at its timers. runtime.Gosched does not do: with one P it
+// puts the goroutine on the global run queue, which the scheduler takes
+// before it polls the network, so a request whose bytes arrived meanwhile
+// still waits for the whole batch. Nor does a sleep of a microsecond: it
+// has expired by the time the scheduler checks its timers, which makes the
+// batch the next goroutine to run, ahead of those waiting and before any
+// network poll. A pending sleep lets the scheduler run what is runnable
+// and poll the network; the batch goes on once those wait (a request for
+// its provider, or for its client's next bytes). It costs the batch time,
+// not CPU: on an idle gateway the poller waits out its resolution, so a
+// batch takes up to a millisecond longer per statement there.
+func yieldCPU() { time.Sleep(20 * time.Microsecond) }
+
 // commitSpendTx is the batch as statements in a transaction (SQLite: the
 // process's own file, where a statement costs no round trip). A multi-row
 // INSERT costs the driver and the statement's setup once per chunk rather
-// than per row. The batch runs on the gateway's own CPU (SQLite is
-// in-process, the statements pure Go): it yields between chunks, so that
-// requests waiting for the CPU run between them instead of after the
-// whole batch.
-//
-// The yield is a sleep, not runtime.Gosched: with one P (the gateway on
-// one CPU), Gosched puts the goroutine on the global run queue, which the
-// scheduler takes before it polls the network, so a request whose bytes
-// arrived meanwhile still waited for the whole batch. A sleep lets the
-// scheduler poll the network first. Its cost is the batch's own time: when
-// nothing else wants the CPU, a sleep under a millisecond takes one (the
-// poller's resolution), so the batch yields only after full chunks (a
-// 150-row batch holds the writer up to 4 ms longer when idle).
+// than per row. It yields (yieldCPU) before each statement and before the
+// COMMIT.
 func commitSpendTx(ctx context.Context, q querier, rows []SpendEntry, settles []settlement) error {
+	// The statements take ctx's values, not its end: with a context that
+	// can end, the driver starts a goroutine per statement to interrupt
+	// it, which costs the small statements here a good part of their CPU.
+	// The transaction still ends with ctx: its BEGIN and COMMIT take it,
+	// and database/sql rolls it back when ctx ends.
+	ctx = context.WithoutCancel(ctx)
 	args := make([]any, 0, 14*min(len(rows), sqliteChunk))
 	for len(rows) > 0 {
 		i := bits.Len(uint(min(len(rows), sqliteChunk))) - 1
@@ -137,15 +159,15 @@ func commitSpendTx(ctx context.Context, q querier, rows []SpendEntry, settles []
 			args = append(args, e.RequestID, e.ClientRequestID, e.User, e.Model, e.RequestedModel, e.Provider,
 				e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheWriteTokens, e.CostPicodollars, e.Status, micros(e.Time), e.Images)
 		}
+		yieldCPU()
 		if _, err := q.exec(ctx, sqliteSpendInserts[i], args...); err != nil {
 			return err
 		}
-		if rows = rows[n:]; len(rows) > 0 && n == sqliteChunk {
-			time.Sleep(time.Microsecond)
-		}
+		rows = rows[n:]
 	}
 	for _, st := range settles {
 		var bucket int64
+		yieldCPU()
 		err := q.queryRow(ctx, `UPDATE quota_leases SET amount_picodollars = MAX(amount_picodollars - $1, 0)
 			WHERE id = $2 AND user_email = $3 RETURNING bucket`, st.cost, st.lease, st.user).Scan(&bucket)
 		if isNoRows(err) {
@@ -154,12 +176,14 @@ func commitSpendTx(ctx context.Context, q querier, rows []SpendEntry, settles []
 		if err != nil {
 			return err
 		}
+		yieldCPU()
 		if _, err := q.exec(ctx, `INSERT INTO quota_spend (user_email, bucket, amount_picodollars) VALUES ($1, $2, $3)
 			ON CONFLICT (user_email, bucket) DO UPDATE SET amount_picodollars = quota_spend.amount_picodollars + excluded.amount_picodollars`,
 			st.user, bucket, st.cost); err != nil {
 			return err
 		}
 	}
+	yieldCPU() // before the COMMIT, which writes the batch's pages to the WAL
 	return nil
 }
 

@@ -60,7 +60,7 @@ func openSQLiteBackend(ctx context.Context, path string) (*sqliteBackend, error)
 
 	common := url.Values{}
 	for _, p := range []string{
-		"busy_timeout(10000)",
+		fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()),
 		"foreign_keys(1)",
 		// NORMAL in WAL mode survives a crash of the process (SIGKILL
 		// included) without losing a commit; only a power cut or kernel
@@ -104,13 +104,17 @@ func openSQLiteBackend(ctx context.Context, path string) (*sqliteBackend, error)
 	return &sqliteBackend{w: w, r: r}, nil
 }
 
+// sqliteBusyTimeout is how long a statement waits for another connection's
+// (or process's) lock before it fails with SQLITE_BUSY.
+const sqliteBusyTimeout = 10 * time.Second
+
 // pingUntilFree opens the writer's first connection. Switching a new file
 // into WAL mode needs the file to itself, and SQLite answers SQLITE_BUSY
 // there without its busy handler while another process (a replica
 // starting at the same moment) does the same: that is retried for as long
 // as busy_timeout would wait.
 func pingUntilFree(ctx context.Context, w *sql.DB) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(sqliteBusyTimeout)
 	for {
 		err := w.PingContext(ctx)
 		var e *sqlite.Error
